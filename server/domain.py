@@ -1,0 +1,103 @@
+"""Domain records shared by the services and the store (no I/O here)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwm2m.codec.link_format import RegisteredObjects, parse_object_links
+
+
+@dataclass(slots=True)
+class Registration:
+    """One endpoint's current registration (Core 1.1.1 §6.2.1)."""
+
+    endpoint: str
+    registration_id: str
+    listener: str
+    host: str
+    port: int
+    lifetime: int
+    binding: str
+    lwm2m_version: str
+    queue_mode: bool
+    root_path: str
+    object_links: str
+    sms: str | None = None
+    secure_identity: str | None = None
+    registered_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    @property
+    def expires_at(self) -> float:
+        return self.updated_at + self.lifetime
+
+    @property
+    def location(self) -> str:
+        return f"/rd/{self.registration_id}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _ROW_FIELDS}
+
+    @classmethod
+    def from_row(cls, row: Any) -> Registration:
+        return cls(**{name: row[name] for name in _ROW_FIELDS})
+
+    def as_dict(self) -> dict[str, Any]:
+        data = self.as_row()
+        data["expires_at"] = self.expires_at
+        data["objects"] = {str(k): v for k, v in self.objects.objects.items()}
+        data["instances"] = [str(p) for p in self.objects.instances]
+        return data
+
+    @property
+    def objects(self) -> RegisteredObjects:
+        return _parse_links_cached(self.object_links)
+
+
+_ROW_FIELDS = (
+    "endpoint",
+    "registration_id",
+    "listener",
+    "host",
+    "port",
+    "lifetime",
+    "binding",
+    "lwm2m_version",
+    "queue_mode",
+    "root_path",
+    "object_links",
+    "sms",
+    "secure_identity",
+    "registered_at",
+    "updated_at",
+)
+
+
+class _LinkCache:
+    """Registrations of a fleet repeat the same object lists: parse each distinct list once."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._cache: dict[str, RegisteredObjects] = {}
+        self._size = size
+
+    def get(self, text: str) -> RegisteredObjects:
+        found = self._cache.get(text)
+        if found is None:
+            found = parse_object_links(text)
+            if len(self._cache) >= self._size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[text] = found
+        return found
+
+
+_link_cache = _LinkCache()
+
+
+def _parse_links_cached(text: str) -> RegisteredObjects:
+    return _link_cache.get(text)

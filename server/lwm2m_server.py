@@ -1,0 +1,456 @@
+"""The LwM2M server and its Python API: everything the REST API, the web console and the carrier
+profiles do, they do through `Lwm2mServer`.
+
+    server = Lwm2mServer(Settings(database_url="sqlite+aiosqlite:///./data/t.db"))
+    await server.start()
+    node = await server.read("my-endpoint", "/3/0")          # a typed ObjectInstance
+    await server.write("my-endpoint", "/3/0/13", datetime.now(UTC))
+    observation = await server.observe("my-endpoint", "/3303/0/5700")
+    with server.subscribe(endpoint="my-endpoint") as events:
+        event = await events.get(timeout=30)
+    await server.stop()
+
+Errors are `server.services.errors.ServerError` subclasses (UnknownEndpoint, DeviceSleeping,
+DeviceTimeout, RequestFailed carrying the CoAP code, BadArgument).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lwm2m.codec.link_format import Link
+from lwm2m.model import ModelRegistry
+from lwm2m.node import Node
+from lwm2m.numbers import CoapCode
+from lwm2m.path import Path
+from server.coap.listener import CoapListener
+from server.domain import Registration
+from server.events import EventBus, Subscription
+from server.services.device_management import (
+    DeviceManagement,
+    Operation,
+    links_of,
+    result_node,
+    values_to_json,
+)
+from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
+from server.services.queue_mode import QueueMode
+from server.services.registration import OpenPolicy, RegistrationPolicy, RegistrationService
+from server.services.reporting import ActiveObservation, Reporting
+from server.services.requests import (
+    BootstrapRequest,
+    DeregisterRequest,
+    RegisterRequest,
+    SendRequest,
+    UpdateRequest,
+    UplinkResult,
+)
+from server.settings import ListenerSettings, Settings
+from server.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What `observe` returns: the observation id and the first value."""
+
+    id: int
+    endpoint: str
+    paths: tuple[Path, ...]
+    node: Node | None
+    values: list[dict[str, Any]]
+    observed: bool
+
+
+def _path(path: Path | str) -> Path:
+    try:
+        return Path.of(path)
+    except ValueError as exc:
+        raise BadArgument(str(exc)) from exc
+
+
+class Lwm2mServer:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        model: ModelRegistry | None = None,
+        policy: RegistrationPolicy | None = None,
+        store: Store | None = None,
+    ) -> None:
+        from lwm2m.model.builtin import registry_with
+
+        self.settings = settings or Settings()
+        self.model = model or registry_with(self.settings.models_dir)
+        self.bus = EventBus()
+        self._store = store
+        self._policy = policy or OpenPolicy()
+        self.listeners: dict[str, CoapListener] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.bootstrap_handler: Any = None
+        self.started = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "server not started"
+        return self._store
+
+    async def start(self) -> None:
+        if self._store is None:
+            self._store = await Store.open(self.settings.database_url)
+        store = self._store
+        self.bus.add_listener(lambda e: store.log_event(e.kind, e.endpoint, e.data, e.time))
+        self.registrations = RegistrationService(
+            store,
+            self.bus,
+            policy=self._policy,
+            lifetime_grace=self.settings.lifetime_grace,
+            sweep_interval=self.settings.expiry_sweep_interval,
+        )
+        self.dm = DeviceManagement(self.model, store, self.bus, self.settings.request_timeout)
+        self.reporting = Reporting(self.model, store, self.bus, self.dm)
+        self.queue = QueueMode(store, self.bus)
+        self.registrations.on_register(self._after_register)
+        self.registrations.on_update(self._after_update)
+        self.registrations.on_removal(self._after_removal)
+        for spec in self.settings.listeners:
+            await self.add_listener(spec)
+        await self.registrations.start()
+        for reg in self.registrations.all():
+            if not reg.queue_mode:
+                self._spawn(
+                    self.reporting.reestablish(self.listener_for(reg), reg, self.settings.request_timeout)
+                )
+        self.started = True
+
+    async def add_listener(self, spec: ListenerSettings) -> CoapListener:
+        listener = CoapListener(spec.name, spec.host, spec.port, self, max_payload=self.settings.max_payload)
+        await listener.start()
+        self.listeners[spec.name] = listener
+        return listener
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "registrations"):
+            await self.registrations.stop()
+            await self.reporting.drain()
+        for listener in self.listeners.values():
+            await listener.stop()
+        self.listeners.clear()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        self.started = False
+
+    async def __aenter__(self) -> Lwm2mServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def listener_for(self, reg: Registration) -> CoapListener:
+        listener = self.listeners.get(reg.listener)
+        if listener is None:
+            raise UnknownEndpoint(reg.endpoint)
+        return listener
+
+    # --- uplink (UplinkHandler) --------------------------------------------------------------------
+
+    async def register(self, request: RegisterRequest) -> UplinkResult:
+        result = await self.registrations.register(request)
+        if result.code == CoapCode.CREATED:
+            self.queue.heard_from(request.endpoint)
+        return result
+
+    async def update(self, request: UpdateRequest) -> UplinkResult:
+        result = await self.registrations.update(request)
+        if result.code == CoapCode.CHANGED:
+            reg = self.registrations.by_id(request.registration_id)
+            if reg is not None:
+                self.queue.heard_from(reg.endpoint)
+        return result
+
+    async def deregister(self, request: DeregisterRequest) -> UplinkResult:
+        return await self.registrations.deregister(request)
+
+    async def send(self, request: SendRequest) -> UplinkResult:
+        origin = request.origin
+        reg = self.registrations.by_address(origin.listener, origin.host, origin.port)
+        if reg is None:
+            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not registered")
+        self.queue.heard_from(reg.endpoint)
+        return await self.reporting.send(reg, request)
+
+    async def bootstrap(self, request: BootstrapRequest) -> UplinkResult:
+        if self.bootstrap_handler is None:
+            return UplinkResult(CoapCode.NOT_FOUND, diagnostic="no bootstrap server here")
+        result: UplinkResult = await self.bootstrap_handler.bootstrap(request)
+        return result
+
+    async def _after_register(self, reg: Registration, _reason: str) -> None:
+        await self.reporting.forget_endpoint(reg.endpoint)
+        await self._flush(reg)
+
+    async def _after_update(self, reg: Registration, reason: str) -> None:
+        if reason == "address":
+            await self.reporting.reestablish(self.listener_for(reg), reg, self.settings.request_timeout)
+        await self._flush(reg)
+
+    async def _after_removal(self, reg: Registration, reason: str) -> None:
+        self.queue.forget(reg.endpoint)
+        await self.reporting.forget_endpoint(reg.endpoint)
+
+    async def _flush(self, reg: Registration) -> None:
+        await self.queue.flush(reg, self._perform_now)
+
+    # --- the Python API ------------------------------------------------------------------------
+
+    def registration(self, endpoint: str) -> Registration | None:
+        return self.registrations.get(endpoint)
+
+    def registered(self) -> list[Registration]:
+        return self.registrations.all()
+
+    def _require(self, endpoint: str) -> Registration:
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            raise UnknownEndpoint(endpoint)
+        return reg
+
+    async def _perform_now(self, reg: Registration, op: Operation, timeout: float | None = None) -> Any:
+        return await self.dm.perform(self.listener_for(reg), reg, op, timeout)
+
+    async def perform(
+        self, endpoint: str, op: Operation, *, timeout: float | None = None, queue: bool = False
+    ) -> Any:
+        """Run `op` now; for a sleeping queue-mode device, queue it (and wait) when `queue` is set,
+        else raise DeviceSleeping."""
+        reg = self._require(endpoint)
+        if not self.queue.is_awake(reg):
+            if not queue:
+                raise DeviceSleeping(endpoint)
+            _request_id, future = await self.queue.enqueue(endpoint, op)
+            return await future
+        return await self._perform_now(reg, op, timeout)
+
+    async def enqueue(self, endpoint: str, op: Operation) -> int:
+        """Queue `op` for delivery at the device's next Register or Update, whatever its state."""
+        self._require(endpoint)
+        request_id, _future = await self.queue.enqueue(endpoint, op)
+        return request_id
+
+    async def read(
+        self,
+        endpoint: str,
+        path: Path | str,
+        *,
+        content_format: int | None = None,
+        timeout: float | None = None,
+        queue: bool = False,
+    ) -> Node:
+        """Read a resource, instance or object; returns the typed node."""
+        target = _path(path)
+        params: dict[str, Any] = {"path": str(target)}
+        if content_format is not None:
+            params["content_format"] = int(content_format)
+        result = await self.perform(endpoint, Operation("read", params), timeout=timeout, queue=queue)
+        return result_node(result, target, self.model)
+
+    async def discover(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> list[Link]:
+        result = await self.perform(
+            endpoint, Operation("discover", {"path": str(_path(path))}), timeout=timeout
+        )
+        return links_of(result)
+
+    async def write(
+        self,
+        endpoint: str,
+        path: Path | str,
+        value: Any,
+        *,
+        replace: bool = True,
+        content_format: int | None = None,
+        timeout: float | None = None,
+        queue: bool = False,
+    ) -> None:
+        """Write a value (typed by the model), a {resource id: value} mapping, or a node.
+        `replace=False` is the partial update (`POST`)."""
+        target = _path(path)
+        node = self.dm.node_for_write(target, value)
+        params: dict[str, Any] = {
+            "path": str(target),
+            "values": values_to_json(node, target),
+            "replace": replace,
+        }
+        if content_format is not None:
+            params["content_format"] = int(content_format)
+        await self.perform(endpoint, Operation("write", params), timeout=timeout, queue=queue)
+
+    async def write_attributes(
+        self,
+        endpoint: str,
+        path: Path | str,
+        attributes: Mapping[str, float | int | None],
+        *,
+        timeout: float | None = None,
+        queue: bool = False,
+    ) -> None:
+        """Write-Attributes (pmin, pmax, gt, lt, st, ...); a None value removes the attribute."""
+        params = {"path": str(_path(path)), "attributes": dict(attributes)}
+        await self.perform(endpoint, Operation("write_attributes", params), timeout=timeout, queue=queue)
+
+    async def execute(
+        self,
+        endpoint: str,
+        path: Path | str,
+        arguments: str = "",
+        *,
+        timeout: float | None = None,
+        queue: bool = False,
+    ) -> None:
+        params = {"path": str(_path(path)), "arguments": arguments}
+        await self.perform(endpoint, Operation("execute", params), timeout=timeout, queue=queue)
+
+    async def create(
+        self,
+        endpoint: str,
+        object_path: Path | str,
+        values: Mapping[int, Any],
+        *,
+        instance_id: int | None = None,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        target = _path(object_path)
+        if target.depth != 1:
+            raise BadArgument("create takes an object path such as /3303")
+        inst = target.child(instance_id if instance_id is not None else 0)
+        node = self.dm.node_for_write(inst, dict(values))
+        params: dict[str, Any] = {
+            "path": str(target),
+            "values": values_to_json(node, inst),
+            "instance_id": instance_id,
+        }
+        if content_format is not None:
+            params["content_format"] = int(content_format)
+        await self.perform(endpoint, Operation("create", params), timeout=timeout)
+
+    async def delete(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> None:
+        await self.perform(endpoint, Operation("delete", {"path": str(_path(path))}), timeout=timeout)
+
+    async def read_composite(
+        self,
+        endpoint: str,
+        paths: Sequence[Path | str],
+        *,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> dict[Path, Any]:
+        """Read-Composite (1.1): returns {resource path: value}."""
+        params: dict[str, Any] = {"paths": [str(_path(p)) for p in paths]}
+        if content_format is not None:
+            params["content_format"] = int(content_format)
+        result = await self.perform(endpoint, Operation("read_composite", params), timeout=timeout)
+        from server.services.device_management import values_from_json
+
+        return {p: v for p, v, _t in values_from_json(result["node"])}
+
+    async def write_composite(
+        self,
+        endpoint: str,
+        values: Mapping[Path | str, Any],
+        *,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        entries: list[dict[str, Any]] = []
+        for raw_path, value in values.items():
+            target = _path(raw_path)
+            entries.extend(values_to_json(self.dm.node_for_write(target, value), target))
+        params: dict[str, Any] = {"values": entries}
+        if content_format is not None:
+            params["content_format"] = int(content_format)
+        await self.perform(endpoint, Operation("write_composite", params), timeout=timeout)
+
+    async def observe(
+        self,
+        endpoint: str,
+        path: Path | str | Sequence[Path | str],
+        *,
+        content_format: int | None = None,
+        attributes: Mapping[str, float | int | None] | None = None,
+        timeout: float | None = None,
+    ) -> Observation:
+        """Observe one path, or several with Observe-Composite (pass a list). Attributes, when
+        given, are written first (Write-Attributes), as OneNET's platform does."""
+        reg = self._require(endpoint)
+        if not self.queue.is_awake(reg):
+            raise DeviceSleeping(endpoint)
+        composite = not isinstance(path, Path | str)
+        paths = [_path(p) for p in path] if composite else [_path(path)]  # type: ignore[union-attr]
+        if attributes and not composite:
+            await self.write_attributes(endpoint, paths[0], attributes, timeout=timeout)
+        observation, values = await self.reporting.observe(
+            self.listener_for(reg),
+            reg,
+            paths,
+            composite=composite,
+            content_format=content_format,
+            attributes=dict(attributes or {}),
+            timeout=self.settings.request_timeout if timeout is None else timeout,
+        )
+        from lwm2m.node import build_node
+        from server.services.device_management import values_from_json
+
+        node = None if composite else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        return Observation(
+            observation.id, endpoint, tuple(paths), node, values, observed=observation.handle is not None
+        )
+
+    async def cancel_observation(self, endpoint: str, observation_id: int, *, active: bool = True) -> None:
+        """Cancel with a GET Observe=1 (`active`) or by answering the next notification with Reset."""
+        reg = self.registrations.get(endpoint)
+        transport = self.listener_for(reg) if reg is not None else None
+        await self.reporting.cancel(transport, reg, observation_id, active=active)
+
+    def observations(self, endpoint: str | None = None) -> list[ActiveObservation]:
+        return self.reporting.observations(endpoint)
+
+    def subscribe(
+        self, *, endpoint: str | None = None, kinds: Iterable[str] | None = None, maxsize: int = 10_000
+    ) -> Subscription:
+        """Subscribe to events: `registration.*`, `notification`, `send`, `request.*`, `observation.*`."""
+        return self.bus.subscribe(endpoint=endpoint, kinds=tuple(kinds) if kinds else None, maxsize=maxsize)
+
+    async def latest_values(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        return await self.store.latest_values(endpoint)
+
+    async def datapoints(self, endpoint: str, path: Path | str | None = None, **kwargs: Any) -> list[Any]:
+        return await self.store.datapoints(endpoint, None if path is None else str(_path(path)), **kwargs)
+
+    def counters(self) -> dict[str, Any]:
+        """Per-listener traffic counters and store counters."""
+        from dataclasses import asdict
+
+        return {
+            "listeners": {name: asdict(listener.counters) for name, listener in self.listeners.items()},
+            "registrations": len(self.registrations),
+            "notifications_stored": self.reporting.notifications_stored,
+            "store_commits": self.store.writer.commits,
+            "store_operations": self.store.writer.operations,
+        }

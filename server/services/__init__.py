@@ -1,0 +1,1 @@
+"""The LwM2M server's services: registration, device management, reporting, queue mode."""

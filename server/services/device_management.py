@@ -1,0 +1,361 @@
+"""Device Management interface, server side (Core 1.1.1 §6.3 and §6.4; Transport §6.4.2-3).
+
+Read, Discover, Write (replace `PUT` / partial update `POST`), Write-Attributes, Execute, Create,
+Delete, and the 1.1 composite operations (Read-Composite `FETCH`, Write-Composite `iPATCH`).
+Each operation is a JSON-safe `Operation` so that queue mode can persist it, and a coroutine that
+performs it against a registration through the listener it registered on.
+
+Content formats: a caller may ask for one; otherwise reads send no Accept (the client chooses, and
+we decode whatever Content-Format it answers with) and writes use TLV for LwM2M 1.0 clients and
+for 1.1 clients that list it, else SenML CBOR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lwm2m import codec
+from lwm2m.codec.link_format import Link, parse_links
+from lwm2m.errors import CodecError, InvalidPath
+from lwm2m.model import ModelRegistry
+from lwm2m.node import (
+    LwM2MObject,
+    MultipleResource,
+    Node,
+    ObjectInstance,
+    ResourceInstance,
+    SingleResource,
+    Value,
+    build_node,
+    iter_values,
+)
+from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
+from lwm2m.path import Path
+from lwm2m.values import value_from_jsonable, value_to_jsonable
+from server.domain import Registration
+from server.events import EventBus
+from server.services.errors import BadArgument, RequestFailed
+from server.services.requests import Downlink, DownlinkResponse
+from server.store.repository import Store, StoredValue
+
+ATTRIBUTE_NAMES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax")
+
+
+class Transport(Protocol):
+    """What device management needs from the CoAP edge (a `CoapListener`)."""
+
+    async def send(
+        self, address: tuple[str, int], downlink: Downlink, timeout: float
+    ) -> DownlinkResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A device-management request in JSON-safe form (persisted by queue mode)."""
+
+    kind: str  # read, discover, write, write_attributes, execute, create, delete, read_composite, write_composite
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": self.params}
+
+
+def values_to_json(node: Node, path: Path) -> list[dict[str, Any]]:
+    return [
+        {"path": str(p), "type": t.value, "value": value_to_jsonable(v)}
+        for p, v, t in iter_values(node, path)
+    ]
+
+
+def values_from_json(entries: Sequence[Mapping[str, Any]]) -> list[tuple[Path, Value, ResourceType]]:
+    try:
+        return [
+            (Path.parse(e["path"]), value_from_jsonable(e["value"]), ResourceType(e["type"])) for e in entries
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadArgument(f"bad value list: {exc}") from exc
+
+
+def coerce_value(value: Any, rtype: ResourceType) -> Value:
+    """Turn a plain Python (or JSON) value into the resource's declared type."""
+    from datetime import UTC, datetime
+
+    from lwm2m.node import ObjectLink
+
+    try:
+        if rtype in (ResourceType.INTEGER, ResourceType.UNSIGNED_INTEGER):
+            if isinstance(value, bool):
+                return int(value)
+            return int(value)
+        if rtype is ResourceType.FLOAT:
+            return float(value)
+        if rtype is ResourceType.BOOLEAN:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true"):
+                    return True
+                if value.lower() in ("0", "false"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if rtype is ResourceType.OPAQUE:
+            if isinstance(value, bytes):
+                return value
+            if isinstance(value, str):
+                return bytes.fromhex(value)
+            raise ValueError(value)
+        if rtype is ResourceType.TIME:
+            if isinstance(value, datetime):
+                return value
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        if rtype is ResourceType.OBJLNK:
+            return value if isinstance(value, ObjectLink) else ObjectLink.parse(str(value))
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise BadArgument(f"{value!r} is not a valid {rtype.value}") from exc
+
+
+class DeviceManagement:
+    def __init__(
+        self, model: ModelRegistry, store: Store, bus: EventBus, default_timeout: float = 25.0
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.bus = bus
+        self.default_timeout = default_timeout
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _segments(reg: Registration, path: Path) -> tuple[str, ...]:
+        root = tuple(s for s in reg.root_path.split("/") if s)
+        return root + tuple(path.segments)
+
+    def write_format(self, reg: Registration, node: Node) -> int:
+        formats = reg.objects.content_formats
+        if reg.lwm2m_version == "1.0" or not formats or ContentFormat.TLV in formats:
+            return ContentFormat.TLV
+        for fmt in (ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.LWM2M_JSON):
+            if fmt in formats:
+                return int(fmt)
+        return ContentFormat.TLV
+
+    def decode_response(self, response: DownlinkResponse, path: Path) -> Node:
+        fmt = response.content_format
+        if fmt is None:
+            fmt = ContentFormat.TEXT if path.depth >= 3 else ContentFormat.TLV
+        try:
+            return codec.decode(response.payload, path, fmt, self.model)
+        except CodecError as exc:
+            raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+
+    @staticmethod
+    def _check(response: DownlinkResponse, expected: Sequence[CoapCode]) -> None:
+        if response.code not in expected:
+            detail = response.payload.decode("utf-8", "replace")[:80] if response.payload else ""
+            raise RequestFailed(response.code, detail)
+
+    async def record_node(self, endpoint: str, node: Node, path: Path, source: str) -> list[StoredValue]:
+        values = [StoredValue(str(p), t.value, value_to_jsonable(v)) for p, v, t in iter_values(node, path)]
+        await self.store.record_values(endpoint, values, source)
+        return values
+
+    def node_for_write(self, path: Path, value: Any) -> Node:
+        """A node from what a caller passed: a Node as is, a mapping {resource id: value} for an
+        instance, a list or dict {ri: value} for a multiple resource, or a plain value."""
+        if isinstance(
+            value, LwM2MObject | ObjectInstance | SingleResource | MultipleResource | ResourceInstance
+        ):
+            return value
+        if path.depth == 2 and isinstance(value, Mapping):
+            resources = {}
+            for rid, raw in value.items():
+                res_path = path.child(int(rid))
+                node = self.node_for_write(res_path, raw)
+                assert isinstance(node, SingleResource | MultipleResource)
+                resources[int(rid)] = node
+            return ObjectInstance(path.instance_id or 0, resources)
+        if path.depth == 3:
+            assert path.object_id is not None and path.resource_id is not None
+            rtype = self.model.resource_type(path.object_id, path.resource_id)
+            if self.model.get_resource(path.object_id, path.resource_id) is None:
+                rtype = ResourceType.OPAQUE if isinstance(value, bytes) else ResourceType.STRING
+            if isinstance(value, list | tuple):
+                value = dict(enumerate(value))
+            if isinstance(value, Mapping):
+                return MultipleResource(
+                    path.resource_id, {int(k): coerce_value(v, rtype) for k, v in value.items()}, rtype
+                )
+            return SingleResource(path.resource_id, coerce_value(value, rtype), rtype)
+        if path.depth == 4:
+            assert path.object_id is not None and path.resource_id is not None
+            rtype = self.model.resource_type(path.object_id, path.resource_id)
+            return ResourceInstance(path.resource_instance_id or 0, coerce_value(value, rtype), rtype)
+        raise BadArgument(f"cannot write {type(value).__name__} to {path}")
+
+    # --- operations ------------------------------------------------------------------------------
+
+    async def perform(
+        self, transport: Transport, reg: Registration, op: Operation, timeout: float | None = None
+    ) -> Any:
+        """Run one operation; returns a JSON-safe result (what queue mode stores)."""
+        timeout = self.default_timeout if timeout is None else timeout
+        p = op.params
+        try:
+            path = Path.parse(p.get("path", "/"))
+        except InvalidPath as exc:
+            raise BadArgument(str(exc)) from exc
+        address = reg.address
+        seg = self._segments(reg, path)
+        endpoint = reg.endpoint
+
+        if op.kind == "read":
+            response = await transport.send(
+                address, Downlink("GET", seg, accept=p.get("content_format")), timeout
+            )
+            self._check(response, (CoapCode.CONTENT,))
+            node = self.decode_response(response, path)
+            await self.record_node(endpoint, node, path, "read")
+            self.bus.publish("request.read", endpoint, path=str(path), values=values_to_json(node, path))
+            return {"node": values_to_json(node, path), "content_format": response.content_format}
+
+        if op.kind == "discover":
+            response = await transport.send(address, Downlink("GET", seg, accept=ContentFormat.LINK), timeout)
+            self._check(response, (CoapCode.CONTENT,))
+            try:
+                links = parse_links(response.payload)
+            except CodecError as exc:
+                raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"bad link format: {exc}") from exc
+            result = [{"target": link.target, "params": dict(link.params)} for link in links]
+            self.bus.publish("request.discover", endpoint, path=str(path), links=result)
+            return {"links": result}
+
+        if op.kind == "write":
+            entries = values_from_json(p["values"])
+            node = build_node(path, entries, self.model.is_multiple)
+            fmt = p.get("content_format") or self.write_format(reg, node)
+            try:
+                payload = codec.encode(node, path, fmt, self.model)
+            except CodecError as exc:
+                raise BadArgument(str(exc)) from exc
+            method = "PUT" if p.get("replace", True) else "POST"
+            response = await transport.send(
+                address, Downlink(method, seg, payload, content_format=fmt), timeout
+            )
+            self._check(response, (CoapCode.CHANGED,))
+            self.bus.publish(
+                "request.write", endpoint, path=str(path), values=p["values"], replace=method == "PUT"
+            )
+            return {"code": CoapCode.CHANGED.dotted}
+
+        if op.kind == "write_attributes":
+            query = []
+            for name, value in p.get("attributes", {}).items():
+                if name not in ATTRIBUTE_NAMES:
+                    raise BadArgument(f"unknown attribute {name!r}")
+                query.append(name if value is None else f"{name}={value}")
+            response = await transport.send(address, Downlink("PUT", seg, query=tuple(query)), timeout)
+            self._check(response, (CoapCode.CHANGED,))
+            self.bus.publish(
+                "request.write_attributes", endpoint, path=str(path), attributes=p.get("attributes")
+            )
+            return {"code": CoapCode.CHANGED.dotted}
+
+        if op.kind == "execute":
+            args = p.get("arguments") or ""
+            response = await transport.send(
+                address,
+                Downlink("POST", seg, args.encode(), content_format=ContentFormat.TEXT if args else None),
+                timeout,
+            )
+            self._check(response, (CoapCode.CHANGED,))
+            self.bus.publish("request.execute", endpoint, path=str(path), arguments=args)
+            return {"code": CoapCode.CHANGED.dotted}
+
+        if op.kind == "create":
+            entries = values_from_json(p["values"])
+            instance_id = p.get("instance_id")
+            inst_path = path.child(instance_id if instance_id is not None else 0)
+            node = build_node(
+                inst_path,
+                [
+                    (
+                        inst_path.child(e[0].resource_id or 0)
+                        if e[0].depth < 3
+                        else Path(*inst_path.ids, *e[0].ids[2:]),
+                        e[1],
+                        e[2],
+                    )
+                    for e in entries
+                ],
+                self.model.is_multiple,
+            )
+            fmt = p.get("content_format") or self.write_format(reg, node)
+            if fmt in (ContentFormat.TLV, ContentFormat.TLV_LEGACY) and instance_id is not None:
+                payload = codec.encode(
+                    LwM2MObject(path.object_id or 0, {instance_id: node}), path, fmt, self.model
+                )  # type: ignore[dict-item]
+            else:
+                payload = codec.encode(node, inst_path, fmt, self.model)
+            response = await transport.send(
+                address, Downlink("POST", seg, payload, content_format=fmt), timeout
+            )
+            self._check(response, (CoapCode.CREATED,))
+            self.bus.publish("request.create", endpoint, path=str(path), instance_id=instance_id)
+            return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}
+
+        if op.kind == "delete":
+            response = await transport.send(address, Downlink("DELETE", seg), timeout)
+            self._check(response, (CoapCode.DELETED,))
+            self.bus.publish("request.delete", endpoint, path=str(path))
+            return {"code": CoapCode.DELETED.dotted}
+
+        if op.kind == "read_composite":
+            paths = [Path.parse(x) for x in p["paths"]]
+            fmt = p.get("content_format") or ContentFormat.SENML_CBOR
+            body = codec.encode_paths(paths, fmt)
+            root = tuple(s for s in reg.root_path.split("/") if s)
+            response = await transport.send(
+                address, Downlink("FETCH", root, body, content_format=fmt, accept=fmt), timeout
+            )
+            self._check(response, (CoapCode.CONTENT,))
+            try:
+                nodes = codec.decode_composite(response.payload, response.content_format or fmt, self.model)
+            except CodecError as exc:
+                raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+            values: list[dict[str, Any]] = []
+            for node_path, node in nodes.items():
+                await self.record_node(endpoint, node, node_path, "read")
+                values.extend(values_to_json(node, node_path))
+            self.bus.publish("request.read_composite", endpoint, paths=p["paths"], values=values)
+            return {"node": values}
+
+        if op.kind == "write_composite":
+            entries = values_from_json(p["values"])
+            fmt = p.get("content_format") or ContentFormat.SENML_CBOR
+            nodes: dict[Path, Node] = {
+                e_path: build_node(e_path, [(e_path, v, t)], self.model.is_multiple)
+                for e_path, v, t in entries
+            }
+            body = codec.encode_composite(nodes, fmt, self.model)
+            root = tuple(s for s in reg.root_path.split("/") if s)
+            response = await transport.send(
+                address, Downlink("IPATCH", root, body, content_format=fmt), timeout
+            )
+            self._check(response, (CoapCode.CHANGED,))
+            self.bus.publish("request.write_composite", endpoint, values=p["values"])
+            return {"code": CoapCode.CHANGED.dotted}
+
+        raise BadArgument(f"unknown operation {op.kind!r}")
+
+
+def result_node(result: Mapping[str, Any], path: Path, model: ModelRegistry) -> Node:
+    """Rebuild the typed node of a read result (see `DeviceManagement.perform`)."""
+    return build_node(path, values_from_json(result["node"]), model.is_multiple)
+
+
+def links_of(result: Mapping[str, Any]) -> list[Link]:
+    return [Link(r["target"], tuple(r["params"].items())) for r in result["links"]]

@@ -1,0 +1,275 @@
+"""Information Reporting interface, server side (Core 1.1.1 §6.4; RFC 7641).
+
+Observe / Observe-Composite start an observation through the listener the device registered on;
+each notification is decoded, stored (time series and latest value) and published. aiocoap
+already drops notifications older than the newest one (RFC 7641 §3.4 reordering rule), and
+duplicates of a CON notification carry the same sequence number, so each value is stored once.
+
+Cancel: `cancel(..., active=True)` sends a GET with Observe=1 (Core §6.4.2) and forgets the
+observation; `active=False` only forgets it, so the next notification is answered with Reset.
+
+Observations are persisted. They die with a registration (de-register, expiry, re-registration
+clears them, as the spec says) and are re-established after an address change or a server restart
+(the client's side of the token is gone then), at the device's next Update or right at start.
+
+Send (`POST /dp`, 1.1) values are stored the same way with the timestamps the client gave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwm2m import codec
+from lwm2m.errors import CodecError
+from lwm2m.model import ModelRegistry
+from lwm2m.numbers import CoapCode, ContentFormat
+from lwm2m.path import Path
+from lwm2m.values import value_to_jsonable
+from server.coap.listener import ObservationHandle
+from server.domain import Registration
+from server.events import EventBus
+from server.services.device_management import DeviceManagement, values_to_json
+from server.services.errors import RequestFailed
+from server.services.requests import Downlink, DownlinkResponse, SendRequest, UplinkResult
+from server.store.repository import Store, StoredValue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ActiveObservation:
+    id: int
+    endpoint: str
+    paths: list[Path]
+    composite: bool
+    content_format: int | None
+    attributes: dict[str, Any]
+    handle: ObservationHandle | None = None
+    notifications: int = 0
+    last: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Reporting:
+    def __init__(self, model: ModelRegistry, store: Store, bus: EventBus, dm: DeviceManagement) -> None:
+        self.model = model
+        self.store = store
+        self.bus = bus
+        self.dm = dm
+        self._active: dict[int, ActiveObservation] = {}
+        self._pending_writes: set[asyncio.Task[None]] = set()
+        self.notifications_stored = 0
+        self.notifications_rejected = 0
+
+    # --- observe ---------------------------------------------------------------------------------
+
+    def observations(self, endpoint: str | None = None) -> list[ActiveObservation]:
+        return [o for o in self._active.values() if endpoint is None or o.endpoint == endpoint]
+
+    async def observe(
+        self,
+        transport: Any,
+        reg: Registration,
+        paths: Sequence[Path],
+        *,
+        composite: bool = False,
+        content_format: int | None = None,
+        attributes: dict[str, Any] | None = None,
+        timeout: float = 25.0,
+        existing_id: int | None = None,
+    ) -> tuple[ActiveObservation, list[dict[str, Any]]]:
+        """Start observing; returns the observation and the first values."""
+        if composite:
+            fmt = content_format or ContentFormat.SENML_CBOR
+            root = tuple(s for s in reg.root_path.split("/") if s)
+            downlink = Downlink(
+                "FETCH", root, codec.encode_paths(list(paths), fmt), content_format=fmt, accept=fmt, observe=0
+            )
+        else:
+            downlink = Downlink("GET", self.dm._segments(reg, paths[0]), accept=content_format, observe=0)
+        observation = ActiveObservation(
+            id=existing_id or 0,
+            endpoint=reg.endpoint,
+            paths=list(paths),
+            composite=composite,
+            content_format=content_format,
+            attributes=attributes or {},
+        )
+
+        def on_notification(response: DownlinkResponse) -> None:
+            task = asyncio.create_task(self._store_notification(observation, response))
+            self._pending_writes.add(task)
+            task.add_done_callback(self._pending_writes.discard)
+
+        def on_end(exc: Exception | None) -> None:
+            if self._active.get(observation.id) is observation:
+                del self._active[observation.id]
+                self.bus.publish(
+                    "observation.ended", observation.endpoint, id=observation.id, reason=str(exc)
+                )
+
+        first, handle = await transport.observe(reg.address, downlink, timeout, on_notification, on_end)
+        if not first.success:
+            raise RequestFailed(first.code)
+        values = await self._record(observation, first, "observe")
+        if observation.id == 0:
+            observation.id = await self.store.add_observation(
+                reg.endpoint,
+                [str(p) for p in paths],
+                composite=composite,
+                content_format=content_format,
+                attributes=observation.attributes,
+            )
+        observation.handle = handle
+        if handle is not None:
+            self._active[observation.id] = observation
+        self.bus.publish(
+            "observation.started",
+            reg.endpoint,
+            id=observation.id,
+            paths=[str(p) for p in paths],
+            composite=composite,
+            observed=handle is not None,
+        )
+        return observation, values
+
+    async def cancel(
+        self, transport: Any, reg: Registration | None, observation_id: int, *, active: bool = True
+    ) -> None:
+        observation = self._active.pop(observation_id, None)
+        if observation is None:
+            return
+        if observation.handle is not None:
+            observation.handle.cancel()
+        await self.store.deactivate_observations(observation.endpoint, observation_id)
+        if active and reg is not None:
+            if observation.composite:
+                fmt = observation.content_format or ContentFormat.SENML_CBOR
+                root = tuple(s for s in reg.root_path.split("/") if s)
+                downlink = Downlink(
+                    "FETCH",
+                    root,
+                    codec.encode_paths(observation.paths, fmt),
+                    content_format=fmt,
+                    accept=fmt,
+                    observe=1,
+                )
+            else:
+                downlink = Downlink(
+                    "GET",
+                    self.dm._segments(reg, observation.paths[0]),
+                    accept=observation.content_format,
+                    observe=1,
+                )
+            try:
+                await transport.send(reg.address, downlink, 10.0)
+            except Exception as exc:
+                log.info("cancel of observation %s on %s not answered: %s", observation_id, reg.endpoint, exc)
+        self.bus.publish("observation.cancelled", observation.endpoint, id=observation_id, active=active)
+
+    async def forget_endpoint(self, endpoint: str, *, keep_stored: bool = False) -> None:
+        """Drop every local observation of an endpoint (its registration ended or moved)."""
+        for observation in self.observations(endpoint):
+            self._active.pop(observation.id, None)
+            if observation.handle is not None:
+                observation.handle.cancel()
+        if not keep_stored:
+            await self.store.deactivate_observations(endpoint)
+
+    async def reestablish(self, transport: Any, reg: Registration, timeout: float = 25.0) -> int:
+        """Observe again everything stored as active for this endpoint (after a move or a restart)."""
+        count = 0
+        await self.forget_endpoint(reg.endpoint, keep_stored=True)
+        for record in await self.store.observations(reg.endpoint):
+            try:
+                await self.observe(
+                    transport,
+                    reg,
+                    [Path.parse(p) for p in record.paths],
+                    composite=record.composite,
+                    content_format=record.content_format,
+                    attributes=record.attributes,
+                    timeout=timeout,
+                    existing_id=record.id,
+                )
+                count += 1
+            except Exception as exc:
+                log.info("could not re-observe %s on %s: %s", record.paths, reg.endpoint, exc)
+        return count
+
+    async def drain(self) -> None:
+        """Wait until every notification received so far is stored."""
+        while self._pending_writes:
+            await asyncio.gather(*list(self._pending_writes), return_exceptions=True)
+
+    # --- notifications ---------------------------------------------------------------------------
+
+    async def _record(
+        self, observation: ActiveObservation, response: DownlinkResponse, source: str
+    ) -> list[dict[str, Any]]:
+        values: list[dict[str, Any]] = []
+        if observation.composite:
+            fmt = response.content_format or observation.content_format or ContentFormat.SENML_CBOR
+            nodes = codec.decode_composite(response.payload, fmt, self.model)
+            for node_path, node in nodes.items():
+                await self.dm.record_node(observation.endpoint, node, node_path, source)
+                values.extend(values_to_json(node, node_path))
+        else:
+            path = observation.paths[0]
+            node = self.dm.decode_response(response, path)
+            await self.dm.record_node(observation.endpoint, node, path, source)
+            values = values_to_json(node, path)
+        observation.last = values
+        return values
+
+    async def _store_notification(self, observation: ActiveObservation, response: DownlinkResponse) -> None:
+        if not response.success:
+            self._active.pop(observation.id, None)
+            self.bus.publish("observation.ended", observation.endpoint, id=observation.id, code=response.code)
+            return
+        try:
+            values = await self._record(observation, response, "notify")
+        except (CodecError, RequestFailed) as exc:
+            self.notifications_rejected += 1
+            self.bus.publish(
+                "notification.rejected", observation.endpoint, id=observation.id, reason=str(exc)
+            )
+            return
+        observation.notifications += 1
+        self.notifications_stored += 1
+        self.bus.publish(
+            "notification", observation.endpoint, id=observation.id, sequence=response.observe, values=values
+        )
+
+    # --- send ------------------------------------------------------------------------------------
+
+    async def send(self, reg: Registration, request: SendRequest) -> UplinkResult:
+        fmt = request.content_format
+        if fmt is None or fmt not in (
+            ContentFormat.SENML_CBOR,
+            ContentFormat.SENML_JSON,
+            ContentFormat.LWM2M_JSON,
+        ):
+            return UplinkResult(CoapCode.UNSUPPORTED_CONTENT_FORMAT)
+        try:
+            entries = codec.decode_timestamped(request.payload, Path(), fmt, self.model)
+        except CodecError as exc:
+            return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=str(exc)[:100])
+        stored = [
+            StoredValue(
+                str(e.path), e.type.value, value_to_jsonable(e.value), e.time.timestamp() if e.time else None
+            )
+            for e in entries
+        ]
+        await self.store.record_values(reg.endpoint, stored, "send")
+        self.bus.publish(
+            "send",
+            reg.endpoint,
+            values=[
+                {"path": s.path, "type": s.type, "value": s.value, "time": s.measured_at} for s in stored
+            ],
+        )
+        return UplinkResult(CoapCode.CHANGED)

@@ -1,0 +1,181 @@
+"""Engine, migrations and the group-commit writer.
+
+`Database.connect(url)` creates the async engine (SQLite gets WAL mode and a busy timeout), and
+`migrate()` runs the Alembic migrations to head on a connection of that engine, so start-up and
+`testbed db upgrade` share one code path.
+
+`GroupCommitter` runs write operations in batches: every caller awaits its own operation, which
+completes only after the transaction holding it has committed ("acknowledge after commit"). While
+one transaction commits, new operations queue up and go into the next one, so throughput grows
+with load without delaying a lone writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+T = TypeVar("T")
+WriteOp = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+def _prepare_sqlite_path(url: str) -> None:
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix):
+        file = url[len(prefix) :].split("?", 1)[0]
+        if file and file != ":memory:":
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def connect(cls, url: str) -> Database:
+        _prepare_sqlite_path(url)
+        if url.startswith("sqlite"):
+            engine = create_async_engine(url, connect_args={"timeout": 30})
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+        else:
+            engine = create_async_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+        return cls(engine)
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to `revision` (idempotent)."""
+
+        def upgrade(sync_conn: Connection) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, revision)
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        def read(sync_conn: Connection) -> str | None:
+            return MigrationContext.configure(sync_conn).get_current_revision()
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(read)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class GroupCommitter:
+    """Runs write operations in shared transactions; each caller waits for its commit."""
+
+    def __init__(self, engine: AsyncEngine, max_batch: int = 1000) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: list[tuple[WriteOp, asyncio.Future[Any] | None]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+        self.operations = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="group-committer")
+
+    async def run(self, op: WriteOp) -> Any:
+        """Queue `op` and wait until the transaction that ran it has committed."""
+        if self._closing:
+            raise RuntimeError("the store is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._wakeup.set()
+        return await future
+
+    def submit(self, op: WriteOp) -> None:
+        """Queue `op` without waiting (event log, statistics)."""
+        if self._closing:
+            return
+        self._queue.append((op, None))
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has committed."""
+
+        async def nothing(_conn: AsyncConnection) -> None:
+            return None
+
+        await self.run(nothing)
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        await self.flush()
+        self._closing = True
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[tuple[WriteOp, asyncio.Future[Any] | None]]) -> None:
+        try:
+            results = []
+            async with self._engine.begin() as conn:
+                for op, _future in batch:
+                    results.append(await op(conn))
+        except Exception as exc:
+            # One operation spoiled the transaction: run each alone so only the culprit fails.
+            if len(batch) > 1:
+                for item in batch:
+                    await self._commit_batch([item])
+                return
+            op, future = batch[0]
+            self.failures += 1
+            log.exception("store write failed")
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        self.commits += 1
+        self.operations += len(batch)
+        for (_op, future), result in zip(batch, results, strict=True):
+            if future is not None and not future.done():
+                future.set_result(result)

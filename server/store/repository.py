@@ -1,0 +1,331 @@
+"""The store: every read and write of the server's persistent state goes through `Store`.
+
+Writes go through the `GroupCommitter` (each awaited write returns after its commit); reads use
+their own short connections. Upserts use `INSERT ... ON CONFLICT`, which SQLite and PostgreSQL
+both speak.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.domain import Registration
+from server.store import tables as t
+from server.store.database import Database, GroupCommitter
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """One reported value, ready to store: path text, resource type name, JSON-safe value."""
+
+    path: str
+    type: str
+    value: Any
+    measured_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Datapoint:
+    id: int
+    endpoint: str
+    path: str
+    type: str
+    value: Any
+    measured_at: float | None
+    received_at: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRecord:
+    id: int
+    endpoint: str
+    paths: list[str]
+    composite: bool
+    content_format: int | None
+    attributes: dict[str, Any]
+    active: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    id: int
+    endpoint: str
+    operation: str
+    params: dict[str, Any]
+    status: str
+    result: Any
+    created_at: float
+    completed_at: float | None
+
+
+class Store:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.engine = database.engine
+        self.writer = GroupCommitter(database.engine)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        database = Database.connect(url)
+        if migrate:
+            await database.migrate()
+        store = cls(database)
+        store.writer.start()
+        return store
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.database.dispose()
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.database.dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # --- devices -------------------------------------------------------------------------------
+
+    async def ensure_device(self, endpoint: str, carrier: str = "custom") -> None:
+        stmt = (
+            self._insert(t.devices)
+            .values(endpoint=endpoint, carrier=carrier, attributes={}, created_at=time.time())
+            .on_conflict_do_nothing(index_elements=["endpoint"])
+        )
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(stmt)
+
+        await self.writer.run(op)
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t.devices).order_by(t.devices.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    # --- registrations -------------------------------------------------------------------------
+
+    async def save_registration(self, reg: Registration) -> None:
+        """Insert or replace the registration of `reg.endpoint` (a re-registration replaces)."""
+        row = reg.as_row()
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(delete(t.registrations).where(t.registrations.c.endpoint == reg.endpoint))
+            await conn.execute(t.registrations.insert().values(**row))
+
+        await self.writer.run(op)
+
+    async def delete_registration(self, endpoint: str, registration_id: str | None = None) -> None:
+        cond = t.registrations.c.endpoint == endpoint
+        if registration_id is not None:
+            cond = and_(cond, t.registrations.c.registration_id == registration_id)
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(delete(t.registrations).where(cond))
+
+        await self.writer.run(op)
+
+    async def load_registrations(self) -> list[Registration]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t.registrations))
+            return [Registration.from_row(r._mapping) for r in rows]
+
+    # --- reported values -----------------------------------------------------------------------
+
+    async def record_values(
+        self, endpoint: str, values: Sequence[StoredValue], source: str, received_at: float | None = None
+    ) -> None:
+        """Append every value to the time series and update the latest value of each path."""
+        if not values:
+            return
+        now = received_at if received_at is not None else time.time()
+        points = [
+            {
+                "endpoint": endpoint,
+                "path": v.path,
+                "type": v.type,
+                "value": v.value,
+                "measured_at": v.measured_at,
+                "received_at": now,
+                "source": source,
+            }
+            for v in values
+        ]
+        latest: dict[str, dict[str, Any]] = {}
+        for v in values:
+            latest[v.path] = {
+                "endpoint": endpoint,
+                "path": v.path,
+                "type": v.type,
+                "value": v.value,
+                "updated_at": now,
+            }
+        ins = self._insert(t.latest_values)
+        upsert = ins.on_conflict_do_update(
+            index_elements=["endpoint", "path"],
+            set_={
+                "type": ins.excluded.type,
+                "value": ins.excluded.value,
+                "updated_at": ins.excluded.updated_at,
+            },
+        )
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(t.datapoints.insert(), points)
+            await conn.execute(upsert, list(latest.values()))
+
+        await self.writer.run(op)
+
+    async def latest_values(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t.latest_values).where(t.latest_values.c.endpoint == endpoint))
+            return {r.path: {"type": r.type, "value": r.value, "updated_at": r.updated_at} for r in rows}
+
+    async def datapoints(
+        self,
+        endpoint: str,
+        path: str | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Datapoint]:
+        c = t.datapoints.c
+        conds = [c.endpoint == endpoint]
+        if path is not None:
+            conds.append(c.path == path)
+        if start is not None:
+            conds.append(c.received_at >= start)
+        if end is not None:
+            conds.append(c.received_at <= end)
+        if after_id is not None:
+            conds.append(c.id > after_id)
+        order = c.id.desc() if newest_first else c.id
+        stmt = select(t.datapoints).where(and_(*conds)).order_by(order).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(stmt)
+            return [Datapoint(**r._mapping) for r in rows]
+
+    async def count_datapoints(self, endpoint: str | None = None) -> int:
+        stmt = select(func.count()).select_from(t.datapoints)
+        if endpoint is not None:
+            stmt = stmt.where(t.datapoints.c.endpoint == endpoint)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    # --- observations --------------------------------------------------------------------------
+
+    async def add_observation(
+        self,
+        endpoint: str,
+        paths: Iterable[str],
+        *,
+        composite: bool,
+        content_format: int | None,
+        attributes: dict[str, Any],
+    ) -> int:
+        values = {
+            "endpoint": endpoint,
+            "paths": list(paths),
+            "composite": composite,
+            "content_format": content_format,
+            "attributes": attributes,
+            "active": True,
+            "created_at": time.time(),
+        }
+
+        async def op(conn: AsyncConnection) -> int:
+            result = await conn.execute(t.observations.insert().values(**values))
+            return int(result.inserted_primary_key[0])
+
+        observation_id: int = await self.writer.run(op)
+        return observation_id
+
+    async def deactivate_observations(self, endpoint: str, observation_id: int | None = None) -> None:
+        cond = t.observations.c.endpoint == endpoint
+        if observation_id is not None:
+            cond = and_(cond, t.observations.c.id == observation_id)
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(update(t.observations).where(cond).values(active=False))
+
+        await self.writer.run(op)
+
+    async def observations(
+        self, endpoint: str | None = None, *, active_only: bool = True
+    ) -> list[ObservationRecord]:
+        stmt = select(t.observations)
+        if endpoint is not None:
+            stmt = stmt.where(t.observations.c.endpoint == endpoint)
+        if active_only:
+            stmt = stmt.where(t.observations.c.active.is_(True))
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(stmt.order_by(t.observations.c.id))
+            return [ObservationRecord(**r._mapping) for r in rows]
+
+    # --- queue mode: pending requests ----------------------------------------------------------
+
+    async def enqueue_request(self, endpoint: str, operation: str, params: dict[str, Any]) -> int:
+        values = {
+            "endpoint": endpoint,
+            "operation": operation,
+            "params": params,
+            "status": "queued",
+            "created_at": time.time(),
+        }
+
+        async def op(conn: AsyncConnection) -> int:
+            result = await conn.execute(t.pending_requests.insert().values(**values))
+            return int(result.inserted_primary_key[0])
+
+        request_id: int = await self.writer.run(op)
+        return request_id
+
+    async def pending_requests(
+        self, endpoint: str | None = None, status: str | None = "queued"
+    ) -> list[PendingRequest]:
+        stmt = select(t.pending_requests)
+        if endpoint is not None:
+            stmt = stmt.where(t.pending_requests.c.endpoint == endpoint)
+        if status is not None:
+            stmt = stmt.where(t.pending_requests.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(stmt.order_by(t.pending_requests.c.id))
+            return [PendingRequest(**r._mapping) for r in rows]
+
+    async def complete_request(self, request_id: int, status: str, result: Any) -> None:
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(t.pending_requests)
+                .where(t.pending_requests.c.id == request_id)
+                .values(status=status, result=result, completed_at=time.time())
+            )
+
+        await self.writer.run(op)
+
+    # --- event log -----------------------------------------------------------------------------
+
+    def log_event(self, kind: str, endpoint: str | None, data: dict[str, Any], at: float) -> None:
+        """Append to the event log without waiting for the commit."""
+        row = {"time": at, "endpoint": endpoint, "kind": kind, "data": data}
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(t.events.insert().values(**row))
+
+        self.writer.submit(op)
+
+    async def events(self, endpoint: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        stmt = select(t.events).order_by(t.events.c.id.desc()).limit(limit)
+        if endpoint is not None:
+            stmt = stmt.where(t.events.c.endpoint == endpoint)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(stmt)
+            return [dict(r._mapping) for r in rows]

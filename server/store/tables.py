@@ -1,0 +1,113 @@
+"""Table definitions. The schema itself is created by the Alembic migrations in `migrations/`;
+these definitions must match the head revision (a test compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Big integer ids that still autoincrement on SQLite (where only INTEGER PRIMARY KEY does).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(255), nullable=False, unique=True),
+    Column("carrier", String(32), nullable=False, default="custom"),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+)
+
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("registration_id", String(64), primary_key=True),
+    Column("endpoint", String(255), nullable=False, unique=True),
+    Column("listener", String(64), nullable=False),
+    Column("host", String(64), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("lifetime", Integer, nullable=False),
+    Column("binding", String(8), nullable=False),
+    Column("lwm2m_version", String(8), nullable=False),
+    Column("queue_mode", Boolean, nullable=False),
+    Column("sms", String(64), nullable=True),
+    Column("root_path", String(255), nullable=False),
+    Column("object_links", Text, nullable=False),
+    Column("secure_identity", String(255), nullable=True),
+    Column("registered_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+latest_values = Table(
+    "latest_values",
+    metadata,
+    Column("endpoint", String(255), primary_key=True),
+    Column("path", String(64), primary_key=True),
+    Column("type", String(24), nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+datapoints = Table(
+    "datapoints",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("endpoint", String(255), nullable=False),
+    Column("path", String(64), nullable=False),
+    Column("type", String(24), nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("measured_at", Float, nullable=True),
+    Column("received_at", Float, nullable=False),
+    Column("source", String(16), nullable=False),
+    Index("ix_datapoints_endpoint_path_received", "endpoint", "path", "received_at"),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(255), nullable=False, index=True),
+    Column("paths", JSON, nullable=False),
+    Column("composite", Boolean, nullable=False, default=False),
+    Column("content_format", Integer, nullable=True),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+pending_requests = Table(
+    "pending_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(255), nullable=False, index=True),
+    Column("operation", String(32), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("completed_at", Float, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("endpoint", String(255), nullable=True, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+)
