@@ -1,0 +1,155 @@
+"""The store on SQLite and on the local PostgreSQL: migrations, registrations, values, time series,
+observations, the pending-request queue and the event log."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server.domain import Registration
+from server.store.database import Database
+from server.store.repository import StoredValue, Store
+from server.store.tables import metadata
+
+
+async def test_migrations_reach_head_and_match_the_table_definitions(database_url: str) -> None:
+    database = Database.connect(database_url)
+    try:
+        await database.migrate()
+        await database.migrate()  # idempotent
+        assert await database.current_revision() == "0001"
+
+        def table_columns(sync_conn):  # type: ignore[no-untyped-def]
+            from sqlalchemy import inspect
+
+            inspector = inspect(sync_conn)
+            return {
+                name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()
+            }
+
+        async with database.engine.connect() as conn:
+            found = await conn.run_sync(table_columns)
+        for table in metadata.sorted_tables:
+            assert {c.name for c in table.columns} == found[table.name], table.name
+    finally:
+        await database.dispose()
+
+
+def _registration(endpoint: str, rid: str = "r1") -> Registration:
+    return Registration(
+        endpoint=endpoint,
+        registration_id=rid,
+        listener="default",
+        host="127.0.0.1",
+        port=5000,
+        lifetime=300,
+        binding="UQ",
+        lwm2m_version="1.1",
+        queue_mode=True,
+        root_path="/",
+        object_links="</3/0>",
+    )
+
+
+async def test_registrations_are_saved_replaced_and_deleted(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        await store.save_registration(_registration("a", "r1"))
+        await store.save_registration(_registration("a", "r2"))
+        await store.save_registration(_registration("b", "r3"))
+        loaded = {r.endpoint: r for r in await store.load_registrations()}
+        assert loaded["a"].registration_id == "r2" and loaded["a"].queue_mode is True
+        await store.delete_registration("a")
+        assert [r.endpoint for r in await store.load_registrations()] == ["b"]
+    finally:
+        await store.close()
+
+
+async def test_values_go_to_the_time_series_and_the_latest_value(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        await store.record_values(
+            "dev", [StoredValue("/3303/0/5700", "Float", 21.5)], "notify", received_at=100.0
+        )
+        await store.record_values(
+            "dev",
+            [StoredValue("/3303/0/5700", "Float", 22.0), StoredValue("/3/0/0", "String", "ACME")],
+            "read",
+            received_at=200.0,
+        )
+        await store.record_values("dev", [StoredValue("/19/0/0/0", "Opaque", {"hex": "00ff"}, 150.0)], "send")
+        latest = await store.latest_values("dev")
+        assert latest["/3303/0/5700"]["value"] == 22.0
+        assert latest["/19/0/0/0"]["value"] == {"hex": "00ff"}
+        points = await store.datapoints("dev", "/3303/0/5700")
+        assert [(p.value, p.source) for p in points] == [(21.5, "notify"), (22.0, "read")]
+        window = await store.datapoints("dev", "/3303/0/5700", start=150.0, end=250.0)
+        assert [p.value for p in window] == [22.0]
+        assert await store.count_datapoints("dev") == 4
+    finally:
+        await store.close()
+
+
+async def test_concurrent_writes_are_grouped_and_all_committed(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        await asyncio.gather(
+            *(
+                store.record_values(
+                    f"dev{i % 10}", [StoredValue("/3303/0/5700", "Float", float(i))], "notify"
+                )
+                for i in range(500)
+            )
+        )
+        assert await store.count_datapoints() == 500
+        assert store.writer.commits < 500  # grouped
+    finally:
+        await store.close()
+
+
+async def test_a_failing_write_fails_alone(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        from sqlalchemy import text
+
+        async def broken(conn):  # type: ignore[no-untyped-def]
+            await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+
+        good = store.record_values("dev", [StoredValue("/1/0/1", "Integer", 1)], "read")
+        results = await asyncio.gather(good, store.writer.run(broken), return_exceptions=True)
+        assert results[0] is None and isinstance(results[1], Exception)
+        assert await store.count_datapoints("dev") == 1
+    finally:
+        await store.close()
+
+
+async def test_observations_and_pending_requests_persist(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        oid = await store.add_observation(
+            "dev", ["/3303/0/5700"], composite=False, content_format=None, attributes={"pmin": 10}
+        )
+        rid = await store.enqueue_request("dev", "read", {"path": "/3/0"})
+        await store.close()
+        store = await Store.open(database_url)
+        (obs,) = await store.observations("dev")
+        assert (obs.id, obs.paths, obs.attributes) == (oid, ["/3303/0/5700"], {"pmin": 10})
+        (pending,) = await store.pending_requests("dev")
+        assert (pending.id, pending.operation, pending.params) == (rid, "read", {"path": "/3/0"})
+        await store.complete_request(rid, "done", {"ok": True})
+        assert await store.pending_requests("dev") == []
+        await store.deactivate_observations("dev")
+        assert await store.observations("dev") == []
+    finally:
+        await store.close()
+
+
+async def test_event_log_is_written_in_order(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        for i in range(5):
+            store.log_event("kind", "dev", {"i": i}, float(i))
+        await store.writer.flush()
+        events = await store.events("dev")
+        assert [e["data"]["i"] for e in events] == [4, 3, 2, 1, 0]
+    finally:
+        await store.close()
