@@ -265,8 +265,10 @@ def _format_host(host: str) -> str:
 class ObservationHandle:
     """A running observation on a client: notifications go to the callback until cancelled."""
 
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: Any, token: bytes, forget_token: Callable[[bytes], None]) -> None:
         self._request = request
+        self.token = token
+        self._forget_token = forget_token
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -275,6 +277,7 @@ class ObservationHandle:
             self.cancelled = True
             with contextlib.suppress(Exception):
                 self._request.observation.cancel()
+            self._forget_token(self.token)
 
 
 class CoapListener:
@@ -297,6 +300,7 @@ class CoapListener:
         # Set by the DTLS terminator: maps an inner address to the peer's identity.
         self.identity_lookup: Callable[[str, int], str | None] | None = None
         self._counter_handler = _MalformedCounter(self.counters)
+        self._forced_tokens: dict[int, bytes] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -310,6 +314,40 @@ class CoapListener:
         )
         if self.port == 0:
             self.port = self._bound_port()
+        self._install_token_override()
+
+    def _forget_token(self, token: bytes) -> None:
+        """Drop the token from aiocoap's table of open requests, so that the next response on it
+        (a notification) is answered with Reset at once rather than one notification later."""
+        assert self.context is not None
+        for interface in self.context.request_interfaces:
+            table = getattr(interface, "outgoing_requests", None)
+            if isinstance(table, dict):
+                for key in [k for k in table if k[0] == token]:
+                    table.pop(key, None)
+
+    def _install_token_override(self) -> None:
+        """Let `send(..., token=...)` reuse a token: an Observe=1 cancel must carry the token of
+        the observation it cancels (RFC 7641 §3.6), and aiocoap always draws a fresh one."""
+        assert self.context is not None
+        for interface in self.context.request_interfaces:
+            if not hasattr(interface, "next_token"):
+                continue
+            original_request = interface.request
+
+            def request(pipe: Any, _interface: Any = interface, _original: Any = original_request) -> None:
+                forced = self._forced_tokens.pop(id(pipe.request), None)
+                if forced is None:
+                    _original(pipe)
+                    return
+                draw = _interface.next_token
+                _interface.next_token = lambda: forced
+                try:
+                    _original(pipe)
+                finally:
+                    _interface.next_token = draw
+
+            interface.request = request
 
     def _bound_port(self) -> int:
         assert self.context is not None
@@ -348,7 +386,7 @@ class CoapListener:
         msg = aiocoap.Message(
             code=_METHODS[downlink.method],
             uri=f"coap://{_format_host(address[0])}:{address[1]}",
-            mtype=aiocoap.CON if downlink.confirmable else aiocoap.NON,
+            transport_tuning=aiocoap.Reliable if downlink.confirmable else aiocoap.Unreliable,
             payload=downlink.payload,
         )
         msg.opt.uri_host = None
@@ -378,11 +416,19 @@ class CoapListener:
             raise DeviceUnreachable(f"listener {self.name} is not running")
         return self.context
 
-    async def send(self, address: tuple[str, int], downlink: Downlink, timeout: float) -> DownlinkResponse:
-        """Send one request to a client and wait for its (block-wise assembled) response."""
+    async def send(
+        self, address: tuple[str, int], downlink: Downlink, timeout: float, *, token: bytes | None = None
+    ) -> DownlinkResponse:
+        """Send one request to a client and wait for its (block-wise assembled) response.
+        `token` reuses a given token (for an Observe=1 cancel); such a request is not block-wise."""
         context = self._require_context()
         self.counters.downlinks += 1
-        request = context.request(self._message(address, downlink))
+        message = self._message(address, downlink)
+        if token is not None:
+            self._forced_tokens[id(message)] = token
+            request = context.request(message, handle_blockwise=False)
+        else:
+            request = context.request(message)
         try:
             response = await asyncio.wait_for(request.response, timeout)
         except TimeoutError as exc:
@@ -420,7 +466,7 @@ class CoapListener:
         first_response = self._response(first)
         if not first_response.success or first.opt.observe is None:
             return first_response, None
-        handle = ObservationHandle(request)
+        handle = ObservationHandle(request, bytes(first.token), self._forget_token)
 
         def callback(message: aiocoap.Message) -> None:
             if handle.cancelled or message is first:

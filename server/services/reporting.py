@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,8 @@ class Reporting:
         self._pending_writes: set[asyncio.Task[None]] = set()
         self.notifications_stored = 0
         self.notifications_rejected = 0
+        # Called with the endpoint on every notification (queue mode: the device is awake).
+        self.on_heard: Callable[[str], None] = lambda _endpoint: None
 
     # --- observe ---------------------------------------------------------------------------------
 
@@ -164,8 +166,9 @@ class Reporting:
                     accept=observation.content_format,
                     observe=1,
                 )
+            token = observation.handle.token if observation.handle is not None else None
             try:
-                await transport.send(reg.address, downlink, 10.0)
+                await transport.send(reg.address, downlink, 10.0, token=token)
             except Exception as exc:
                 log.info("cancel of observation %s on %s not answered: %s", observation_id, reg.endpoint, exc)
         self.bus.publish("observation.cancelled", observation.endpoint, id=observation_id, active=active)
@@ -226,6 +229,7 @@ class Reporting:
         return values
 
     async def _store_notification(self, observation: ActiveObservation, response: DownlinkResponse) -> None:
+        self.on_heard(observation.endpoint)
         if not response.success:
             self._active.pop(observation.id, None)
             self.bus.publish("observation.ended", observation.endpoint, id=observation.id, code=response.code)
