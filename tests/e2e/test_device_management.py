@@ -153,7 +153,9 @@ async def test_execute_passes_arguments(server: Lwm2mServer) -> None:
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
 async def test_create_and_delete_an_instance(server: Lwm2mServer, fmt: ContentFormat) -> None:
     async with device(server, "create-dev") as dev:
-        await server.create("create-dev", "/3303", {5700: 30.25, 5701: "Cel"}, instance_id=7, content_format=fmt)
+        await server.create(
+            "create-dev", "/3303", {5700: 30.25, 5701: "Cel"}, instance_id=7, content_format=fmt
+        )
         assert dev.tree.get_value("/3303/7/5700") == 30.25
         node = await server.read("create-dev", "/3303/7/5700")
         assert isinstance(node, SingleResource) and node.value == 30.25
@@ -167,14 +169,14 @@ async def test_read_composite_and_write_composite(server: Lwm2mServer, fmt: Cont
     async with device(server, "comp-dev") as dev:
         values = await server.read_composite("comp-dev", ["/3/0/0", "/3303/0/5700"], content_format=fmt)
         assert values == {Path(3, 0, 0): "China Mobile", Path(3303, 0, 5700): 21.5}
-        await server.write_composite(
-            "comp-dev", {"/1/0/1": 7200, "/3311/0/5851": 55}, content_format=fmt
-        )
+        await server.write_composite("comp-dev", {"/1/0/1": 7200, "/3311/0/5851": 55}, content_format=fmt)
         assert dev.tree.get_value("/1/0/1") == 7200 and dev.tree.get_value("/3311/0/5851") == 55
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
-async def test_observe_stores_every_notification_and_cancel_stops_them(server: Lwm2mServer, fmt: ContentFormat) -> None:
+async def test_observe_stores_every_notification_and_cancel_stops_them(
+    server: Lwm2mServer, fmt: ContentFormat
+) -> None:
     async with device(server, "obs-dev") as dev:
         observation = await server.observe("obs-dev", "/3303/0/5700", content_format=fmt)
         assert observation.observed and isinstance(observation.node, SingleResource)
@@ -214,7 +216,10 @@ async def test_observe_composite(server: Lwm2mServer, fmt: ContentFormat) -> Non
     async with device(server, "oc-dev") as dev:
         observation = await server.observe("oc-dev", ["/3303/0/5700", "/3311/0/5851"], content_format=fmt)
         assert observation.observed
-        assert {v["path"]: v["value"] for v in observation.values} == {"/3303/0/5700": 21.5, "/3311/0/5851": 10}
+        assert {v["path"]: v["value"] for v in observation.values} == {
+            "/3303/0/5700": 21.5,
+            "/3311/0/5851": 10,
+        }
         with server.subscribe(endpoint="oc-dev", kinds=("notification",)) as events:
             dev.tree.set_value("/3311/0/5851", 80)
             event = await events.get(timeout=5)
@@ -263,9 +268,9 @@ async def test_device_registered_before_a_restart_is_readable_after_it(
     port = first.listeners["default"].port
     async with device(first, "restart-dev"):
         await first.stop()
-        second = await server_factory(sqlite_url, listeners=[
-            {"name": "default", "host": "127.0.0.1", "port": port, "dtls_port": None}
-        ])
+        second = await server_factory(
+            sqlite_url, listeners=[{"name": "default", "host": "127.0.0.1", "port": port, "dtls_port": None}]
+        )
         node = await second.read("restart-dev", "/3/0/0")
         assert isinstance(node, SingleResource) and node.value == "China Mobile"
 
@@ -278,9 +283,9 @@ async def test_observations_are_reestablished_after_a_restart(
     async with device(first, "reobs-dev") as dev:
         await first.observe("reobs-dev", "/3303/0/5700")
         await first.stop()
-        second = await server_factory(sqlite_url, listeners=[
-            {"name": "default", "host": "127.0.0.1", "port": port, "dtls_port": None}
-        ])
+        second = await server_factory(
+            sqlite_url, listeners=[{"name": "default", "host": "127.0.0.1", "port": port, "dtls_port": None}]
+        )
         await wait_for(lambda: bool(second.observations("reobs-dev")))
         with second.subscribe(endpoint="reobs-dev", kinds=("notification",)) as events:
             dev.tree.set_value("/3303/0/5700", 40.0)

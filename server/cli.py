@@ -1,0 +1,205 @@
+"""`testbed`: the command line of the private cloud.
+
+The CLI is the composition root of the whole product, so it is the one place that may bring the
+server and the emulator together (`up`, `fleet`); each imports the other side lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from server.settings import ListenerSettings, Settings
+
+app = typer.Typer(
+    help="lwm2m-testbed: a private carrier cloud for NB-IoT/LTE-M devices.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: SQLite under ./data/, or TESTBED_DATABASE_URL)."),
+]
+
+EVENT_STYLES = {
+    "registration": "green",
+    "notification": "cyan",
+    "send": "cyan",
+    "request": "magenta",
+    "observation": "blue",
+}
+
+
+def _settings(db: str | None, host: str, port: int, dtls_port: int | None) -> Settings:
+    settings = Settings()
+    overrides: dict[str, Any] = {
+        "listeners": [ListenerSettings(name="default", host=host, port=port, dtls_port=dtls_port)]
+    }
+    if db:
+        overrides["database_url"] = db
+    return settings.model_copy(update=overrides)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _print_event(event: Any) -> None:
+    style = EVENT_STYLES.get(event.kind.split(".")[0], "white")
+    detail = ""
+    if "values" in event.data:
+        detail = " ".join(f"{v['path']}={v['value']}" for v in event.data["values"][:4])
+    console.print(f"[{style}]{event.kind:<26}[/] {event.endpoint or '':<18} {detail}")
+
+
+async def _run_server(settings: Settings, fleet_size: int, interval: float, quiet: bool) -> None:
+    from server.lwm2m_server import Lwm2mServer
+
+    server = Lwm2mServer(settings)
+    await server.start()
+    fleet = None
+    try:
+        for listener in server.listeners.values():
+            console.print(f"[bold]LwM2M server[/] coap://{listener.host}:{listener.port}  ({listener.name})")
+        console.print(f"[bold]Database[/]     {settings.database_url}")
+        if fleet_size:
+            from rich.progress import Progress
+
+            from emulator.fleet import Fleet
+
+            first = next(iter(server.listeners.values()))
+            fleet = Fleet(first.address, fleet_size, interval=interval)
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("starting the emulated fleet", total=fleet_size)
+                await fleet.start(lambda done: progress.update(task, completed=done))
+            console.print(
+                f"[bold]Fleet[/]        {fleet_size} emulated devices: "
+                + ", ".join(d.endpoint for d in fleet.devices[:5])
+            )
+            for device in fleet.devices:
+                for path in ("/3303/0/5700", "/3304/0/5700"):
+                    await server.observe(device.endpoint, path)
+        console.print("Press Ctrl-C to stop.")
+        subscription = server.subscribe()
+
+        async def log_events() -> None:
+            async for event in subscription:
+                if not quiet:
+                    _print_event(event)
+
+        printer = asyncio.create_task(log_events())
+        await _wait_for_signal()
+        printer.cancel()
+        subscription.close()
+    finally:
+        if fleet is not None:
+            await fleet.stop()
+        await server.stop()
+        console.print("stopped")
+
+
+@app.command()
+def up(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="CoAP listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="CoAP port.")] = 5683,
+    fleet: Annotated[int, typer.Option(help="Emulated devices to start.")] = 3,
+    interval: Annotated[float, typer.Option(help="Seconds between sensor changes of the fleet.")] = 10.0,
+    quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
+) -> None:
+    """Run the private cloud: the LwM2M server and a small emulated fleet reporting sensor values."""
+    asyncio.run(_run_server(_settings(db, host, port, None), fleet, interval, quiet))
+
+
+@app.command()
+def server(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="CoAP listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="CoAP port.")] = 5683,
+    quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
+) -> None:
+    """Run the LwM2M server only."""
+    asyncio.run(_run_server(_settings(db, host, port, None), 0, 0.0, quiet))
+
+
+@app.command("fleet")
+def fleet_command(
+    count: Annotated[int, typer.Option("--count", help="How many devices.")] = 10,
+    server_host: Annotated[str, typer.Option("--server-host")] = "127.0.0.1",
+    server_port: Annotated[int, typer.Option("--server-port")] = 5683,
+    interval: Annotated[float, typer.Option(help="Seconds between sensor changes.")] = 10.0,
+    prefix: Annotated[str, typer.Option(help="Endpoint-name prefix (IMEI-like names).")] = "86997503",
+) -> None:
+    """Run N emulated LwM2M devices against a server, with a progress bar while they come up."""
+    from rich.progress import Progress
+
+    from emulator.fleet import Fleet
+
+    async def main() -> None:
+        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("registering", total=count)
+            await fleet.start(lambda done: progress.update(task, completed=done))
+        registered = sum(1 for d in fleet.devices if d.client.registered)
+        console.print(
+            f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
+        )
+        try:
+            await _wait_for_signal()
+        finally:
+            await fleet.stop()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
+    """Apply the migrations (the server also does this at start)."""
+    from server.store.database import Database
+
+    async def main() -> None:
+        database = Database.connect(db or Settings().database_url)
+        try:
+            await database.migrate(revision)
+            console.print(f"database at revision {await database.current_revision()}")
+        finally:
+            await database.dispose()
+
+    asyncio.run(main())
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None) -> None:
+    """Print the schema revision of the database."""
+    from server.store.database import Database
+
+    async def main() -> None:
+        database = Database.connect(db or Settings().database_url)
+        try:
+            console.print(await database.current_revision() or "empty")
+        finally:
+            await database.dispose()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()
