@@ -6,7 +6,7 @@ Resource data types: OMA TS LwM2M Core 1.1.1 Appendix C.
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 
 class ContentFormat(IntEnum):
@@ -34,7 +34,7 @@ class ContentFormat(IntEnum):
         return self
 
 
-class ResourceType(str, Enum):
+class ResourceType(StrEnum):
     """LwM2M resource data types (Core 1.1.1 Appendix C). Values match the DDF `<Type>` text."""
 
     STRING = "String"
@@ -49,7 +49,7 @@ class ResourceType(str, Enum):
     NONE = "none"  # executable resources carry no value
 
 
-class Operations(str, Enum):
+class Operations(StrEnum):
     """Operations a resource allows (DDF `<Operations>`)."""
 
     NONE = ""
@@ -71,7 +71,7 @@ class Operations(str, Enum):
         return self is Operations.E
 
 
-class Binding(str, Enum):
+class Binding(StrEnum):
     """Binding letters of the `b=` registration parameter (1.0 combined forms included)."""
 
     U = "U"

@@ -7,7 +7,7 @@ import asyncio
 
 from server.domain import Registration
 from server.store.database import Database
-from server.store.repository import StoredValue, Store
+from server.store.repository import Store, StoredValue
 from server.store.tables import metadata
 
 
@@ -16,7 +16,7 @@ async def test_migrations_reach_head_and_match_the_table_definitions(database_ur
     try:
         await database.migrate()
         await database.migrate()  # idempotent
-        assert await database.current_revision() == "0001"
+        assert await database.current_revision() == "0002"
 
         def table_columns(sync_conn):  # type: ignore[no-untyped-def]
             from sqlalchemy import inspect
