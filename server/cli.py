@@ -38,13 +38,22 @@ EVENT_STYLES = {
 }
 
 
-def _settings(db: str | None, host: str, port: int, dtls_port: int | None) -> Settings:
+ModelsOption = Annotated[
+    str | None, typer.Option("--models", help="A directory of OMA DDF XML files to add to the object model.")
+]
+
+
+def _settings(
+    db: str | None, host: str, port: int, dtls_port: int | None, models: str | None = None
+) -> Settings:
     settings = Settings()
     overrides: dict[str, Any] = {
         "listeners": [ListenerSettings(name="default", host=host, port=port, dtls_port=dtls_port)]
     }
     if db:
         overrides["database_url"] = db
+    if models:
+        overrides["models_dir"] = models
     return settings.model_copy(update=overrides)
 
 
@@ -119,9 +128,10 @@ def up(
     fleet: Annotated[int, typer.Option(help="Emulated devices to start.")] = 3,
     interval: Annotated[float, typer.Option(help="Seconds between sensor changes of the fleet.")] = 10.0,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
+    models: ModelsOption = None,
 ) -> None:
     """Run the private cloud: the LwM2M server and a small emulated fleet reporting sensor values."""
-    asyncio.run(_run_server(_settings(db, host, port, None), fleet, interval, quiet))
+    asyncio.run(_run_server(_settings(db, host, port, None, models), fleet, interval, quiet))
 
 
 @app.command()
@@ -130,9 +140,10 @@ def server(
     host: Annotated[str, typer.Option(help="CoAP listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="CoAP port.")] = 5683,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
+    models: ModelsOption = None,
 ) -> None:
     """Run the LwM2M server only."""
-    asyncio.run(_run_server(_settings(db, host, port, None), 0, 0.0, quiet))
+    asyncio.run(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet))
 
 
 @app.command("fleet")

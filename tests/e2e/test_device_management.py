@@ -291,3 +291,35 @@ async def test_observations_are_reestablished_after_a_restart(
             dev.tree.set_value("/3303/0/5700", 40.0)
             event = await events.get(timeout=5)
         assert event.data["values"][0]["value"] == 40.0
+
+
+@pytest.mark.parametrize("fmt", [ContentFormat.TLV, ContentFormat.SENML_CBOR], ids=lambda f: f.name)
+async def test_payloads_over_one_kib_travel_block_wise(server: Lwm2mServer, fmt: ContentFormat) -> None:
+    big = bytes(range(256)) * 12  # 3 KiB: several blocks at the default block size
+    async with device(server, "block-dev") as dev:
+        dev.tree.add_instance(19, 0, {0: {0: b"\x00"}})
+        await server.write("block-dev", "/19/0/0", {0: big}, content_format=fmt)
+        assert dev.tree.get_value("/19/0/0/0") == big
+        node = await server.read("block-dev", "/19/0/0", content_format=fmt)
+        assert isinstance(node, MultipleResource) and node.instances == {0: big}
+
+
+async def test_objects_from_a_ddf_directory_type_the_values(
+    server_factory: ServerFactory, tmp_path: Any
+) -> None:
+    ddf = """<?xml version="1.0" encoding="utf-8"?>
+<LWM2M><Object ObjectType="MODefinition"><Name>Counter</Name><Description1></Description1>
+<ObjectID>32769</ObjectID><ObjectURN>urn:oma:lwm2m:x:32769</ObjectURN><MultipleInstances>Single</MultipleInstances>
+<Mandatory>Optional</Mandatory><Resources>
+<Item ID="1"><Name>Count</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>
+<Mandatory>Mandatory</Mandatory><Type>Integer</Type><RangeEnumeration></RangeEnumeration><Units></Units>
+<Description></Description></Item></Resources><Description2></Description2></Object></LWM2M>"""
+    (tmp_path / "32769.xml").write_text(ddf)
+    server = await server_factory(models_dir=str(tmp_path))
+    assert server.model.resource_type(32769, 1).value == "Integer"
+    async with device(server, "ddf-dev") as dev:
+        dev.tree.add_instance(32769, 0, {1: 5})
+        await server.write("ddf-dev", "/32769/0/1", "41")  # coerced to Integer by the model
+        assert dev.tree.get_value("/32769/0/1") == 41
+        node = await server.read("ddf-dev", "/32769/0/1", content_format=ContentFormat.TLV)
+        assert isinstance(node, SingleResource) and node.value == 41

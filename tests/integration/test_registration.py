@@ -181,3 +181,12 @@ async def test_every_registration_change_is_an_event_in_the_log(server: Lwm2mSer
     await server.store.writer.flush()
     kinds = [e["kind"] for e in reversed(await server.store.events("dev-log"))]
     assert kinds == ["registration.registered", "registration.updated", "registration.deregistered"]
+
+
+async def test_a_registration_over_one_kib_arrives_block_wise(server: Lwm2mServer, peer: RawPeer) -> None:
+    links = ",".join(f"</3303/{i}>" for i in range(200)).encode()
+    assert len(links) > 2048
+    code, _ = await register(peer, "dev-big", payload=links)
+    assert code == Code.CREATED
+    reg = server.registration("dev-big")
+    assert reg is not None and len(reg.objects.instances) == 200
