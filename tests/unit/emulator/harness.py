@@ -68,7 +68,9 @@ class FakeClient:
 
 
 class Harness:
-    def __init__(self, model: str = "ML307R", *, echo: bool = False, first_mid: int = 18172, **client_flags: object):
+    def __init__(
+        self, model: str = "ML307R", *, echo: bool = False, first_mid: int = 18172, **client_flags: object
+    ):
         self.clock = ManualClock()
         self.lines: list[str] = []
         self.clients: list[FakeClient] = []

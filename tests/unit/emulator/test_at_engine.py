@@ -16,6 +16,7 @@ from emulator.at import (
     StrParam,
     SyntaxFault,
     frame_line,
+    on_bytes,
     parse_line,
 )
 from emulator.at.params import sig
@@ -44,7 +45,7 @@ def test_parse_forms_of_table_2() -> None:
     assert parse_line("AT+X=?") == CommandLine("+X", Form.TEST, (), "AT+X=?")
     assert parse_line("AT+X?").form is Form.READ  # type: ignore[union-attr]
     assert parse_line("AT+X").form is Form.EXECUTE  # type: ignore[union-attr]
-    assert parse_line("at+x=1,,\"a,b\"") == CommandLine(
+    assert parse_line('at+x=1,,"a,b"') == CommandLine(
         "+X", Form.SET, (Arg("1"), Arg(""), Arg("a,b", quoted=True)), 'at+x=1,,"a,b"'
     )
 
@@ -102,7 +103,14 @@ def test_lines_end_at_cr_lf_or_crlf_in_any_chunking() -> None:
 
 def test_parameter_validation_renders_the_command_error_style() -> None:
     engine, lines = make_engine(echo=False)
-    for text in ("AT+TEST=11", "AT+TEST=x", "AT+TEST=", 'AT+TEST=1,"123456789"', "AT+TEST=1,a,GG", "AT+TEST=1,2,3,4"):
+    for text in (
+        "AT+TEST=11",
+        "AT+TEST=x",
+        "AT+TEST=",
+        'AT+TEST=1,"123456789"',
+        "AT+TEST=1,a,GG",
+        "AT+TEST=1,2,3,4",
+    ):
         engine.execute(text)
     assert lines == ["+CIS ERROR: 601"] * 6
     engine.execute('AT+TEST=1,,"0A"')
@@ -164,3 +172,10 @@ def test_backspace_deletes_the_previous_character() -> None:
     engine, lines = make_engine(echo=False)
     engine.feed(b"AT+TESX\x08T?\r")
     assert lines == ["+TEST: 1", "OK"]
+
+
+def test_on_bytes_gives_a_line_sink_that_writes_framed_bytes() -> None:
+    out: list[bytes] = []
+    sink = on_bytes(out.append)
+    sink("OK")
+    assert out == [b"\r\nOK\r\n"]

@@ -11,9 +11,9 @@ from emulator.module.clock import ManualClock
 from emulator.module.module import Module
 from tests.unit.emulator.harness import FakeClient
 
-# Each example feeds up to 8 lines (about 6,000 lines in all) and costs about 3 ms, mostly
+# Each example feeds up to 8 lines (about 4,500 lines in all) and costs about 3 ms, mostly
 # hypothesis's own bookkeeping. Raise it to fuzz harder, e.g. 100_000 for a nightly run (~5 min).
-FUZZ_EXAMPLES = 1_500
+FUZZ_EXAMPLES = 1_000
 
 SEEDS = [
     "AT",
