@@ -2,3 +2,10 @@
 
 It translates CoAP messages into the typed requests of `server.services.requests` and back.
 """
+
+import os
+
+# aiocoap binds its UDP sockets with SO_REUSEPORT unless told otherwise. With it, a second server
+# would silently share port 5683 with the first, and bind(port 0) may hand out a port another
+# socket of ours already holds, crossing a client's traffic with a server's. We want neither.
+os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
