@@ -176,6 +176,34 @@ def fleet_command(
     asyncio.run(main())
 
 
+@app.command()
+def emulator(
+    model: Annotated[str, typer.Option(help="Module model: ML307R, MN316, MN316-S, ML305A, ...")] = "ML307R",
+    imei: Annotated[str, typer.Option(help="IMEI the module reports (AT+CGSN).")] = "869975030000461",
+    imsi: Annotated[str, typer.Option(help="IMSI the module reports (AT+CIMI).")] = "460041234567890",
+    tcp: Annotated[str | None, typer.Option(help='Serve AT on host:port (":0" picks a port).')] = None,
+    pty: Annotated[bool, typer.Option(help="Serve AT on a pseudo-terminal and print its path.")] = False,
+) -> None:
+    """Run one emulated OneMO module speaking the AT commands of the module manual."""
+    from emulator.runner import run_emulator
+
+    if tcp is None and not pty:
+        raise typer.BadParameter("give --tcp HOST:PORT and/or --pty")
+
+    def ready(addresses: list[str]) -> None:
+        for address in addresses:
+            console.print(f"[bold]{model}[/] AT interface: {address}")
+
+    async def main() -> None:
+        runner = asyncio.create_task(run_emulator(model, imei, imsi, tcp, pty, ready=ready))
+        await _wait_for_signal()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(main())
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
     """Apply the migrations (the server also does this at start)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from lwm2m.model import ModelRegistry
 from lwm2m.node import Node
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
+from server.coap.dtls import DtlsServer
 from server.coap.listener import CoapListener
 from server.domain import Registration
 from server.events import EventBus, Subscription
@@ -49,6 +50,7 @@ from server.services.requests import (
     UpdateRequest,
     UplinkResult,
 )
+from server.services.security import PskEncoding, SecurityService
 from server.settings import ListenerSettings, Settings
 from server.store.repository import Store
 
@@ -65,6 +67,16 @@ class Observation:
     node: Node | None
     values: list[dict[str, Any]]
     observed: bool
+
+
+def _identity_lookup(dtls: DtlsServer) -> Callable[[str, int], str | None]:
+    """Map an inner address of `dtls` back to its peer's PSK identity (UTF-8 text)."""
+
+    def lookup(host: str, port: int) -> str | None:
+        session = dtls.session_by_inner((host, port))
+        return session.identity.decode("utf-8", "replace") if session is not None else None
+
+    return lookup
 
 
 def _path(path: Path | str) -> Path:
@@ -89,8 +101,10 @@ class Lwm2mServer:
         self.model = model or registry_with(self.settings.models_dir)
         self.bus = EventBus()
         self._store = store
-        self._policy = policy or OpenPolicy()
+        self.security = SecurityService()
+        self._policy = policy or OpenPolicy(identity_endpoints=self.security.endpoints_for)
         self.listeners: dict[str, CoapListener] = {}
+        self.dtls: dict[str, DtlsServer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bootstrap_handler: Any = None
         self.started = False
@@ -107,6 +121,8 @@ class Lwm2mServer:
             self._store = await Store.open(self.settings.database_url)
         store = self._store
         self.bus.add_listener(lambda e: store.log_event(e.kind, e.endpoint, e.data, e.time))
+        self.security.store = store
+        await self.security.load()
         self.registrations = RegistrationService(
             store,
             self.bus,
@@ -135,6 +151,13 @@ class Lwm2mServer:
         listener = CoapListener(spec.name, spec.host, spec.port, self, max_payload=self.settings.max_payload)
         await listener.start()
         self.listeners[spec.name] = listener
+        if spec.dtls_port is not None:
+            dtls = DtlsServer(
+                bind=(spec.host, spec.dtls_port), backend=listener.address, psk_lookup=self.security.lookup
+            )
+            await dtls.start()
+            self.dtls[spec.name] = dtls
+            listener.identity_lookup = _identity_lookup(dtls)
         return listener
 
     async def stop(self) -> None:
@@ -144,6 +167,9 @@ class Lwm2mServer:
         if hasattr(self, "registrations"):
             await self.registrations.stop()
             await self.reporting.drain()
+        for dtls in self.dtls.values():
+            await dtls.stop()
+        self.dtls.clear()
         for listener in self.listeners.values():
             await listener.stop()
         self.listeners.clear()
@@ -454,4 +480,27 @@ class Lwm2mServer:
             "notifications_stored": self.reporting.notifications_stored,
             "store_commits": self.store.writer.commits,
             "store_operations": self.store.writer.operations,
+            "dtls": self.dtls_counters(),
         }
+
+    # --- DTLS pre-shared keys ------------------------------------------------------------------
+
+    async def set_psk(self, endpoint: str, identity: str, key: str, encoding: PskEncoding = "string") -> None:
+        """Provision the DTLS PSK of `endpoint` (key as text, or hexadecimal with encoding="hex");
+        invalid input raises BadArgument."""
+        await self.security.set_psk(endpoint, identity, key, encoding)
+
+    async def remove_psk(self, endpoint: str) -> bool:
+        """Forget the PSK of `endpoint`; False when it had none."""
+        return await self.security.remove_psk(endpoint)
+
+    def dtls_counters(self) -> dict[str, dict[str, Any]]:
+        """Per-listener DTLS counters: handshakes ok / failed by reason, sessions, bytes."""
+        from dataclasses import asdict
+
+        result: dict[str, dict[str, Any]] = {}
+        for name, dtls in self.dtls.items():
+            counters = asdict(dtls.counters)
+            counters["handshakes_failed"] = dict(dtls.counters.handshakes_failed)
+            result[name] = counters
+        return result

@@ -27,7 +27,9 @@ async def _postgres_database() -> AsyncIterator[str]:
     if not postgres_available():
         missing(f"PostgreSQL is not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}")
     name = f"testbed_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(host=POSTGRES_HOST, port=POSTGRES_PORT, user=POSTGRES_USER, database="postgres")
+    admin = await asyncpg.connect(
+        host=POSTGRES_HOST, port=POSTGRES_PORT, user=POSTGRES_USER, database="postgres"
+    )
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -35,7 +37,9 @@ async def _postgres_database() -> AsyncIterator[str]:
     try:
         yield f"postgresql+asyncpg://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
     finally:
-        admin = await asyncpg.connect(host=POSTGRES_HOST, port=POSTGRES_PORT, user=POSTGRES_USER, database="postgres")
+        admin = await asyncpg.connect(
+            host=POSTGRES_HOST, port=POSTGRES_PORT, user=POSTGRES_USER, database="postgres"
+        )
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

@@ -429,8 +429,12 @@ class CoapListener:
             request = context.request(message, handle_blockwise=False)
         else:
             request = context.request(message)
+        return self._response(await self._await_response(request, address, timeout))
+
+    async def _await_response(self, request: Any, address: tuple[str, int], timeout: float) -> aiocoap.Message:
+        """The first response of `request`, with aiocoap's errors turned into the server's."""
         try:
-            response = await asyncio.wait_for(request.response, timeout)
+            response: aiocoap.Message = await asyncio.wait_for(request.response, timeout)
         except TimeoutError as exc:
             self.counters.downlink_timeouts += 1
             raise DeviceTimeout(f"no answer from {address} within {timeout} s") from exc
@@ -439,7 +443,7 @@ class CoapListener:
             raise DeviceTimeout(f"no acknowledgement from {address}") from exc
         except aiocoap.error.Error as exc:
             raise DeviceUnreachable(f"{address}: {exc}") from exc
-        return self._response(response)
+        return response
 
     async def observe(
         self,
@@ -453,16 +457,7 @@ class CoapListener:
         context = self._require_context()
         self.counters.downlinks += 1
         request = context.request(self._message(address, downlink))
-        try:
-            first = await asyncio.wait_for(request.response, timeout)
-        except TimeoutError as exc:
-            self.counters.downlink_timeouts += 1
-            raise DeviceTimeout(f"no answer from {address} within {timeout} s") from exc
-        except aiocoap.error.ConRetransmitsExceeded as exc:
-            self.counters.downlink_timeouts += 1
-            raise DeviceTimeout(f"no acknowledgement from {address}") from exc
-        except aiocoap.error.Error as exc:
-            raise DeviceUnreachable(f"{address}: {exc}") from exc
+        first = await self._await_response(request, address, timeout)
         first_response = self._response(first)
         if not first_response.success or first.opt.observe is None:
             return first_response, None

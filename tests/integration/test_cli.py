@@ -72,3 +72,44 @@ def test_up_starts_server_and_fleet_and_stops_cleanly_on_ctrl_c(tmp_path: Path) 
     assert "stopped" in output and "Traceback" not in output
     assert process.returncode == 0
     assert (tmp_path / "data" / "testbed.db").exists()
+
+
+def test_emulator_serves_at_commands_on_a_tcp_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            *TESTBED,
+            "emulator",
+            "--model",
+            "ML307R",
+            "--imei",
+            "869975030000461",
+            "--imsi",
+            "1064826326459",
+            "--tcp",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"tcp://127.0.0.1:{port}" in line, line
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"ATE0\r\nAT+CGSN=1\r\n")
+            received = b""
+            deadline = time.monotonic() + 10
+            while b"869975030000461" not in received or not received.rstrip().endswith(b"OK"):
+                assert time.monotonic() < deadline, received
+                received += conn.recv(1024)
+        assert b"+CGSN: 869975030000461" in received or b"869975030000461" in received
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
