@@ -39,6 +39,7 @@ from server.services.device_management import (
     values_to_json,
 )
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
+from server.services.provisioning import Provisioning
 from server.services.queue_mode import QueueMode
 from server.services.registration import OpenPolicy, RegistrationPolicy, RegistrationService
 from server.services.reporting import ActiveObservation, Reporting
@@ -102,6 +103,7 @@ class Lwm2mServer:
         self.bus = EventBus()
         self._store = store
         self.security = SecurityService()
+        self.provisioning = Provisioning()
         self._policy = policy or OpenPolicy(identity_endpoints=self.security.endpoints_for)
         self.listeners: dict[str, CoapListener] = {}
         self.dtls: dict[str, DtlsServer] = {}
@@ -123,6 +125,8 @@ class Lwm2mServer:
         self.bus.add_listener(lambda e: store.log_event(e.kind, e.endpoint, e.data, e.time))
         self.security.store = store
         await self.security.load()
+        self.provisioning.attach(store)
+        await self.provisioning.load()
         self.registrations = RegistrationService(
             store,
             self.bus,
@@ -202,6 +206,8 @@ class Lwm2mServer:
         result = await self.registrations.register(request)
         if result.code == CoapCode.CREATED:
             self.queue.heard_from(request.endpoint)
+            if self.provisioning.device_by_endpoint(request.endpoint) is None:
+                self._spawn(self.provisioning.ensure_endpoint(request.endpoint))
         return result
 
     async def update(self, request: UpdateRequest) -> UplinkResult:

@@ -227,7 +227,6 @@ class RegistrationService:
                 updated_at=now,
             )
             old = self._by_endpoint.get(request.endpoint)
-            await self.store.ensure_device(request.endpoint)
             await self.store.save_registration(reg)
             self._index(reg)
         if not self._locks.get(request.endpoint, lock).locked():

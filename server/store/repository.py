@@ -90,25 +90,6 @@ class Store:
         dialect = postgresql if self.database.dialect == "postgresql" else sqlite
         return dialect.insert(table)
 
-    # --- devices -------------------------------------------------------------------------------
-
-    async def ensure_device(self, endpoint: str, carrier: str = "custom") -> None:
-        stmt = (
-            self._insert(t.devices)
-            .values(endpoint=endpoint, carrier=carrier, attributes={}, created_at=time.time())
-            .on_conflict_do_nothing(index_elements=["endpoint"])
-        )
-
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(stmt)
-
-        await self.writer.run(op)
-
-    async def list_devices(self) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(t.devices).order_by(t.devices.c.id))
-            return [dict(r._mapping) for r in rows]
-
     # --- registrations -------------------------------------------------------------------------
 
     async def save_registration(self, reg: Registration) -> None:
@@ -377,3 +358,48 @@ class PskRecord:
     key: str
     encoding: str
     created_at: float
+
+
+# --- products and provisioned devices (used by server.services.provisioning) ---------------------
+
+
+class ProvisioningRepository:
+    """Rows of `products` and `devices`, as dicts (the service keeps its own typed index)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _write(self, statement: Any) -> Any:
+        async def op(conn: AsyncConnection) -> Any:
+            return await conn.execute(statement)
+
+        return await self.store.writer.run(op)
+
+    async def _rows(self, statement: Any) -> list[dict[str, Any]]:
+        async with self.store.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(statement)]
+
+    async def insert_product(self, row: dict[str, Any]) -> None:
+        await self._write(t.products.insert().values(**row))
+
+    async def update_product(self, product_id: str, values: dict[str, Any]) -> None:
+        await self._write(update(t.products).where(t.products.c.id == product_id).values(**values))
+
+    async def delete_product(self, product_id: str) -> None:
+        await self._write(delete(t.products).where(t.products.c.id == product_id))
+
+    async def products(self) -> list[dict[str, Any]]:
+        return await self._rows(select(t.products).order_by(t.products.c.created_at))
+
+    async def insert_device(self, row: dict[str, Any]) -> int:
+        result = await self._write(t.devices.insert().values(**row))
+        return int(result.inserted_primary_key[0])
+
+    async def update_device(self, device_id: int, values: dict[str, Any]) -> None:
+        await self._write(update(t.devices).where(t.devices.c.id == device_id).values(**values))
+
+    async def delete_device(self, device_id: int) -> None:
+        await self._write(delete(t.devices).where(t.devices.c.id == device_id))
+
+    async def devices(self) -> list[dict[str, Any]]:
+        return await self._rows(select(t.devices).order_by(t.devices.c.id))

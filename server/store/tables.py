@@ -22,14 +22,34 @@ metadata = MetaData()
 # Big integer ids that still autoincrement on SQLite (where only INTEGER PRIMARY KEY does).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+products = Table(
+    "products",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("master_key", String(64), nullable=False, unique=True),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+)
+
+# A device is either provisioned through the API (product, IMEI, ...; endpoint known once it
+# registers) or seen first as a registering endpoint at a listener that accepts anybody.
 devices = Table(
     "devices",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("endpoint", String(255), nullable=False, unique=True),
+    Column("endpoint", String(255), nullable=True, unique=True),
     Column("carrier", String(32), nullable=False, default="custom"),
     Column("attributes", JSON, nullable=False, default=dict),
     Column("created_at", Float, nullable=False),
+    Column("product_id", String(32), nullable=True, index=True),
+    Column("title", String(255), nullable=True),
+    Column("imei", String(32), nullable=True, index=True),
+    Column("imsi", String(32), nullable=True),
+    Column("auth_code", String(32), nullable=True),
+    Column("obsv", Boolean, nullable=False, default=True),
+    Column("api_key", String(64), nullable=True, unique=True),
 )
 
 registrations = Table(

@@ -1,0 +1,54 @@
+"""`python -m bench [--quick] [--only registrations,reads,memory,dtls] [--name latest]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import time
+
+from rich.console import Console
+
+from bench.report import document, render, write
+from bench.run import BENCHMARKS, QUICK, Sizes, run_benchmarks
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
+    parser.add_argument("--name", default="latest", help="results file name (bench/results/<name>.json)")
+    parser.add_argument("--clients", type=int, help="concurrent clients (default 50)")
+    parser.add_argument("--endpoints", type=int, help="endpoints for the memory benchmark (default 10000)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = [s for s in only if s not in BENCHMARKS]
+    if unknown:
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    sizes = QUICK if args.quick else Sizes()
+    if args.clients:
+        sizes = dataclasses.replace(sizes, clients=args.clients)
+    if args.endpoints:
+        sizes = dataclasses.replace(sizes, endpoints=args.endpoints)
+    console = Console(width=170)
+    started = time.perf_counter()
+    figures = asyncio.run(run_benchmarks(sizes, only))
+    elapsed = time.perf_counter() - started
+    render(figures, console)
+    options = {"only": list(only), "sizes": dataclasses.asdict(sizes)}
+    paths = write(document(figures, options, elapsed), args.name)
+    console.print(f"{elapsed:.0f} s; written to {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Smoke test of `make bench`: every benchmark runs with tiny sizes and returns well-formed figures
+(speed is measured by the benchmark, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from bench.__main__ import main
+from bench.measure import Figure, run_closed_loop
+from bench.run import BENCHMARKS, Sizes, run_benchmarks
+
+TINY = Sizes(clients=20, registrations=50, reads=50, endpoints=60, sockets=10, handshakes=20)
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+async def test_every_benchmark_returns_positive_figures_and_ratios() -> None:
+    figures = await run_benchmarks(TINY)
+    by_benchmark = {f.benchmark for f in figures}
+    assert by_benchmark == set(BENCHMARKS)
+    for figure in figures:
+        assert isinstance(figure, Figure)
+        assert _positive(figure.value), figure
+        if figure.ceiling is not None:
+            assert _positive(figure.ratio), figure
+        json.dumps(figure.as_json())
+    ratios = {f.benchmark for f in figures if f.ratio is not None}
+    assert {"registrations", "reads", "dtls"} <= ratios
+    registrations = next(f for f in figures if f.benchmark == "registrations")
+    assert registrations.details["server"]["completed"] == 50
+    assert registrations.target_met is not None
+    memory = next(f for f in figures if f.name.startswith("Server RSS with"))
+    assert memory.details["registered"] == 60
+    assert memory.details["rss_after_bytes"] >= memory.details["rss_before_bytes"] > 0
+
+
+async def test_closed_loop_counts_failures_instead_of_raising() -> None:
+    async def op(n: int) -> None:
+        if n % 2:
+            raise RuntimeError("odd")
+
+    result = await run_closed_loop([op, op, op], 10)
+    assert (result.completed, result.errors) == (5, 5)
+    assert result.first_error is not None and "odd" in result.first_error
+    assert result.percentile_ms(50) is not None
+
+
+def test_command_line_rejects_unknown_benchmark_names() -> None:
+    assert main(["--only", "registrations,bogus"]) == 2
+
+
+def test_results_are_written_as_latest_and_timestamped_json(tmp_path: Path) -> None:
+    from bench.report import document, write
+
+    figure = Figure(benchmark="reads", name="x", value=2.0, unit="reads/s", ceiling=4.0)
+    paths = write(document([figure], {"quick": True}, 1.0), "smoke", tmp_path)
+    assert paths[0].name == "smoke.json" and len(paths) == 2
+    saved = json.loads(paths[1].read_text())
+    assert saved["figures"][0]["ratio"] == 0.5
