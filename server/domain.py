@@ -57,7 +57,7 @@ class Registration:
 
     @property
     def objects(self) -> RegisteredObjects:
-        return _parse_links_cached(self.object_links)
+        return parse_links_cached(self.object_links)
 
 
 _ROW_FIELDS = (
@@ -99,5 +99,5 @@ class _LinkCache:
 _link_cache = _LinkCache()
 
 
-def _parse_links_cached(text: str) -> RegisteredObjects:
+def parse_links_cached(text: str) -> RegisteredObjects:
     return _link_cache.get(text)

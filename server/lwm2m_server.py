@@ -138,6 +138,8 @@ class Lwm2mServer:
         self.reporting = Reporting(self.model, store, self.bus, self.dm)
         self.queue = QueueMode(store, self.bus)
         self.reporting.on_heard = self.queue.heard_from
+        await self.reporting.load()
+        await self.queue.load()
         self.registrations.on_register(self._after_register)
         self.registrations.on_update(self._after_update)
         self.registrations.on_removal(self._after_removal)

@@ -33,6 +33,11 @@ class QueueMode:
         self._last_heard: dict[str, float] = {}
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._flushing: dict[str, asyncio.Lock] = {}
+        # Endpoints with queued requests: an Update of any other endpoint needs no database read.
+        self._queued_endpoints: set[str] = set()
+
+    async def load(self) -> None:
+        self._queued_endpoints = {r.endpoint for r in await self.store.pending_requests()}
 
     def heard_from(self, endpoint: str, at: float | None = None) -> None:
         self._last_heard[endpoint] = time.monotonic() if at is None else at
@@ -48,6 +53,7 @@ class QueueMode:
 
     async def enqueue(self, endpoint: str, op: Operation) -> tuple[int, asyncio.Future[Any]]:
         request_id = await self.store.enqueue_request(endpoint, op.kind, op.params)
+        self._queued_endpoints.add(endpoint)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
         self.bus.publish("request.queued", endpoint, id=request_id, operation=op.as_dict())
@@ -55,9 +61,12 @@ class QueueMode:
 
     async def flush(self, reg: Registration, perform: Performer) -> int:
         """Deliver every queued request of this endpoint, oldest first; returns how many ran."""
+        if reg.endpoint not in self._queued_endpoints:
+            return 0
         lock = self._flushing.setdefault(reg.endpoint, asyncio.Lock())
         done = 0
         async with lock:
+            self._queued_endpoints.discard(reg.endpoint)
             for pending in await self.store.pending_requests(reg.endpoint):
                 op = Operation(pending.operation, pending.params)
                 waiter = self._waiters.pop(pending.id, None)

@@ -21,10 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
-from lwm2m.codec.link_format import parse_object_links
 from lwm2m.errors import CodecError
 from lwm2m.numbers import CoapCode
-from server.domain import Registration
+from server.domain import Registration, parse_links_cached
 from server.events import EventBus
 from server.services.requests import (
     DeregisterRequest,
@@ -197,7 +196,7 @@ class RegistrationService:
         if not 0 < request.lifetime <= MAX_LIFETIME:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic="lifetime out of range")
         try:
-            parse_object_links(request.object_links)
+            parse_links_cached(request.object_links)
         except CodecError as exc:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
         refused = self.policy.check_register(request)
@@ -219,7 +218,7 @@ class RegistrationService:
                 binding=request.binding,
                 lwm2m_version=request.lwm2m_version,
                 queue_mode=request.queue_mode,
-                root_path=parse_object_links(request.object_links).root,
+                root_path=parse_links_cached(request.object_links).root,
                 object_links=request.object_links,
                 sms=request.sms,
                 secure_identity=request.origin.secure_identity,
@@ -250,7 +249,7 @@ class RegistrationService:
             return UplinkResult(refused)
         if request.object_links is not None:
             try:
-                parse_object_links(request.object_links)
+                parse_links_cached(request.object_links)
             except CodecError as exc:
                 return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
         if request.lifetime is not None and not 0 < request.lifetime <= MAX_LIFETIME:
@@ -267,7 +266,7 @@ class RegistrationService:
             sms=request.sms if request.sms is not None else reg.sms,
             object_links=request.object_links if request.object_links is not None else reg.object_links,
             root_path=(
-                parse_object_links(request.object_links).root
+                parse_links_cached(request.object_links).root
                 if request.object_links is not None
                 else reg.root_path
             ),

@@ -60,11 +60,17 @@ class Reporting:
         self.bus = bus
         self.dm = dm
         self._active: dict[int, ActiveObservation] = {}
+        # Endpoints with observations stored as active: a (re)registration of any other endpoint
+        # needs no database write to clear them.
+        self._stored_endpoints: set[str] = set()
         self._pending_writes: set[asyncio.Task[None]] = set()
         self.notifications_stored = 0
         self.notifications_rejected = 0
         # Called with the endpoint on every notification (queue mode: the device is awake).
         self.on_heard: Callable[[str], None] = lambda _endpoint: None
+
+    async def load(self) -> None:
+        self._stored_endpoints = {record.endpoint for record in await self.store.observations()}
 
     # --- observe ---------------------------------------------------------------------------------
 
@@ -125,6 +131,7 @@ class Reporting:
                 content_format=content_format,
                 attributes=observation.attributes,
             )
+            self._stored_endpoints.add(reg.endpoint)
         observation.handle = handle
         if handle is not None:
             self._active[observation.id] = observation
@@ -179,7 +186,8 @@ class Reporting:
             self._active.pop(observation.id, None)
             if observation.handle is not None:
                 observation.handle.cancel()
-        if not keep_stored:
+        if not keep_stored and endpoint in self._stored_endpoints:
+            self._stored_endpoints.discard(endpoint)
             await self.store.deactivate_observations(endpoint)
 
     async def reestablish(self, transport: Any, reg: Registration, timeout: float = 25.0) -> int:

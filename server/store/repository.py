@@ -12,13 +12,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from server.domain import Registration
 from server.store import tables as t
 from server.store.database import Database, GroupCommitter
+
+# Statements on hot paths are built once: executing them with parameters lets SQLAlchemy reuse the
+# compiled form instead of generating a cache key for a new statement object every time.
+_DELETE_REGISTRATION = delete(t.registrations).where(t.registrations.c.endpoint == bindparam("ep"))
+_INSERT_REGISTRATION = t.registrations.insert()
+_INSERT_EVENT = t.events.insert()
+_INSERT_DATAPOINT = t.datapoints.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,7 @@ class Store:
         self.database = database
         self.engine = database.engine
         self.writer = GroupCommitter(database.engine)
+        self._event_rows: list[dict[str, Any]] = []
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -96,9 +104,9 @@ class Store:
         """Insert or replace the registration of `reg.endpoint` (a re-registration replaces)."""
         row = reg.as_row()
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(delete(t.registrations).where(t.registrations.c.endpoint == reg.endpoint))
-            await conn.execute(t.registrations.insert().values(**row))
+        def op(conn: Connection) -> None:
+            conn.execute(_DELETE_REGISTRATION, {"ep": reg.endpoint})
+            conn.execute(_INSERT_REGISTRATION, row)
 
         await self.writer.run(op)
 
@@ -107,8 +115,8 @@ class Store:
         if registration_id is not None:
             cond = and_(cond, t.registrations.c.registration_id == registration_id)
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(delete(t.registrations).where(cond))
+        def op(conn: Connection) -> None:
+            conn.execute(delete(t.registrations).where(cond))
 
         await self.writer.run(op)
 
@@ -157,9 +165,9 @@ class Store:
             },
         )
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(t.datapoints.insert(), points)
-            await conn.execute(upsert, list(latest.values()))
+        def op(conn: Connection) -> None:
+            conn.execute(_INSERT_DATAPOINT, points)
+            conn.execute(upsert, list(latest.values()))
 
         await self.writer.run(op)
 
@@ -223,8 +231,8 @@ class Store:
             "created_at": time.time(),
         }
 
-        async def op(conn: AsyncConnection) -> int:
-            result = await conn.execute(t.observations.insert().values(**values))
+        def op(conn: Connection) -> int:
+            result = conn.execute(t.observations.insert().values(**values))
             return int(result.inserted_primary_key[0])
 
         observation_id: int = await self.writer.run(op)
@@ -235,8 +243,8 @@ class Store:
         if observation_id is not None:
             cond = and_(cond, t.observations.c.id == observation_id)
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(update(t.observations).where(cond).values(active=False))
+        def op(conn: Connection) -> None:
+            conn.execute(update(t.observations).where(cond).values(active=False))
 
         await self.writer.run(op)
 
@@ -263,8 +271,8 @@ class Store:
             "created_at": time.time(),
         }
 
-        async def op(conn: AsyncConnection) -> int:
-            result = await conn.execute(t.pending_requests.insert().values(**values))
+        def op(conn: Connection) -> int:
+            result = conn.execute(t.pending_requests.insert().values(**values))
             return int(result.inserted_primary_key[0])
 
         request_id: int = await self.writer.run(op)
@@ -283,8 +291,8 @@ class Store:
             return [PendingRequest(**r._mapping) for r in rows]
 
     async def complete_request(self, request_id: int, status: str, result: Any) -> None:
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def op(conn: Connection) -> None:
+            conn.execute(
                 update(t.pending_requests)
                 .where(t.pending_requests.c.id == request_id)
                 .values(status=status, result=result, completed_at=time.time())
@@ -295,13 +303,16 @@ class Store:
     # --- event log -----------------------------------------------------------------------------
 
     def log_event(self, kind: str, endpoint: str | None, data: dict[str, Any], at: float) -> None:
-        """Append to the event log without waiting for the commit."""
-        row = {"time": at, "endpoint": endpoint, "kind": kind, "data": data}
+        """Append to the event log without waiting for the commit. Events that arrive while a
+        transaction commits are written together, with one executemany, in the next one."""
+        self._event_rows.append({"time": at, "endpoint": endpoint, "kind": kind, "data": data})
+        if len(self._event_rows) == 1:
+            self.writer.submit(self._write_events)
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(t.events.insert().values(**row))
-
-        self.writer.submit(op)
+    def _write_events(self, conn: Connection) -> None:
+        rows, self._event_rows = self._event_rows, []
+        if rows:
+            conn.execute(_INSERT_EVENT, rows)
 
     async def events(self, endpoint: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         stmt = select(t.events).order_by(t.events.c.id.desc()).limit(limit)
@@ -324,19 +335,19 @@ class Store:
             "created_at": record.created_at,
         }
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def op(conn: Connection) -> None:
+            conn.execute(
                 delete(t.psk_credentials).where(
                     (c.endpoint == record.endpoint) | (c.identity == record.identity)
                 )
             )
-            await conn.execute(t.psk_credentials.insert().values(**row))
+            conn.execute(t.psk_credentials.insert().values(**row))
 
         await self.writer.run(op)
 
     async def delete_psk(self, endpoint: str) -> None:
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(delete(t.psk_credentials).where(t.psk_credentials.c.endpoint == endpoint))
+        def op(conn: Connection) -> None:
+            conn.execute(delete(t.psk_credentials).where(t.psk_credentials.c.endpoint == endpoint))
 
         await self.writer.run(op)
 
@@ -370,8 +381,8 @@ class ProvisioningRepository:
         self.store = store
 
     async def _write(self, statement: Any) -> Any:
-        async def op(conn: AsyncConnection) -> Any:
-            return await conn.execute(statement)
+        def op(conn: Connection) -> Any:
+            return conn.execute(statement)
 
         return await self.store.writer.run(op)
 
@@ -392,7 +403,10 @@ class ProvisioningRepository:
         return await self._rows(select(t.products).order_by(t.products.c.created_at))
 
     async def insert_device(self, row: dict[str, Any]) -> int:
-        result = await self._write(t.devices.insert().values(**row))
+        def op(conn: Connection) -> Any:
+            return conn.execute(t.devices.insert(), row)
+
+        result = await self.store.writer.run(op)
         return int(result.inserted_primary_key[0])
 
     async def update_device(self, device_id: int, values: dict[str, Any]) -> None:

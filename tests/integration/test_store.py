@@ -111,8 +111,8 @@ async def test_a_failing_write_fails_alone(database_url: str) -> None:
     try:
         from sqlalchemy import text
 
-        async def broken(conn):  # type: ignore[no-untyped-def]
-            await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+        def broken(conn):  # type: ignore[no-untyped-def]
+            conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
 
         good = store.record_values("dev", [StoredValue("/1/0/1", "Integer", 1)], "read")
         results = await asyncio.gather(good, store.writer.run(broken), return_exceptions=True)
