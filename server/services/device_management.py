@@ -276,33 +276,20 @@ class DeviceManagement:
             return {"code": CoapCode.CHANGED.dotted}
 
         if op.kind == "create":
-            entries = values_from_json(p["values"])
             instance_id = p.get("instance_id")
             inst_path = path.child(instance_id if instance_id is not None else 0)
-            node = build_node(
-                inst_path,
-                [
-                    (
-                        inst_path.child(e[0].resource_id or 0)
-                        if e[0].depth < 3
-                        else Path(*inst_path.ids, *e[0].ids[2:]),
-                        e[1],
-                        e[2],
-                    )
-                    for e in entries
-                ],
-                self.model.is_multiple,
-            )
+            node = build_node(inst_path, values_from_json(p["values"]), self.model.is_multiple)
             fmt = p.get("content_format") or self.write_format(reg, node)
-            if fmt in (ContentFormat.TLV, ContentFormat.TLV_LEGACY) and instance_id is not None:
-                payload = codec.encode(
-                    LwM2MObject(path.object_id or 0, {instance_id: node}), path, fmt, self.model
-                )  # type: ignore[dict-item]
-            else:
-                payload = codec.encode(node, inst_path, fmt, self.model)
-            response = await transport.send(
-                address, Downlink("POST", seg, payload, content_format=fmt), timeout
-            )
+            # With an id, TLV wraps the resources in an object-instance TLV (encoded at the object
+            # path); without one the client picks the id and gets bare resources. SenML names carry
+            # the instance id in every record.
+            tlv = ContentFormat(fmt).canonical is ContentFormat.TLV
+            target = path if instance_id is not None and tlv else inst_path
+            try:
+                payload = codec.encode(node, target, fmt, self.model)
+            except CodecError as exc:
+                raise BadArgument(str(exc)) from exc
+            response = await transport.send(address, Downlink("POST", seg, payload, content_format=fmt), timeout)
             self._check(response, (CoapCode.CREATED,))
             self.bus.publish("request.create", endpoint, path=str(path), instance_id=instance_id)
             return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}
