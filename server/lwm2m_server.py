@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from lwm2m.codec.link_format import Link
 from lwm2m.model import ModelRegistry
-from lwm2m.node import Node
+from lwm2m.model.builtin import registry_with
+from lwm2m.node import Node, build_node
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.coap.dtls import DtlsServer
@@ -36,10 +37,11 @@ from server.services.device_management import (
     Operation,
     links_of,
     result_node,
+    values_from_json,
     values_to_json,
 )
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
-from server.services.provisioning import Provisioning
+from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
 from server.services.registration import OpenPolicy, RegistrationPolicy, RegistrationService
 from server.services.reporting import ActiveObservation, Reporting
@@ -96,7 +98,6 @@ class Lwm2mServer:
         policy: RegistrationPolicy | None = None,
         store: Store | None = None,
     ) -> None:
-        from lwm2m.model.builtin import registry_with
 
         self.settings = settings or Settings()
         self.model = model or registry_with(self.settings.models_dir)
@@ -401,7 +402,6 @@ class Lwm2mServer:
         if content_format is not None:
             params["content_format"] = int(content_format)
         result = await self.perform(endpoint, Operation("read_composite", params), timeout=timeout)
-        from server.services.device_management import values_from_json
 
         return {p: v for p, v, _t in values_from_json(result["node"])}
 
@@ -449,8 +449,6 @@ class Lwm2mServer:
             attributes=dict(attributes or {}),
             timeout=self.settings.request_timeout if timeout is None else timeout,
         )
-        from lwm2m.node import build_node
-        from server.services.device_management import values_from_json
 
         node = None if composite else build_node(paths[0], values_from_json(values), self.model.is_multiple)
         return Observation(
@@ -480,7 +478,6 @@ class Lwm2mServer:
 
     def counters(self) -> dict[str, Any]:
         """Per-listener traffic counters and store counters."""
-        from dataclasses import asdict
 
         return {
             "listeners": {name: asdict(listener.counters) for name, listener in self.listeners.items()},
@@ -504,7 +501,6 @@ class Lwm2mServer:
 
     def dtls_counters(self) -> dict[str, dict[str, Any]]:
         """Per-listener DTLS counters: handshakes ok / failed by reason, sessions, bytes."""
-        from dataclasses import asdict
 
         result: dict[str, dict[str, Any]] = {}
         for name, dtls in self.dtls.items():
@@ -512,3 +508,29 @@ class Lwm2mServer:
             counters["handshakes_failed"] = dict(dtls.counters.handshakes_failed)
             result[name] = counters
         return result
+
+    # --- provisioned devices and endpoints (used by the northbound API) --------------------------
+
+    @staticmethod
+    def endpoint_of(device: Device) -> str | None:
+        """The endpoint name `device` registers (or will register) with: the bound one, else the
+        carrier's pattern (OneNET `IMEI;IMSI` when the IMSI is known, the others the IMEI)."""
+        if device.endpoint:
+            return device.endpoint
+        if device.imei is None:
+            return None
+        if device.carrier == "onenet" and device.imsi:
+            return f"{device.imei};{device.imsi}"
+        return device.imei
+
+    def device_of(self, endpoint: str) -> Device | None:
+        """The provisioned device of `endpoint`: the one bound to it, else the one whose IMEI and
+        carrier pattern give that endpoint name."""
+        device = self.provisioning.device_by_endpoint(endpoint)
+        if device is not None:
+            return device
+        imei = endpoint.split(";", 1)[0].removeprefix("urn:imei:")
+        for candidate in self.provisioning.devices_by_imei(imei):
+            if self.endpoint_of(candidate) == endpoint:
+                return candidate
+        return None
