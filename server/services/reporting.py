@@ -1,9 +1,11 @@
 """Information Reporting interface, server side (Core 1.1.1 §6.4; RFC 7641).
 
 Observe / Observe-Composite start an observation through the listener the device registered on;
-each notification is decoded, stored (time series and latest value) and published. aiocoap
-already drops notifications older than the newest one (RFC 7641 §3.4 reordering rule), and
-duplicates of a CON notification carry the same sequence number, so each value is stored once.
+each notification is decoded, stored (time series and latest value) and published.
+Acknowledge after commit: the listener delivers each notification once per (remote, message id)
+and ACKs a CON notification when the task storing it is done (see `server.coap.listener`); a
+retransmission is not stored again, a failed write is not ACKed. A notification that arrives
+after a newer one (RFC 7641 §3.4) is still stored in the time series: it was acknowledged.
 
 Cancel: `cancel(..., active=True)` sends a GET with Observe=1 (Core §6.4.2) and forgets the
 observation; `active=False` only forgets it, so the next notification is answered with Reset.
@@ -107,10 +109,13 @@ class Reporting:
             attributes=attributes or {},
         )
 
-        def on_notification(response: DownlinkResponse) -> None:
+        def on_notification(response: DownlinkResponse) -> asyncio.Task[None]:
+            # The listener acknowledges a CON notification when this task is done (after the
+            # commit); a failed write leaves it unacknowledged, so the device retransmits.
             task = asyncio.create_task(self._store_notification(observation, response))
             self._pending_writes.add(task)
             task.add_done_callback(self._pending_writes.discard)
+            return task
 
         def on_end(exc: Exception | None) -> None:
             if self._active.get(observation.id) is observation:
@@ -222,6 +227,10 @@ class Reporting:
         self, observation: ActiveObservation, response: DownlinkResponse, source: str
     ) -> list[dict[str, Any]]:
         values: list[dict[str, Any]] = []
+        if not response.payload:
+            # A module that has no value yet answers the Observe with an empty 2.05 (OneMO
+            # modules answer observations themselves); the observation stands, nothing to store.
+            return values
         if observation.composite:
             fmt = response.content_format or observation.content_format or ContentFormat.SENML_CBOR
             nodes = codec.decode_composite(response.payload, fmt, self.model)
