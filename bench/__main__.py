@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registrations,reads,memory,dtls] [--name latest]`."""
+"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet] [--name latest]`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="latest", help="results file name (bench/results/<name>.json)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 50)")
     parser.add_argument("--endpoints", type=int, help="endpoints for the memory benchmark (default 10000)")
+    parser.add_argument("--modules", type=int, help="AT modules for the modules benchmark (default 10000)")
+    parser.add_argument("--notifies", type=int, help="notifies for the notifies benchmark (default 5000)")
+    parser.add_argument("--fleet", type=int, help="LwM2M devices for the fleet benchmark (default 10000)")
     return parser
 
 
@@ -39,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, clients=args.clients)
     if args.endpoints:
         sizes = dataclasses.replace(sizes, endpoints=args.endpoints)
+    if args.modules:
+        sizes = dataclasses.replace(sizes, modules=args.modules)
+    if args.notifies:
+        sizes = dataclasses.replace(sizes, notifies=args.notifies)
+    if args.fleet:
+        sizes = dataclasses.replace(sizes, fleet=args.fleet)
     console = Console(width=170)
     started = time.perf_counter()
     figures = asyncio.run(run_benchmarks(sizes, only))

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.dtls import bench_dtls
+from bench.fleet_capacity import bench_fleet_capacity
 from bench.measure import Figure
 from bench.memory import bench_memory
+from bench.modules import bench_modules
+from bench.notifies import bench_notifies
 from bench.reads import bench_reads
 from bench.registrations import bench_registrations
 
-BENCHMARKS = ("registrations", "reads", "memory", "dtls")
+BENCHMARKS = ("registrations", "reads", "memory", "dtls", "modules", "notifies", "fleet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +24,26 @@ class Sizes:
     endpoints: int = 10_000
     sockets: int = 300
     handshakes: int = 200
+    modules: int = 10_000
+    module_interval: float = 10.0
+    notifies: int = 5000
+    fleet: int = 10_000
+    fleet_interval: float = 10.0
 
 
-QUICK = Sizes(clients=20, registrations=50, reads=50, endpoints=200, sockets=20, handshakes=20)
+QUICK = Sizes(
+    clients=20,
+    registrations=50,
+    reads=50,
+    endpoints=200,
+    sockets=20,
+    handshakes=20,
+    modules=50,
+    module_interval=2.0,
+    notifies=100,
+    fleet=50,
+    fleet_interval=2.0,
+)
 
 
 async def run_benchmarks(sizes: Sizes, only: tuple[str, ...] = BENCHMARKS) -> list[Figure]:
@@ -36,4 +56,10 @@ async def run_benchmarks(sizes: Sizes, only: tuple[str, ...] = BENCHMARKS) -> li
         figures += await bench_memory(sizes.endpoints, sizes.sockets)
     if "dtls" in only:
         figures += await bench_dtls(sizes.clients, sizes.handshakes, sizes.reads)
+    if "modules" in only:
+        figures += await bench_modules(sizes.modules, sizes.module_interval)
+    if "notifies" in only:
+        figures += await bench_notifies(sizes.clients, sizes.notifies)
+    if "fleet" in only:
+        figures += await bench_fleet_capacity(sizes.fleet, sizes.fleet_interval)
     return figures

@@ -18,12 +18,14 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path as FsPath
 
 from emulator.at.framing import ByteFramer
 from emulator.module.basic import DEFAULT_IMEI, DEFAULT_IMSI
 from emulator.module.clock import AsyncioScheduler
 from emulator.module.module import Module
 from emulator.module.network import AiocoapClientPort, HostMap, port_factory
+from emulator.transcript import TranscriptWriter, open_transcript
 from lwm2m.model import ModelRegistry
 from lwm2m.model.builtin import builtin_registry
 
@@ -45,6 +47,7 @@ class EmulatedModule:
         registry: ModelRegistry | None = None,
         request_timeout: float = 10.0,
         echo: bool = True,
+        transcript: str | FsPath | TranscriptWriter | None = None,
     ) -> None:
         self.model_name = model
         self.imei = imei
@@ -59,6 +62,10 @@ class EmulatedModule:
         self._cursor = 0
         self._changed = asyncio.Event()
         self._closers: list[Callable[[], Awaitable[None] | None]] = []
+        # Every byte in and out, as timestamped lines (emulator.transcript), when asked for.
+        self.transcript_writer = (
+            open_transcript(transcript) if isinstance(transcript, str | FsPath) else transcript
+        )
 
     async def start(self) -> None:
         if self.module is not None:
@@ -83,12 +90,12 @@ class EmulatedModule:
                 await result
         self._closers.clear()
         module = self.module
-        if module is not None and module.client is not None:
-            client, module.client, module._session = module.client, None, None
+        if module is not None:
+            client = module.power_off()
             if isinstance(client, AiocoapClientPort):
                 await client.aclose()
-            else:
-                client.abort()
+        if self.transcript_writer is not None:
+            self.transcript_writer.close()
 
     def on_close(self, closer: Callable[[], Awaitable[None] | None]) -> None:
         """Run `closer` on `stop()` (front-ends register their cleanup here)."""
@@ -97,6 +104,8 @@ class EmulatedModule:
     def feed(self, data: bytes) -> None:
         if self.module is None:
             raise RuntimeError("EmulatedModule not started")
+        if self.transcript_writer is not None:
+            self.transcript_writer.to_module(data)
         self.module.feed(data)
 
     def add_listener(self, listener: OutputListener) -> None:
@@ -112,6 +121,8 @@ class EmulatedModule:
 
     def _output(self, data: bytes) -> None:
         self._transcript += data
+        if self.transcript_writer is not None:
+            self.transcript_writer.from_module(data)
         self._changed.set()
         for listener in list(self._listeners):
             try:
@@ -142,14 +153,16 @@ async def run_emulator(
     *,
     hosts: Mapping[str, str] | None = None,
     ready: Callable[[list[str]], None] | None = None,
+    transcript: str | FsPath | None = None,
 ) -> None:
     """Serve one emulated module until cancelled. `tcp` is "host:port" (or ":port"); `pty` opens a
     pseudo-terminal. `ready` receives the front-end addresses ("tcp://127.0.0.1:5000",
-    "/dev/pts/3") once they are open; without it they are logged."""
+    "/dev/pts/3") once they are open; without it they are logged. `transcript` is a file that
+    receives every line in and out with a timestamp (`emulator.transcript`)."""
     from emulator.frontends.pty import open_pty
     from emulator.frontends.tcp import serve_tcp
 
-    emulated = EmulatedModule(model, imei=imei, imsi=imsi, hosts=hosts)
+    emulated = EmulatedModule(model, imei=imei, imsi=imsi, hosts=hosts, transcript=transcript)
     await emulated.start()
     addresses: list[str] = []
     try:

@@ -74,28 +74,123 @@ def _print_event(event: Any) -> None:
     console.print(f"[{style}]{event.kind:<26}[/] {event.endpoint or '':<18} {detail}")
 
 
-async def _run_server(settings: Settings, fleet_size: int, interval: float, quiet: bool) -> None:
+DEMO_MODULES = {
+    # carrier: (model, IMEI, IMSI, server as the manual writes it, AT+MIPLCFG platform line or None)
+    "onenet": ("ML307R", "869975030000461", "460041234567890", "183.230.40.40:5683", None),
+    "ctwing": (
+        "MN316",
+        "869975030000479",
+        "460111234567891",
+        "221.229.214.202:5683",
+        'AT+MIPLCFG="platform",0,1',
+    ),
+}
+
+
+def _api_key(settings: Settings) -> str:
+    """TESTBED_API_KEY when set; otherwise a key generated once and kept beside the SQLite data."""
+    if settings.api_key:
+        return settings.api_key
+    from pathlib import Path
+
+    from server.services.provisioning import new_key
+
+    path = Path("data") / "api_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_key()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+async def _start_demo_module(
+    server: Any, host: Any, products: dict[str, Any], carrier: str
+) -> tuple[str, int]:
+    """Provision (once) and start one hosted AT module of `carrier`, serve it on a TCP port and
+    log it in with the manual's commands; returns (module id, TCP port)."""
+    from emulator.frontends.tcp import serve_tcp
+
+    model, imei, imsi, address, platform_line = DEMO_MODULES[carrier]
+    product = products[carrier]
+    if not server.provisioning.devices_by_imei(imei, carrier):
+        await server.provisioning.create_device(
+            product_id=product.id, imei=imei, imsi=imsi, title=f"Demo {model} ({carrier})"
+        )
+    module_id = await host.start_module(model, imei=imei, imsi=imsi)
+    emulated = host.get(module_id)
+    tcp = await serve_tcp(emulated, "127.0.0.1", 0)
+    lines = [f'AT+MIPLCREATEEX="{address}",2']
+    if platform_line:
+        lines.append(platform_line)
+    lines += ['AT+MIPLADDOBJ=0,3303,1,"1",1,0', "AT+MIPLOPEN=0,3600"]
+    for line in lines:
+        await host.send(module_id, line)
+    return module_id, int(tcp.sockets[0].getsockname()[1])
+
+
+async def _run_server(
+    settings: Settings, fleet_size: int, interval: float, quiet: bool, *, http: bool
+) -> None:
     from server.lwm2m_server import Lwm2mServer
 
+    api_key = _api_key(settings) if http else None
+    if api_key:
+        settings = settings.model_copy(update={"api_key": api_key})
     server = Lwm2mServer(settings)
     await server.start()
     fleet = None
+    handle = None
+    host = None
     try:
         for listener in server.listeners.values():
-            console.print(f"[bold]LwM2M server[/] coap://{listener.host}:{listener.port}  ({listener.name})")
-        console.print(f"[bold]Database[/]     {settings.database_url}")
+            dtls = server.dtls.get(listener.name)
+            secure = f", coaps://{listener.host}:{dtls.address[1]}" if dtls else ""
+            console.print(
+                f"[bold]LwM2M[/]    coap://{listener.host}:{listener.port}{secure}  ({listener.name})"
+            )
+        console.print(f"[bold]Database[/] {settings.database_url}")
+        if http:
+            from emulator.hosting import ModuleHost
+            from server.api.app import create_app
+            from server.api.demo import ensure_demo_products
+            from server.api.serve import serve_http
+            from server.console import mount_console
+
+            products = await ensure_demo_products(server, api_key)
+            host = ModuleHost()
+            app = create_app(server, module_host=host)
+            mount_console(app)
+            handle = await serve_http(app, settings.http_host, settings.http_port)
+            shown = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+            base = f"http://{shown}:{handle.port}"
+            console.print(f"[bold]Console[/]  {base}/#key={api_key}")
+            console.print(f"[bold]API[/]      {base}  (OneNET-compatible; native under /api/v1; /docs)")
+            console.print(f"[bold]API key[/]  {api_key}  (admin, and master key of the demo OneNET product)")
+            for carrier, product in products.items():
+                console.print(
+                    f"           {carrier:<7} product {product.id}  master key {product.master_key}"
+                )
+            for carrier in DEMO_MODULES:
+                try:
+                    module_id, port = await _start_demo_module(server, host, products, carrier)
+                except Exception as exc:  # a demo module is a convenience: report, keep serving
+                    console.print(f"[red]demo {carrier} module not started: {exc}[/]")
+                    continue
+                console.print(f"[bold]Module[/]   {module_id} ({carrier}) AT on tcp://127.0.0.1:{port}")
         if fleet_size:
             from rich.progress import Progress
 
             from emulator.fleet import Fleet
 
-            first = next(iter(server.listeners.values()))
+            first = server.listeners.get("default") or next(iter(server.listeners.values()))
             fleet = Fleet(first.address, fleet_size, interval=interval)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("starting the emulated fleet", total=fleet_size)
                 await fleet.start(lambda done: progress.update(task, completed=done))
             console.print(
-                f"[bold]Fleet[/]        {fleet_size} emulated devices: "
+                f"[bold]Fleet[/]    {fleet_size} emulated devices: "
                 + ", ".join(d.endpoint for d in fleet.devices[:5])
             )
             for device in fleet.devices:
@@ -116,6 +211,10 @@ async def _run_server(settings: Settings, fleet_size: int, interval: float, quie
     finally:
         if fleet is not None:
             await fleet.stop()
+        if host is not None:
+            await host.close()
+        if handle is not None:
+            await handle.stop()
         await server.stop()
         console.print("stopped")
 
@@ -123,15 +222,28 @@ async def _run_server(settings: Settings, fleet_size: int, interval: float, quie
 @app.command()
 def up(
     db: DbOption = None,
-    host: Annotated[str, typer.Option(help="CoAP listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="CoAP port.")] = 5683,
-    fleet: Annotated[int, typer.Option(help="Emulated devices to start.")] = 3,
+    host: Annotated[
+        str, typer.Option(help="CoAP listen address of the open (custom) listener.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="CoAP port of the open listener (DTLS on port+1).")] = 5683,
+    http_port: Annotated[
+        int | None, typer.Option(help="HTTP port of the API and console (default 8080).")
+    ] = None,
+    carriers: Annotated[
+        bool, typer.Option(help="Carrier listeners on 127.0.1.x (OneNET, CTWing, ...).")
+    ] = True,
+    fleet: Annotated[int, typer.Option(help="Emulated LwM2M devices reporting sensor values.")] = 3,
     interval: Annotated[float, typer.Option(help="Seconds between sensor changes of the fleet.")] = 10.0,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
 ) -> None:
-    """Run the private cloud: the LwM2M server and a small emulated fleet reporting sensor values."""
-    asyncio.run(_run_server(_settings(db, host, port, None, models), fleet, interval, quiet))
+    """Run the private cloud: LwM2M server on every carrier listener, the HTTP API and web console,
+    demo products and modules per carrier, and a small emulated fleet reporting sensor values."""
+    settings = _settings(db, host, port, port + 1, models)
+    updates: dict[str, Any] = {"carrier_map": carriers}
+    if http_port is not None:
+        updates["http_port"] = http_port
+    asyncio.run(_run_server(settings.model_copy(update=updates), fleet, interval, quiet, http=True))
 
 
 @app.command()
@@ -142,8 +254,8 @@ def server(
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
 ) -> None:
-    """Run the LwM2M server only."""
-    asyncio.run(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet))
+    """Run the LwM2M server only (no HTTP API, no emulated devices)."""
+    asyncio.run(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet, http=False))
 
 
 @app.command("fleet")

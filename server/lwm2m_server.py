@@ -28,10 +28,12 @@ from lwm2m.model.builtin import registry_with
 from lwm2m.node import Node, build_node
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
+from server.carriers.policy import AppData, CarrierPolicy
 from server.coap.dtls import DtlsServer
 from server.coap.listener import CoapListener
 from server.domain import Registration
 from server.events import EventBus, Subscription
+from server.services.bootstrap import BootstrapServer, access_servers_from
 from server.services.device_management import (
     DeviceManagement,
     Operation,
@@ -105,7 +107,11 @@ class Lwm2mServer:
         self._store = store
         self.security = SecurityService()
         self.provisioning = Provisioning()
-        self._policy = policy or OpenPolicy(identity_endpoints=self.security.endpoints_for)
+        # Carrier rules by listener (server.carriers); custom listeners keep the open policy.
+        self.carriers = CarrierPolicy(
+            self.provisioning, policy or OpenPolicy(identity_endpoints=self.security.endpoints_for)
+        )
+        self._policy: RegistrationPolicy = self.carriers
         self.listeners: dict[str, CoapListener] = {}
         self.dtls: dict[str, DtlsServer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -144,8 +150,14 @@ class Lwm2mServer:
         self.registrations.on_register(self._after_register)
         self.registrations.on_update(self._after_update)
         self.registrations.on_removal(self._after_removal)
-        for spec in self.settings.listeners:
+        AppData(self.bus, self.carriers, self._listener_of)
+        for spec in self.settings.all_listeners():
             await self.add_listener(spec)
+        access = access_servers_from(self.settings.all_listeners(), self.carriers)
+        if self.bootstrap_handler is None and access:
+            self.bootstrap_handler = BootstrapServer(
+                self.carriers, self.provisioning, self.model, self.bus, self.listeners, access
+            )
         await self.registrations.start()
         for reg in self.registrations.all():
             if not reg.queue_mode:
@@ -155,12 +167,14 @@ class Lwm2mServer:
         self.started = True
 
     async def add_listener(self, spec: ListenerSettings) -> CoapListener:
+        self.carriers.attach_listener(spec.name, spec.carrier, spec.role)
         listener = CoapListener(spec.name, spec.host, spec.port, self, max_payload=self.settings.max_payload)
         await listener.start()
         self.listeners[spec.name] = listener
         if spec.dtls_port is not None:
+            psk_lookup = self.carriers.psk_lookup(spec.name) or self.security.lookup
             dtls = DtlsServer(
-                bind=(spec.host, spec.dtls_port), backend=listener.address, psk_lookup=self.security.lookup
+                bind=(spec.host, spec.dtls_port), backend=listener.address, psk_lookup=psk_lookup
             )
             await dtls.start()
             self.dtls[spec.name] = dtls
@@ -171,6 +185,8 @@ class Lwm2mServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if isinstance(self.bootstrap_handler, BootstrapServer):
+            await self.bootstrap_handler.drain()
         if hasattr(self, "registrations"):
             await self.registrations.stop()
             await self.reporting.drain()
@@ -209,6 +225,7 @@ class Lwm2mServer:
         result = await self.registrations.register(request)
         if result.code == CoapCode.CREATED:
             self.queue.heard_from(request.endpoint)
+            await self.carriers.bind(request)
             if self.provisioning.device_by_endpoint(request.endpoint) is None:
                 self._spawn(self.provisioning.ensure_endpoint(request.endpoint))
         return result
@@ -241,6 +258,11 @@ class Lwm2mServer:
     async def _after_register(self, reg: Registration, _reason: str) -> None:
         await self.reporting.forget_endpoint(reg.endpoint)
         await self._flush(reg)
+        await self.carriers.after_register(self, reg)
+
+    def _listener_of(self, endpoint: str) -> str | None:
+        reg = self.registrations.get(endpoint)
+        return reg.listener if reg is not None else None
 
     async def _after_update(self, reg: Registration, reason: str) -> None:
         if reason == "address":
@@ -524,13 +546,13 @@ class Lwm2mServer:
         return device.imei
 
     def device_of(self, endpoint: str) -> Device | None:
-        """The provisioned device of `endpoint`: the one bound to it, else the one whose IMEI and
-        carrier pattern give that endpoint name."""
-        device = self.provisioning.device_by_endpoint(endpoint)
-        if device is not None:
-            return device
+        """The device of `endpoint`: a provisioned one (bound to it, or whose IMEI and carrier
+        pattern give that name) before an anonymous sighting of the endpoint."""
+        bound = self.provisioning.device_by_endpoint(endpoint)
+        if bound is not None and bound.product_id is not None:
+            return bound
         imei = endpoint.split(";", 1)[0].removeprefix("urn:imei:")
         for candidate in self.provisioning.devices_by_imei(imei):
-            if self.endpoint_of(candidate) == endpoint:
+            if candidate.product_id is not None and self.endpoint_of(candidate) == endpoint:
                 return candidate
-        return None
+        return bound

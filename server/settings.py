@@ -14,6 +14,42 @@ class ListenerSettings(BaseModel):
     port: int = 5683
     dtls_port: int | None = 5684
     carrier: str = "custom"
+    # "access" (an LwM2M server) or "bootstrap" (a bootstrap server, OneNET's nbiotbt).
+    role: str = "access"
+    # The address a bootstrap server writes into the Security object for this listener (clients
+    # only accept `coap://a.b.c.d:5683`); None = `host`. Set it when `host` is 0.0.0.0.
+    public_host: str | None = None
+
+
+# The default carrier listeners: one loopback address per carrier host, each on 5683 and 5684,
+# matching the emulator's default host map (`emulator.module.network.CARRIER_HOSTS`).
+CARRIER_ADDRESSES: dict[str, tuple[str, str, str]] = {
+    # name: (carrier, role, address)
+    "onenet-bootstrap": ("onenet", "bootstrap", "127.0.1.1"),
+    "onenet": ("onenet", "access", "127.0.1.2"),
+    "ctwing": ("ctwing", "access", "127.0.1.3"),
+    "yanfei": ("yanfei", "access", "127.0.1.4"),
+    "huawei": ("huawei", "access", "127.0.1.5"),
+}
+
+
+def carrier_listeners(
+    port: int = 5683, dtls_port: int | None = 5684, addresses: dict[str, str] | None = None
+) -> list[ListenerSettings]:
+    """One listener per carrier host; `addresses` overrides the address of a listener by name
+    (containers bind 0.0.0.0 and set `public_host`). Tests pass port 0 (ephemeral)."""
+    chosen = addresses or {}
+    return [
+        ListenerSettings(
+            name=name,
+            host=chosen.get(name, address),
+            port=port,
+            dtls_port=dtls_port,
+            carrier=carrier,
+            role=role,
+        )
+        for name, (carrier, role, address) in CARRIER_ADDRESSES.items()
+    ]
 
 
 class Settings(BaseSettings):
@@ -33,3 +69,13 @@ class Settings(BaseSettings):
     # Largest accepted request body on the CoAP side and the HTTP side, bytes.
     max_payload: int = 64 * 1024
     api_key: str | None = None
+    # Add the default carrier listeners (`carrier_listeners()`) to `listeners`.
+    carrier_map: bool = False
+
+    def all_listeners(self) -> list[ListenerSettings]:
+        """`listeners`, plus the carrier listeners when `carrier_map` is set (names not taken)."""
+        result = list(self.listeners)
+        if self.carrier_map:
+            taken = {spec.name for spec in result}
+            result.extend(spec for spec in carrier_listeners() if spec.name not in taken)
+        return result

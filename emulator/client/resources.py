@@ -45,7 +45,7 @@ from lwm2m import codec
 from lwm2m.codec import link_format
 from lwm2m.errors import CodecError, InvalidPath, UnsupportedContentFormat
 from lwm2m.model import ModelRegistry
-from lwm2m.node import LwM2MObject, Node, ObjectInstance, ResourceInstance, SingleResource
+from lwm2m.node import LwM2MObject, MultipleResource, Node, ObjectInstance, ResourceInstance, SingleResource
 from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
 from lwm2m.path import Path
 
@@ -316,12 +316,22 @@ class Lwm2mResource(interfaces.Resource):
         fmt = request.opt.content_format
         if fmt is None:
             fmt = ContentFormat.TEXT if path.depth >= 3 else self.settings.container_format
+        if int(fmt) == ContentFormat.OPAQUE and path.depth == 3 and self._is_multiple_opaque(path):
+            # Carriers write application data (`PUT /19/1/0`, octet-stream) to a multiple opaque
+            # resource as one value: it is instance 0.
+            assert path.resource_id is not None
+            return MultipleResource(path.resource_id, {0: bytes(request.payload)}, ResourceType.OPAQUE)
         try:
             return codec.decode(request.payload, path, int(fmt), self.model)
         except UnsupportedContentFormat as exc:
             raise RequestError(CoapCode.UNSUPPORTED_CONTENT_FORMAT) from exc
         except CodecError as exc:
             raise RequestError(CoapCode.BAD_REQUEST, str(exc)) from exc
+
+    def _is_multiple_opaque(self, path: Path) -> bool:
+        assert path.object_id is not None and path.resource_id is not None
+        definition = self.model.get_resource(path.object_id, path.resource_id)
+        return definition is not None and definition.multiple and definition.type is ResourceType.OPAQUE
 
     # -- observations -----------------------------------------------------------------------------
 

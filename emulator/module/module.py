@@ -204,6 +204,19 @@ class Module:
         """Convenience for tests and scripts: one command line, CR-terminated."""
         self.feed(line.encode("utf-8") + b"\r")
 
+    def power_off(self) -> ClientPort | None:
+        """The supply is cut: no message goes out, timers stop, pending server requests are
+        answered as unanswered, and the device instance and the MCU's values are gone (RAM state;
+        *(choice)* nothing survives a power cycle). Returns the dropped client (already aborted)
+        so an async owner can wait for its socket to close."""
+        client = self.client
+        self._end_login(abort=True)
+        self.device = None
+        self.values.clear()
+        self.attributes.clear()
+        self._reset_create()
+        return client
+
     def wall_time(self) -> datetime:
         return self._wall_start + timedelta(seconds=self.clock.now() - self._clock_start)
 
@@ -1041,9 +1054,9 @@ class Module:
             return CoapCode.BAD_REQUEST
         mid = self._next_mid()
         lines: list[str] = []
-        for n, (vpath, value, _rtype) in enumerate(values):
+        for n, (vpath, value, rtype) in enumerate(values):
             o, i, r = vpath.ids[:3]
-            at_type, text = format_for_write(value, device.declared.get((o, i, r)))
+            at_type, text = format_for_write(value, device.declared.get((o, i, r)), rtype)
             flag = 0 if n == len(values) - 1 else (1 if n == 0 else 2)
             lines.append(f"+MIPLWRITE: {REF},{mid},{o},{i},{r},{int(at_type)},{len(text)},{text},{flag}")
         size = sum(value_size(v) for _p, v, _t in values)

@@ -7,12 +7,24 @@ Design choices:
   lock), as a module's single uplink does.
 - A fresh `Lwm2mClient` per login (the module builds a port per AT+MIPLOPEN); the owner (a
   `Session` over the module) is the client's `RequestHandler`.
-- Carrier host names (`nbiotacc.heclouds.com`, ...) resolve through a small map, by default every
-  name to 127.0.0.1, so the emulator always talks to the local testbed. IP literals are kept.
+- Carrier hosts (`nbiotbt.heclouds.com`, `183.230.40.40`, `lwm2m.ctwing.cn`, ...) resolve
+  through `HostMap`: by default each to the loopback address of the testbed's carrier listener
+  (`CARRIER_HOSTS`, matching `server.settings.CARRIER_ADDRESSES`), other names to 127.0.0.1;
+  other IP literals are kept. Overrides map a name or an address, optionally with its port
+  (`"127.0.1.2:5684": ("127.0.1.2", 40123)`), which is how tests reach ephemeral ports.
+- Bootstrap (manual §5.1, §5.2; platforms.md "Bootstrap"): a separate client sends
+  `POST /bs?ep=` (over DTLS with the bootstrap PSK when the host's port is 5684) and accepts what
+  OneNET's client accepts: Bootstrap-Write `PUT /0/<inst>` (other objects 4.04, Delete 5.01).
+  After Bootstrap-Finish the Security instance that is not a bootstrap server names the LwM2M
+  server, parsed as exactly `coap://a.b.c.d:5683` or `coaps://a.b.c.d:5684`; its identity and
+  secret become the DTLS credentials, the module learns them (`bootstrap_succeeded`, shown by
+  AT+MIPLDEVINFO?) and the login registers there. Any failure is `bootstrap_failed` (event 3).
+- DTLS (port 5684): `DtlsClientTunnel` with the module's PSK identity (`<PSKID>`, else the IMEI)
+  and key, its cipher suites and AT+MIPLDTLSNAT interval; a failed handshake is
+  `connect_failed` (events 5 / 7).
 - Outcomes: a `ClientError` without a code (no answer) is a timeout, with a code a failure; an
   Update answered 4.04 means the registration is gone (`lifetime_expired`).
-- Left out: Bootstrap (reported as `bootstrap_failed`) and DTLS (reported as `connect_failed`);
-  the notification's `content_format` is not forwarded (the client picks the format).
+- Left out: the notification's `content_format` is not forwarded (the client picks the format).
 """
 
 from __future__ import annotations
@@ -21,34 +33,189 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from emulator.client.client import ClientError, Lwm2mClient
+from emulator.client.dtls import DEFAULT_CIPHERS, DtlsClientTunnel, DtlsHandshakeError
+from emulator.client.handler import DiscoverResult, ReadResult
 from emulator.client.settings import ClientSettings, ObjectLinks
 from emulator.module.ports import ClientConfig, ClientOwner, Notification
 from lwm2m.model import ModelRegistry
+from lwm2m.node import Node, ObjectInstance, SingleResource
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS: Final = "127.0.0.1"
+DTLS_PORT: Final = 5684
+
+# Carrier hosts -> the loopback address of the testbed's listener for that host
+# (server.settings.CARRIER_ADDRESSES): OneNET bootstrap, OneNET access, CTWing, Yanfei, Huawei.
+CARRIER_HOSTS: Final[dict[str, str]] = {
+    "nbiotbt.heclouds.com": "127.0.1.1",
+    "183.230.40.39": "127.0.1.1",
+    "nbiotacc.heclouds.com": "127.0.1.2",
+    "183.230.40.40": "127.0.1.2",
+    "183.230.40.149": "127.0.1.2",
+    "lwm2m.ctwing.cn": "127.0.1.3",
+    "221.229.214.202": "127.0.1.3",
+    "dmp-coap.cuiot.cn": "127.0.1.4",
+    "iot-coaps.cn-north-4.myhuaweicloud.com": "127.0.1.5",
+}
+
+Target = str | tuple[str, int]
 
 
 class HostMap:
-    """Carrier host name -> IP address; names not in the map go to `default`."""
+    """Host (name or address, optionally `host:port`) -> where the emulator really sends.
 
-    def __init__(self, names: Mapping[str, str] | None = None, default: str = DEFAULT_ADDRESS) -> None:
-        self.names = {k.lower(): v for k, v in (names or {}).items()}
+    `names` adds to / overrides `CARRIER_HOSTS` (pass `carrier_defaults=False` to start empty);
+    a value is an address (the port is kept) or an (address, port) pair. Names not in the map go
+    to `default`; IP literals not in the map are kept."""
+
+    def __init__(
+        self,
+        names: Mapping[str, Target] | None = None,
+        default: str = DEFAULT_ADDRESS,
+        *,
+        carrier_defaults: bool = True,
+    ) -> None:
+        merged: dict[str, Target] = dict(CARRIER_HOSTS) if carrier_defaults else {}
+        merged.update(names or {})
+        self.names = {k.lower(): v for k, v in merged.items()}
         self.default = default
 
     def resolve(self, host: str) -> str:
+        """The address of `host` (ports of (address, port) entries are ignored here)."""
+        found = self.names.get(host.lower())
+        if found is not None:
+            return found if isinstance(found, str) else found[0]
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            return self.names.get(host.lower(), self.default)
+            return self.default
         return host
+
+    def route(self, host: str, port: int) -> tuple[str, int]:
+        """The (address, port) a datagram for `host:port` goes to."""
+        for key in (f"{host.lower()}:{port}", host.lower()):
+            found = self.names.get(key)
+            if isinstance(found, tuple):
+                return found[0], found[1]
+        address = self.resolve(host)
+        found = self.names.get(f"{address}:{port}")
+        if isinstance(found, tuple):
+            return found[0], found[1]
+        return (found if isinstance(found, str) else address), port
+
+
+_SERVER_URI = re.compile(r"^(coaps?)://(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$")
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrappedServer:
+    """The LwM2M server a bootstrap wrote into the Security object."""
+
+    host: str
+    port: int
+    secure: bool
+    identity: bytes | None
+    psk: bytes | None
+
+
+def parse_server_uri(uri: str) -> tuple[str, int, bool] | None:
+    """(host, port, secure) of exactly `coap://a.b.c.d:5683` or `coaps://a.b.c.d:5684` (the form
+    OneNET's client parses, platforms.md), else None."""
+    match = _SERVER_URI.match(uri)
+    if match is None:
+        return None
+    scheme, host, port_text = match.groups()
+    port = int(port_text)
+    if (scheme, port) not in (("coap", 5683), ("coaps", DTLS_PORT)):
+        return None
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return None
+    return host, port, scheme == "coaps"
+
+
+def _value(instance: ObjectInstance, resource_id: int) -> object:
+    node = instance.resources.get(resource_id)
+    return node.value if isinstance(node, SingleResource) else None
+
+
+def server_from_security(instances: Mapping[int, ObjectInstance]) -> BootstrappedServer | None:
+    """The first Security instance that is not a bootstrap server (resource 1 false)."""
+    for instance_id in sorted(instances):
+        instance = instances[instance_id]
+        if _value(instance, 1) is True:
+            continue
+        uri = _value(instance, 0)
+        parsed = parse_server_uri(uri) if isinstance(uri, str) else None
+        if parsed is None:
+            return None
+        host, port, secure = parsed
+        identity, secret = _value(instance, 3), _value(instance, 5)
+        return BootstrappedServer(
+            host,
+            port,
+            secure,
+            bytes(identity) if isinstance(identity, bytes | bytearray) and identity else None,
+            bytes(secret) if isinstance(secret, bytes | bytearray) and secret else None,
+        )
+    return None
+
+
+class BootstrapTarget:
+    """The `RequestHandler` of a bootstrapping OneNET client: accepts Bootstrap-Write of Security
+    instances only (other objects 4.04, Delete 5.01, everything else 4.05)."""
+
+    def __init__(self) -> None:
+        self.security: dict[int, ObjectInstance] = {}
+
+    async def read(self, path: Path) -> ReadResult:
+        return ReadResult(CoapCode.NOT_FOUND)
+
+    async def write(self, path: Path, node: Node, replace: bool) -> CoapCode:
+        if path.object_id == 0 and path.is_instance and isinstance(node, ObjectInstance):
+            assert path.instance_id is not None
+            self.security[path.instance_id] = node
+            return CoapCode.CHANGED
+        return CoapCode.NOT_FOUND
+
+    async def execute(self, path: Path, arguments: str) -> CoapCode:
+        return CoapCode.METHOD_NOT_ALLOWED
+
+    async def write_attributes(self, path: Path, attributes: Mapping[str, str | None]) -> CoapCode:
+        return CoapCode.METHOD_NOT_ALLOWED
+
+    async def discover(self, path: Path) -> DiscoverResult:
+        return DiscoverResult(CoapCode.NOT_FOUND)
+
+    async def create(self, path: Path, node: Node) -> tuple[CoapCode, int | None]:
+        if path.object_id == 0 and isinstance(node, ObjectInstance):
+            self.security[node.id] = node
+            return CoapCode.CREATED, node.id
+        return CoapCode.NOT_FOUND, None
+
+    async def delete(self, path: Path) -> CoapCode:
+        return CoapCode.NOT_IMPLEMENTED
+
+    async def observe(self, path: Path, observation_id: int) -> ReadResult:
+        return ReadResult(CoapCode.NOT_FOUND)
+
+    async def cancel_observation(self, path: Path, observation_id: int) -> CoapCode:
+        return CoapCode.NOT_FOUND
+
+
+def _mbedtls_ciphers(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The module table's `TLS_PSK_WITH_...` names in mbedtls spelling (`TLS-PSK-WITH-...`)."""
+    return tuple(n.replace("_", "-") for n in names) or DEFAULT_CIPHERS
 
 
 class AiocoapClientPort:
@@ -67,6 +234,7 @@ class AiocoapClientPort:
         self.hosts = hosts or HostMap()
         self.request_timeout = request_timeout
         self.client: Lwm2mClient | None = None
+        self.tunnel: DtlsClientTunnel | None = None
         self._object_links: tuple[Path, ...] = ()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
@@ -91,8 +259,9 @@ class AiocoapClientPort:
         for task in list(self._tasks):
             task.cancel()
         client, self.client = self.client, None
-        if client is not None:
-            self._stopping = asyncio.get_running_loop().create_task(client.stop())
+        tunnel, self.tunnel = self.tunnel, None
+        if client is not None or tunnel is not None:
+            self._stopping = asyncio.get_running_loop().create_task(_shutdown(client, tunnel))
 
     def notify(self, notification: Notification) -> bool:
         if self.client is None or self._aborted:
@@ -127,24 +296,93 @@ class AiocoapClientPort:
             objects={p.object_id: None for p in paths},
         )
 
-    async def _open(self, config: ClientConfig) -> None:
-        if config.bootstrap:
-            log.info("bootstrap is not supported by the emulated network port")
-            self.owner.bootstrap_failed()
-            return
+    def _extra_options(self, config: ClientConfig) -> tuple[tuple[int, bytes], ...]:
+        return () if config.auth_code is None else ((63, config.auth_code.encode("utf-8")),)
+
+    async def _tunnel(
+        self, config: ClientConfig, address: tuple[str, int], identity: bytes | None, psk: bytes | None
+    ) -> DtlsClientTunnel | None:
+        """A DTLS tunnel to `address`, handshaken; None when it cannot be set up."""
+        if psk is None or identity is None:
+            log.info("DTLS without a PSK or identity")
+            return None
+        try:
+            tunnel = DtlsClientTunnel(
+                address,
+                identity,
+                psk,
+                ciphers=_mbedtls_ciphers(config.cipher_suites),
+                handshake_timeout=max(1.0, min(float(config.timeout), self.request_timeout)),
+                renegotiate_after=float(config.dtls_nat_interval) or None,
+            )
+        except ValueError as exc:
+            log.info("DTLS tunnel refused: %s", exc)
+            return None
+        try:
+            await tunnel.start()
+        except (DtlsHandshakeError, OSError) as exc:
+            log.info("DTLS handshake with %s failed: %s", address, exc)
+            await tunnel.close()
+            return None
+        return tunnel
+
+    async def _bootstrap(self, config: ClientConfig) -> BootstrappedServer | None:
+        """Client-initiated bootstrap (Core 1.1.1 §6.1.3) against the configured host."""
+        address = self.hosts.route(config.server_host, config.server_port)
+        tunnel: DtlsClientTunnel | None = None
         if config.dtls:
-            log.info("DTLS is not supported by the emulated network port")
-            self.owner.connect_failed()
-            return
-        extra = () if config.auth_code is None else ((63, config.auth_code.encode("utf-8")),)
+            tunnel = await self._tunnel(config, address, config.psk_identity, config.psk)
+            if tunnel is None:
+                return None
+        target = BootstrapTarget()
         settings = ClientSettings(
             endpoint=config.endpoint,
-            server_host=self.hosts.resolve(config.server_host),
-            server_port=config.server_port,
+            server_host=address[0],
+            server_port=address[1],
+            extra_options=self._extra_options(config),
+            remote_override=tunnel.plain_address if tunnel is not None else None,
+            request_timeout=self.request_timeout,
+        )
+        client = Lwm2mClient(settings, target, self.model)
+        try:
+            await client.start()
+            finished = await client.bootstrap_request()
+            await asyncio.wait_for(finished, self.request_timeout)
+        except (ClientError, OSError, TimeoutError) as exc:
+            log.info("bootstrap failed: %s", exc)
+            return None
+        finally:
+            await _shutdown(client, tunnel)
+        return server_from_security(target.security)
+
+    async def _open(self, config: ClientConfig) -> None:
+        host, port, dtls = config.server_host, config.server_port, config.dtls
+        identity, psk = config.psk_identity, config.psk
+        if config.bootstrap:
+            self.owner.bootstrap_started()
+            server = await self._bootstrap(config)
+            if server is None:
+                self.owner.bootstrap_failed()
+                return
+            host, port, dtls = server.host, server.port, server.secure
+            identity, psk = server.identity or config.psk_identity, server.psk
+            self.owner.bootstrap_succeeded(host, port, psk)
+        address = self.hosts.route(host, port)
+        tunnel: DtlsClientTunnel | None = None
+        if dtls:
+            tunnel = await self._tunnel(config, address, identity, psk)
+            if tunnel is None:
+                self.owner.connect_failed()
+                return
+        settings = ClientSettings(
+            endpoint=config.endpoint,
+            server_host=address[0],
+            server_port=address[1],
             lifetime=config.lifetime,
             binding=config.binding or "U",
             object_links=self._links,
-            extra_options=extra,
+            extra_options=self._extra_options(config),
+            remote_override=tunnel.plain_address if tunnel is not None else None,
             request_timeout=self.request_timeout,
         )
         client = Lwm2mClient(settings, self.owner, self.model)
@@ -152,9 +390,11 @@ class AiocoapClientPort:
             await client.start()
         except OSError as exc:
             log.info("client socket failed: %s", exc)
+            await _shutdown(None, tunnel)
             self.owner.connect_failed()
             return
         self.client = client
+        self.tunnel = tunnel
         self.owner.connect_succeeded()
         await _report(
             client.register(),
@@ -191,7 +431,8 @@ class AiocoapClientPort:
             self.owner.deregister_failed()
             return
         self.client = None
-        await client.stop()
+        tunnel, self.tunnel = self.tunnel, None
+        await _shutdown(client, tunnel)
         self.owner.deregistered()
 
     async def _notify(self, client: Lwm2mClient, notification: Notification) -> None:
@@ -214,6 +455,13 @@ class AiocoapClientPort:
                 await task
         if self._stopping is not None:
             await self._stopping
+
+
+async def _shutdown(client: Lwm2mClient | None, tunnel: DtlsClientTunnel | None) -> None:
+    if client is not None:
+        await client.stop()
+    if tunnel is not None:
+        await tunnel.close()
 
 
 async def _report(

@@ -11,6 +11,23 @@ requires (a client behind NAT only hears from the address it registered with).
 Robustness: unparsable datagrams are dropped by aiocoap; we count them by listening to its log
 records (aiocoap's transports are not part of its API, its log messages are stable), and count
 every request we answer 4.00. Nothing raised by a handler reaches the socket: it becomes 5.00.
+A datagram whose string option is not UTF-8 makes aiocoap's decoder raise past its own "unparsable"
+handling; `_install_decode_guard` catches that at the transport's receive method (another
+aiocoap internal, see below) and counts it as malformed.
+
+Acknowledge after commit (RFC 7252 §4.2, §5.2.2; RFC 7641 §4.5): a confirmable notification is
+ACKed only once the notification handler's future (the store write) has completed, so an ACK the
+device sees means the values are in the database. aiocoap's message manager sends that empty ACK
+right after the observation callback returns; we wrap two of its methods on this context only —
+`dispatch_message` (to see each notification with its message id before aiocoap does) and
+`_send_empty_ack` (to hold the ACK back). With the token override and the decode guard these are
+the aiocoap internals we rely on, pinned by `aiocoap==0.4.17` and covered by the fault tests.
+- Every notification is delivered once per (remote, message id), kept for EXCHANGE_LIFETIME: a
+  retransmitted duplicate is not stored again, and its ACK waits for the first copy's commit.
+- A notification older than the newest one (RFC 7641 §3.4) is still delivered: aiocoap would
+  ACK it without a callback, and an acknowledged datapoint must not be lost.
+- A failed write sends no ACK and forgets the message id, so the device's retransmission is
+  delivered and stored again (the write is retried, nothing is stored twice).
 """
 
 from __future__ import annotations
@@ -18,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +46,8 @@ import aiocoap
 import aiocoap.error
 import aiocoap.resource
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
+from aiocoap.numbers.types import CON, NON
 
 from lwm2m.numbers import CoapCode, ContentFormat
 from server.services.errors import DeviceTimeout, DeviceUnreachable
@@ -82,6 +103,9 @@ class ListenerCounters:
     downlinks: int = 0
     downlink_timeouts: int = 0
     notifications: int = 0
+    duplicate_notifications: int = 0
+    acks_deferred: int = 0
+    acks_withheld: int = 0
 
 
 class _MalformedCounter(logging.Handler):
@@ -258,8 +282,50 @@ class _UplinkResource(aiocoap.resource.Resource):
         return None
 
 
+def _peer(remote: Any) -> tuple[str, int] | None:
+    try:
+        return _host_of(remote)
+    except InvalidUplink:
+        return None
+
+
+def _chain(source: asyncio.Future[Any] | None, target: asyncio.Future[Any]) -> None:
+    """Complete `target` like `source` (None: at once)."""
+    if source is None:
+        if not target.done():
+            target.set_result(None)
+        return
+
+    def copy(f: asyncio.Future[Any]) -> None:
+        if target.done():
+            return
+        if f.cancelled():
+            target.cancel()
+        elif f.exception() is not None:
+            target.set_exception(f.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(f.result())
+
+    source.add_done_callback(copy)
+
+
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+EXCHANGE_LIFETIME = TransportTuning().EXCHANGE_LIFETIME
+
+# What a notification handler returns: a future that completes once the values are committed
+# (the ACK is sent then; an exception withholds it), or None when there is nothing to wait for.
+NotificationHandler = Callable[[DownlinkResponse], "asyncio.Future[Any] | None"]
+_MessageKey = tuple[Any, int]
+
+
+@dataclass(slots=True)
+class _Subscription:
+    remote: Any
+    handle: ObservationHandle
+    deliver: Callable[[aiocoap.Message], None]
 
 
 class ObservationHandle:
@@ -301,6 +367,14 @@ class CoapListener:
         self.identity_lookup: Callable[[str, int], str | None] | None = None
         self._counter_handler = _MalformedCounter(self.counters)
         self._forced_tokens: dict[int, bytes] = {}
+        # Acknowledge after commit: observation token -> subscription; (remote, mid) of every
+        # notification seen -> the future of its write (None: nothing to wait for).
+        self._subscriptions: dict[bytes, _Subscription] = {}
+        self._seen: dict[_MessageKey, asyncio.Future[Any] | None] = {}
+        self._seen_order: deque[tuple[float, _MessageKey]] = deque()
+        # Observations being set up, by device address; notifications that overtook the set-up.
+        self._observing: dict[tuple[str, int], int] = {}
+        self._early: dict[_MessageKey, asyncio.Future[Any]] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -315,11 +389,15 @@ class CoapListener:
         if self.port == 0:
             self.port = self._bound_port()
         self._install_token_override()
+        self._install_ack_after_commit()
+        self._install_decode_guard()
 
     def _forget_token(self, token: bytes) -> None:
         """Drop the token from aiocoap's table of open requests, so that the next response on it
         (a notification) is answered with Reset at once rather than one notification later."""
-        assert self.context is not None
+        self._subscriptions.pop(token, None)
+        if self.context is None:
+            return
         for interface in self.context.request_interfaces:
             table = getattr(interface, "outgoing_requests", None)
             if isinstance(table, dict):
@@ -349,10 +427,169 @@ class CoapListener:
 
             interface.request = request
 
+    def _install_decode_guard(self) -> None:
+        """aiocoap 0.4.17 lets a string option with invalid UTF-8 escape `Message.decode` as a
+        UnicodeDecodeError, which reaches the event loop's exception handler (logged at ERROR)
+        for every such datagram. Wrap the UDP transport's `datagram_msg_received` on this
+        context: such a datagram is counted as malformed and dropped, like any unparsable one."""
+        assert self.context is not None
+        for interface in self.context.request_interfaces:
+            message_interface = getattr(
+                getattr(interface, "token_interface", None), "message_interface", None
+            )
+            original = getattr(message_interface, "datagram_msg_received", None)
+            if message_interface is None or original is None:
+                continue
+
+            def datagram_msg_received(
+                data: bytes, ancdata: Any, flags: int, address: Any, _original: Any = original
+            ) -> None:
+                try:
+                    _original(data, ancdata, flags, address)
+                except UnicodeDecodeError:
+                    self.counters.malformed_datagrams += 1
+                except Exception:
+                    # Raised by the dispatch; aiocoap has logged it already, with its traceback.
+                    self.counters.handler_errors += 1
+
+            message_interface.datagram_msg_received = datagram_msg_received
+
+    def _install_ack_after_commit(self) -> None:
+        """Wrap the message manager's `dispatch_message` and `_send_empty_ack` (module docstring)."""
+        assert self.context is not None
+        for interface in self.context.request_interfaces:
+            manager = getattr(interface, "token_interface", None)
+            dispatch = getattr(manager, "dispatch_message", None)
+            send_ack = getattr(manager, "_send_empty_ack", None)
+            if manager is None or dispatch is None or send_ack is None:
+                continue
+
+            def dispatch_message(message: aiocoap.Message, _original: Any = dispatch) -> None:
+                self._claim_notification(message)
+                _original(message)
+
+            def send_empty_ack(remote: Any, mid: int, reason: str, _original: Any = send_ack) -> None:
+                self._acknowledge(remote, mid, reason, _original)
+
+            manager.dispatch_message = dispatch_message
+            manager._send_empty_ack = send_empty_ack
+
+    def _claim_notification(self, message: aiocoap.Message) -> None:
+        """Deliver a notification of one of our observations once per (remote, message id)."""
+        if (
+            message.opt.observe is None
+            or message.opt.block2 is not None
+            or message.mtype not in (CON, NON)
+            or not message.code.is_response()
+        ):
+            return
+        key = (message.remote, message.mid)
+        if key in self._seen:
+            self.counters.duplicate_notifications += 1
+            return
+        subscription = self._subscriptions.get(bytes(message.token))
+        if subscription is None:
+            if _peer(message.remote) in self._observing:
+                # A notification that overtook the observation's set-up (the device notified
+                # right after its first response): hold its ACK until the observation's
+                # callback delivers it and the write commits.
+                placeholder: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._remember_seen(key, placeholder)
+                self._early[key] = placeholder
+            return
+        if subscription.handle.cancelled or subscription.remote != message.remote:
+            return
+        subscription.deliver(message)
+
+    def _remember_seen(self, key: _MessageKey, future: asyncio.Future[Any] | None) -> None:
+        self._expire_seen()
+        self._seen[key] = future
+        self._seen_order.append((time.monotonic() + EXCHANGE_LIFETIME, key))
+
+    def _deliver_once(self, message: aiocoap.Message, handler: NotificationHandler) -> None:
+        key = (message.remote, message.mid)
+        early = self._early.pop(key, None)
+        if early is None:
+            if key in self._seen:
+                return
+            self._remember_seen(key, None)
+        self.counters.notifications += 1
+        try:
+            future = handler(self._response(message))
+        except Exception:
+            log.exception("notification handler failed")
+            if early is not None:
+                early.cancel()
+            return
+        if early is not None:
+            _chain(future, early)
+            future = early
+        if future is not None:
+            self._remember_write(key, future)
+
+    def _drop_early(self, peer: tuple[str, int] | None) -> None:
+        """The observation was not set up: notifications held for it stay unacknowledged."""
+        for key in [k for k in self._early if _peer(k[0]) == peer]:
+            self._early.pop(key).cancel()
+            self._seen.pop(key, None)
+
+    def _remember_write(self, key: _MessageKey, future: asyncio.Future[Any]) -> None:
+        self._seen[key] = future
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                # Forget the message id: the device's retransmission is delivered again.
+                if self._seen.get(key) is f:
+                    del self._seen[key]
+
+        future.add_done_callback(done)
+
+    def _expire_seen(self) -> None:
+        now = time.monotonic()
+        order = self._seen_order
+        while order and order[0][0] <= now:
+            _deadline, key = order.popleft()
+            entry = self._seen.get(key, False)
+            if entry is None or (entry is not False and entry.done()):
+                del self._seen[key]
+
+    def _acknowledge(self, remote: Any, mid: int, reason: str, send: Callable[[Any, int, str], None]) -> None:
+        future = self._seen.get((remote, mid))
+        if future is None:
+            send(remote, mid, reason)
+            return
+        if not future.done():
+            self.counters.acks_deferred += 1
+        future.add_done_callback(lambda f: self._acknowledge_when_stored(f, remote, mid, reason, send))
+
+    def _acknowledge_when_stored(
+        self,
+        future: asyncio.Future[Any],
+        remote: Any,
+        mid: int,
+        reason: str,
+        send: Callable[[Any, int, str], None],
+    ) -> None:
+        if future.cancelled():
+            self.counters.acks_withheld += 1
+            return
+        if future.exception() is not None:
+            self.counters.acks_withheld += 1
+            log.warning("notification %s from %s not stored, not acknowledged", mid, remote)
+            return
+        if self.context is None:
+            return
+        try:
+            send(remote, mid, reason)
+        except Exception as exc:  # the transport may be closing
+            log.info("could not acknowledge notification %s from %s: %s", mid, remote, exc)
+
     def _bound_port(self) -> int:
         assert self.context is not None
         for interface in self.context.request_interfaces:
-            message_interface = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+            message_interface = getattr(
+                getattr(interface, "token_interface", None), "message_interface", None
+            )
             transport = getattr(message_interface, "transport", None)
             if transport is not None:
                 return int(transport.get_extra_info("socket").getsockname()[1])
@@ -431,10 +668,14 @@ class CoapListener:
             request = context.request(message)
         return self._response(await self._await_response(request, address, timeout))
 
-    async def _await_response(self, request: Any, address: tuple[str, int], timeout: float) -> aiocoap.Message:
+    async def _await_response(
+        self, request: Any, address: tuple[str, int], timeout: float
+    ) -> aiocoap.Message:
         """The first response of `request`, with aiocoap's errors turned into the server's."""
         try:
-            response: aiocoap.Message = await asyncio.wait_for(request.response, timeout)
+            # Shielded: a timeout must not cancel aiocoap's own future, or a late answer makes
+            # aiocoap's set_result raise InvalidStateError inside its datagram handler.
+            response: aiocoap.Message = await asyncio.wait_for(asyncio.shield(request.response), timeout)
         except TimeoutError as exc:
             self.counters.downlink_timeouts += 1
             raise DeviceTimeout(f"no answer from {address} within {timeout} s") from exc
@@ -450,34 +691,62 @@ class CoapListener:
         address: tuple[str, int],
         downlink: Downlink,
         timeout: float,
-        on_notification: Callable[[DownlinkResponse], None],
+        on_notification: NotificationHandler,
         on_end: Callable[[Exception | None], None],
     ) -> tuple[DownlinkResponse, ObservationHandle | None]:
-        """Start an observation; returns the first response and a handle (None if not observed)."""
+        """Start an observation; returns the first response and a handle (None if not observed).
+        `on_notification` returns the future of the notification's write: a CON notification is
+        acknowledged when it completes (module docstring)."""
         context = self._require_context()
         self.counters.downlinks += 1
-        request = context.request(self._message(address, downlink))
-        first = await self._await_response(request, address, timeout)
+        peer = (address[0], int(address[1]))
+        self._observing[peer] = self._observing.get(peer, 0) + 1
+        try:
+            request = context.request(self._message(address, downlink))
+            first = await self._await_response(request, address, timeout)
+        except BaseException:
+            self._observe_done(peer)
+            raise
         first_response = self._response(first)
         if not first_response.success or first.opt.observe is None:
+            self._observe_done(peer)
             return first_response, None
         handle = ObservationHandle(request, bytes(first.token), self._forget_token)
 
+        def deliver(message: aiocoap.Message) -> None:
+            self._deliver_once(message, on_notification)
+
         def callback(message: aiocoap.Message) -> None:
-            if handle.cancelled or message is first:
+            # Notifications of this observation are claimed (and delivered) before aiocoap sees
+            # them; what reaches here unclaimed is the final error response, a block-wise
+            # notification (assembled by aiocoap), or one that overtook the set-up below.
+            if (
+                handle.cancelled
+                or message is first
+                or (message.mid == first.mid and message.mtype == first.mtype)
+            ):
                 return
-            self.counters.notifications += 1
-            try:
-                on_notification(self._response(message))
-            except Exception:
-                log.exception("notification handler failed")
+            deliver(message)
 
         def errback(exc: Exception) -> None:
+            self._subscriptions.pop(handle.token, None)
             if not handle.cancelled:
                 on_end(exc)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            request.observation.register_callback(callback)
-            request.observation.register_errback(errback)
+        self._subscriptions[handle.token] = _Subscription(first.remote, handle, deliver)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                request.observation.register_callback(callback)
+                request.observation.register_errback(errback)
+        finally:
+            self._observe_done(peer)
         return first_response, handle
+
+    def _observe_done(self, peer: tuple[str, int]) -> None:
+        remaining = self._observing.get(peer, 1) - 1
+        if remaining > 0:
+            self._observing[peer] = remaining
+            return
+        self._observing.pop(peer, None)
+        self._drop_early(peer)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lwm2m import codec
+from lwm2m.codec import tlv
 from lwm2m.codec.link_format import Link, parse_links
 from lwm2m.errors import CodecError, InvalidPath
 from lwm2m.model import ModelRegistry
@@ -150,7 +151,42 @@ class DeviceManagement:
         try:
             return codec.decode(response.payload, path, fmt, self.model)
         except CodecError as exc:
+            lenient = self._single_value_of_multiple(response.payload, path, fmt)
+            if lenient is not None:
+                return lenient
             raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+
+    def _single_value_of_multiple(self, payload: bytes, path: Path, fmt: int) -> Node | None:
+        """Many modules answer a multiple resource (/19/0/0 above all) with one plain value: a
+        single-resource TLV, text or opaque. Carriers accept that as instance 0; so do we."""
+        if path.depth != 3 or path.object_id is None or path.resource_id is None:
+            return None
+        if not self.model.is_multiple(path.object_id, path.resource_id):
+            return None
+        rtype = self.model.resource_type(path.object_id, path.resource_id)
+        try:
+            if ContentFormat(fmt).canonical is ContentFormat.TLV:
+                entries = tlv.parse_tlvs(payload)
+                if (
+                    len(entries) != 1
+                    or entries[0].id != path.resource_id
+                    or entries[0].kind != tlv.TlvKind.RESOURCE_VALUE
+                ):
+                    return None
+                value = tlv.decode_value(entries[0].value, rtype)
+            elif rtype is ResourceType.OPAQUE and ContentFormat(fmt).canonical in (
+                ContentFormat.TEXT,
+                ContentFormat.OPAQUE,
+            ):
+                value = payload  # what such modules send is the data itself, not base64
+            else:
+                instance = codec.decode(payload, path.child(0), fmt, self.model)
+                if not isinstance(instance, ResourceInstance):
+                    return None
+                value = instance.value
+        except (CodecError, ValueError):
+            return None
+        return MultipleResource(path.resource_id, {0: value}, rtype)
 
     @staticmethod
     def _check(response: DownlinkResponse, expected: Sequence[CoapCode]) -> None:
@@ -289,7 +325,9 @@ class DeviceManagement:
                 payload = codec.encode(node, target, fmt, self.model)
             except CodecError as exc:
                 raise BadArgument(str(exc)) from exc
-            response = await transport.send(address, Downlink("POST", seg, payload, content_format=fmt), timeout)
+            response = await transport.send(
+                address, Downlink("POST", seg, payload, content_format=fmt), timeout
+            )
             self._check(response, (CoapCode.CREATED,))
             self.bus.publish("request.create", endpoint, path=str(path), instance_id=instance_id)
             return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}

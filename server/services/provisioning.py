@@ -253,7 +253,9 @@ class Provisioning:
         """The device of an endpoint, created without a product when first seen."""
         device = self._by_endpoint.get(endpoint)
         if device is None:
-            device = await self.create_device(product_id=None, carrier=carrier, endpoint=endpoint, api_key=None)
+            device = await self.create_device(
+                product_id=None, carrier=carrier, endpoint=endpoint, api_key=None
+            )
         return device
 
     def device(self, device_id: int) -> Device | None:
@@ -272,5 +274,6 @@ class Provisioning:
         return [
             d
             for d in self._devices.values()
-            if (product_id is None or d.product_id == product_id) and (carrier is None or d.carrier == carrier)
+            if (product_id is None or d.product_id == product_id)
+            and (carrier is None or d.carrier == carrier)
         ]

@@ -144,3 +144,54 @@ psk_credentials = Table(
     Column("encoding", String(8), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# --- northbound API (migration 0004) ------------------------------------------------------------
+
+# OneNET cached ("offline") commands: delivered on the device's next matching uplink.
+offline_commands = Table(
+    "offline_commands",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("device_id", Integer, nullable=False, index=True),
+    Column("imei", String(32), nullable=True),
+    Column("cmd_type", String(16), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("valid_time", Float, nullable=False),
+    Column("expired_time", Float, nullable=False),
+    Column("retry", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("timeout", Float, nullable=False),
+    Column("trigger_msg", Integer, nullable=False),
+    Column("send_status", Integer, nullable=False),
+    Column("send_time", Float, nullable=True),
+    Column("confirm_time", Float, nullable=True),
+    Column("confirm_status", Integer, nullable=True),
+    Column("confirm_body", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# HTTP push receivers (OneNET "data push"), optionally limited to one product.
+push_targets = Table(
+    "push_targets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("product_id", String(32), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+push_deliveries = Table(
+    "push_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("target_id", Integer, nullable=False, index=True),
+    Column("body", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)

@@ -38,7 +38,9 @@ def _mutations(rng: random.Random, count: int) -> list[bytes]:
             data = rng.choice(seeds)
             out.append(data[: rng.randrange(len(data))])
         else:
-            out.append(bytes([0x40 | rng.randrange(16), rng.randrange(256)]) + rng.randbytes(rng.randint(2, 40)))
+            out.append(
+                bytes([0x40 | rng.randrange(16), rng.randrange(256)]) + rng.randbytes(rng.randint(2, 40))
+            )
     return out
 
 

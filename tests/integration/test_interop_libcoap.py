@@ -22,7 +22,14 @@ async def test_libcoap_client_registers_with_a_hand_written_link_payload(server:
     host, port = server.listeners["default"].address
     payload = '</>;rt="oma.lwm2m",</1/0>,</3/0>,</3303>;ver=1.1,</3303/0>'
     code, output = await run_coap_client(
-        "-m", "post", "-t", "40", "-e", payload, "-v", "6",
+        "-m",
+        "post",
+        "-t",
+        "40",
+        "-e",
+        payload,
+        "-v",
+        "6",
         f"coap://{host}:{port}/rd?ep=libcoap-1&lt=120&lwm2m=1.1&b=U",
     )
     assert code == 0, output

@@ -267,7 +267,7 @@ async def test_onenet_monitor_object_is_answered_when_the_monitor_is_on() -> Non
 async def test_write_of_an_undeclared_resource_prints_hex_string_type_6() -> None:
     h = await registered()
     task, (urc,) = await start(
-        h, h.module.write(Path(3200, 0, 5505), SingleResource(5505, b"4567", ResourceType.OPAQUE), True)
+        h, h.module.write(Path(3200, 0, 5505), SingleResource(5505, "4567", ResourceType.STRING), True)
     )
     assert urc.endswith(",3200,0,5505,6,8,34353637,0")
     h.send(f"AT+MIPLWRITERSP=0,{mid_of(urc)},11")
@@ -313,7 +313,7 @@ async def test_ctwing_object_19_downlink_is_acknowledged_by_the_module() -> None
     code = await h.module.write(Path(19, 1, 0), SingleResource(0, b"4567", ResourceType.OPAQUE), True)
     assert code is CoapCode.CHANGED
     (urc,) = h.new()
-    assert urc.startswith("+MIPLWRITE: 0,") and urc.endswith(",19,1,0,6,8,34353637,0")
+    assert urc.startswith("+MIPLWRITE: 0,") and urc.endswith(",19,1,0,2,8,34353637,0")  # manual §5.3
 
 
 async def test_write_attributes_rules_of_the_parameter_note() -> None:

@@ -1,0 +1,108 @@
+"""Benchmark 5: AT modules per emulator process (issue 4: "how many modules one emulator process
+keeps registered and notifying every 10 s (target: 10,000) and its memory per module").
+
+`emulator.module_fleet.ModuleFleet` brings up N full AT modules (each its own LwM2M client and UDP
+socket) against the real server on loopback; the server observes /3303/0 of every endpoint; then
+for two notify intervals every module's MCU sends a confirmable AT+MIPLNOTIFY per interval. A
+module counts as "notifying" when at least one of its notifies was acknowledged
+(`+MIPLEVENT: 0,26`) in the last interval.
+
+Memory per module = (RSS after the fleet is up - RSS before) / registered modules. The server
+runs in the same process, so the figure includes the server's memory per registration and
+observation; it is an upper bound for the emulator alone. The soft limit on open files is raised
+to the hard limit (each module holds one socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import resource
+import time
+
+from bench.measure import Figure
+from bench.memory import rss_bytes
+from bench.testbed import running_server
+from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
+
+TARGET_MODULES = 10_000
+NOTIFY_INTERVAL = 10.0
+OBSERVE_CONCURRENCY = 100
+
+
+def _raise_open_files() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
+async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[Figure]:
+    files = _raise_open_files()
+    async with running_server() as (server, (host, port)):
+        gc.collect()
+        before = rss_bytes()
+        fleet = ModuleFleet(
+            ModuleFleetSettings(count=count, server=f"{host}:{port}", notify_interval=interval, lifetime=3600)
+        )
+        started = time.perf_counter()
+        try:
+            await fleet.start()
+            up_seconds = time.perf_counter() - started
+            limit = asyncio.Semaphore(OBSERVE_CONCURRENCY)
+
+            async def observe(index: int) -> bool:
+                async with limit:
+                    try:
+                        await server.observe(fleet.endpoint(index), "/3303/0")
+                    except Exception:
+                        return False
+                    return True
+
+            registered = [i for i, mcu in enumerate(fleet.mcus) if mcu.registered.is_set()]
+            observed = sum(await asyncio.gather(*(observe(i) for i in registered)))
+            await asyncio.sleep(interval)
+            baseline = [mcu.acked for mcu in fleet.mcus]
+            acked_before = fleet.stats.notifies_acked
+            await asyncio.sleep(interval)
+            notifying = sum(1 for mcu, b in zip(fleet.mcus, baseline, strict=True) if mcu.acked > b)
+            acks = fleet.stats.notifies_acked - acked_before
+            gc.collect()
+            after = rss_bytes()
+            stats = fleet.stats
+        finally:
+            await fleet.stop()
+    per_module = (after - before) / max(1, stats.registered)
+    details = {
+        "modules": count,
+        "registered": stats.registered,
+        "failed_logins": stats.failed,
+        "observed": observed,
+        "notifying_last_interval": notifying,
+        "acks_last_interval": acks,
+        "notifies_failed": stats.notifies_failed,
+        "notifies_refused": stats.notifies_refused,
+        "bring_up_s": round(up_seconds, 2),
+        "interval_s": interval,
+        "rss_before_bytes": before,
+        "rss_after_bytes": after,
+        "open_files_limit": files,
+    }
+    kept = Figure(
+        benchmark="modules",
+        name=f"AT modules registered and notifying every {interval:g} s ({count} started)",
+        value=notifying,
+        unit="modules",
+        target=f"≥ {min(count, TARGET_MODULES)}",
+        target_met=notifying >= min(count, TARGET_MODULES),
+        details=details,
+    )
+    memory = Figure(
+        benchmark="modules",
+        name="Memory per AT module (server in the same process)",
+        value=per_module / 1024,
+        unit="KiB",
+        details={"registered": stats.registered, "rss_delta_bytes": after - before},
+    )
+    return [kept, memory]

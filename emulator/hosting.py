@@ -1,0 +1,160 @@
+"""Emulated modules hosted inside the server process, for the web console's AT terminal.
+
+`ModuleHost` keeps `EmulatedModule` instances under short ids and offers what the API's
+`ModuleHost` protocol (server/api/modules.py, `WS /api/v1/modules/{id}/at`) asks for: `list()`,
+`send(id, line)` and `subscribe(id, callback) -> unsubscribe`. The CLI, the one place that
+brings server and emulator together, passes a host to `create_app(..., module_host=...)`.
+
+Design choices:
+- The emulator never imports the server, so `HostedModule` mirrors the fields of the server's
+  `ModuleInfo` (id, model, imei, imsi, endpoint, carrier, `as_dict()`) instead of importing it.
+- A module's output is bytes as a serial port carries them (manual §2.1: `<CR><LF>line<CR><LF>`
+  for responses and URCs, the raw echo of received characters). Subscribers get text lines:
+  CR and LF both end a line, empty lines are dropped, a partial line waits for its end.
+- `endpoint` and `carrier` follow the module's current AT+MIPLCREATE/AT+MIPLCONFIG state
+  (manual §4.1 platform numbers, default endpoint pattern per platform), so they are None until
+  the MCU creates a device instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from emulator.module.device import CTWING, CUSTOM, HUAWEI, ONENET, YANFEI
+from emulator.runner import EmulatedModule
+
+log = logging.getLogger(__name__)
+
+LineCallback = Callable[[str], None]
+
+# AT+MIPLCFG platform numbers (manual §4.1) -> carrier names of the server's profiles.
+PLATFORM_CARRIERS: dict[int, str] = {
+    ONENET: "onenet",
+    CTWING: "ctwing",
+    YANFEI: "yanfei",
+    HUAWEI: "huawei",
+    CUSTOM: "custom",
+}
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class HostedModule:
+    """One hosted module as the API lists it (same fields as server.api.modules.ModuleInfo)."""
+
+    id: str
+    model: str
+    imei: str
+    imsi: str
+    endpoint: str | None
+    carrier: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LineSplitter:
+    """Turns a module's output bytes into text lines (CR, LF or CRLF end a line)."""
+
+    def __init__(self, emit: LineCallback) -> None:
+        self._emit = emit
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        parts = _LINE_END.split(self._buffer)
+        self._buffer = parts.pop()
+        for part in parts:
+            if part:
+                self._emit(part.decode("utf-8", errors="replace"))
+
+
+class _Slot:
+    """A hosted module with its line subscribers."""
+
+    def __init__(self, module_id: str, emulated: EmulatedModule) -> None:
+        self.id = module_id
+        self.emulated = emulated
+        self.callbacks: list[LineCallback] = []
+        self.splitter = LineSplitter(self._emit)
+        emulated.add_listener(self.splitter.feed)
+
+    def _emit(self, line: str) -> None:
+        for callback in list(self.callbacks):
+            try:
+                callback(line)
+            except Exception:
+                log.exception("module %s: line subscriber failed", self.id)
+
+    def info(self) -> HostedModule:
+        emulated = self.emulated
+        endpoint: str | None = None
+        carrier: str | None = None
+        module = emulated.module
+        if module is not None and module.device is not None:
+            device = module.device
+            endpoint = device.endpoint(emulated.imei, emulated.imsi)
+            carrier = PLATFORM_CARRIERS.get(device.platform, "custom")
+        return HostedModule(self.id, emulated.model_name, emulated.imei, emulated.imsi, endpoint, carrier)
+
+
+class ModuleHost:
+    """Emulated modules by id; satisfies server.api.modules.ModuleHost."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, _Slot] = {}
+
+    def add(self, emulated: EmulatedModule, module_id: str | None = None) -> str:
+        """Host a started `EmulatedModule`; the id defaults to its IMEI (made unique)."""
+        base = module_id or emulated.imei
+        candidate, n = base, 1
+        while candidate in self._slots:
+            n += 1
+            candidate = f"{base}-{n}"
+        self._slots[candidate] = _Slot(candidate, emulated)
+        return candidate
+
+    async def start_module(self, model: str, *, imei: str, imsi: str, **options: Any) -> str:
+        """Build, start and host an `EmulatedModule` (options as EmulatedModule takes them)."""
+        emulated = EmulatedModule(model, imei=imei, imsi=imsi, **options)
+        await emulated.start()
+        return self.add(emulated)
+
+    def get(self, module_id: str) -> EmulatedModule | None:
+        slot = self._slots.get(module_id)
+        return slot.emulated if slot is not None else None
+
+    def list(self) -> list[HostedModule]:
+        return [slot.info() for slot in self._slots.values()]
+
+    async def send(self, module_id: str, line: str) -> None:
+        """Type one AT line into the module (the carriage return is added); KeyError if unknown."""
+        self._slots[module_id].emulated.feed(line.encode("utf-8") + b"\r")
+
+    def subscribe(self, module_id: str, callback: LineCallback) -> Callable[[], None]:
+        """Call `callback(line)` for every output line of the module; returns the unsubscribe."""
+        slot = self._slots[module_id]
+        slot.callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                slot.callbacks.remove(callback)
+
+        return unsubscribe
+
+    async def remove(self, module_id: str) -> None:
+        slot = self._slots.pop(module_id, None)
+        if slot is not None:
+            slot.emulated.remove_listener(slot.splitter.feed)
+            await slot.emulated.stop()
+
+    async def close(self) -> None:
+        """Stop every hosted module."""
+        for module_id in list(self._slots):
+            await self.remove(module_id)

@@ -1,0 +1,235 @@
+"""N emulated OneMO modules in one process, each driven by a built-in MCU (for load and the bench).
+
+Each `FleetModule` is a full AT `Module` (manual chapters 3-4) on the real LwM2M client
+(`emulator.module.network`), with echo off and no byte framing: its response lines go straight to
+an `McuBehaviour`, which plays the device maker's firmware:
+
+* login: AT+MIPLCREATEEX, AT+MIPLADDOBJ 3303 (one instance), AT+MIPLDISCOVERRSP, AT+MIPLOPEN;
+* `+MIPLOBSERVE` -> AT+MIPLOBSERVERSP (and remembers the observation; a cancel forgets it),
+  `+MIPLREAD` -> AT+MIPLREADRSP with the current temperature, `+MIPLWRITE` / `+MIPLEXECUTE` ->
+  result 2, `+MIPLPARAMETER` -> result 1;
+* every `notify_interval` seconds, per observation, a confirmable AT+MIPLNOTIFY of the temperature
+  (a bounded random walk) with a fresh ackid; `+MIPLEVENT: 0,26` / `0,25` count acks / failures.
+
+Design choices: the MCU answers on the next loop iteration (`call_soon`), never from inside the
+module's output callback; no transcript and no output buffer are kept, so memory per module is
+the module, its client and socket. Who observes is up to the platform (OneNET rules, or a test /
+bench calling `Lwm2mServer.observe`): a module notifies only what has been observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from emulator.module.clock import AsyncioScheduler
+from emulator.module.module import Module
+from emulator.module.network import HostMap, port_factory
+from lwm2m.model import ModelRegistry
+from lwm2m.model.builtin import builtin_registry
+
+log = logging.getLogger(__name__)
+
+REQUEST = re.compile(r"^\+MIPL(OBSERVE|READ|WRITE|EXECUTE|PARAMETER): 0,(\d+),(.*)$")
+EVENT = re.compile(r"^\+MIPLEVENT: 0,(\d+)(?:,(\d+))?$")
+
+
+@dataclass(slots=True)
+class FleetStats:
+    registered: int = 0
+    failed: int = 0
+    notifies_sent: int = 0
+    notifies_acked: int = 0
+    notifies_failed: int = 0
+    notifies_refused: int = 0  # AT+MIPLNOTIFY answered with an error
+    requests_answered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleFleetSettings:
+    count: int
+    server: str = "127.0.0.1:5683"
+    model: str = "ML307R"
+    first_imei: int = 869975030000000
+    first_imsi: int = 460040000000000
+    lifetime: int = 3600
+    notify_interval: float = 10.0
+    # Logins started per second while the fleet comes up (a burst of thousands would drop).
+    login_rate: float = 200.0
+    open_timeout: int = 60
+    request_timeout: float = 10.0
+    hosts: Mapping[str, str] | None = None
+
+
+class McuBehaviour:
+    """The firmware of one fleet module: reacts to URCs, notifies observed values."""
+
+    def __init__(self, fleet: ModuleFleet, index: int, rng: random.Random) -> None:
+        self.fleet = fleet
+        self.index = index
+        self.rng = rng
+        self.module: Module | None = None
+        self.temperature = 15.0 + rng.random() * 10
+        self.observations: dict[int, str] = {}  # observe msgid -> "<obj>,<ins>,<res>"
+        self.registered = asyncio.Event()
+        self.done = asyncio.Event()
+        self._ackid = 0
+        self.acked = 0  # this module's +MIPLEVENT: 0,26 count
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_command = ""
+
+    def send(self, line: str) -> None:
+        self._last_command = line
+        if self.module is not None:
+            self.module.send_line(line)
+
+    def later(self, line: str) -> None:
+        asyncio.get_running_loop().call_soon(self.send, line)
+
+    def on_line(self, line: str) -> None:
+        stats = self.fleet.stats
+        if line.startswith("+CIS ERROR") and self._last_command.startswith("AT+MIPLNOTIFY"):
+            stats.notifies_refused += 1
+            return
+        event = EVENT.match(line)
+        if event is not None:
+            self._on_event(int(event.group(1)))
+            return
+        request = REQUEST.match(line)
+        if request is None:
+            return
+        kind, mid, rest = request.group(1), request.group(2), request.group(3)
+        stats.requests_answered += 1
+        if kind == "OBSERVE":
+            flag, _, ids = rest.partition(",")
+            if flag == "1":
+                self.observations[int(mid)] = ids
+            else:
+                self.observations = {m: p for m, p in self.observations.items() if p != ids}
+            self.later(f"AT+MIPLOBSERVERSP=0,{mid},1")
+        elif kind == "READ":
+            self.later(f"AT+MIPLREADRSP=0,{mid},1,3303,0,5700,4,{len(self._value())},{self._value()},0,0")
+        elif kind in ("WRITE", "EXECUTE"):
+            if kind == "EXECUTE" or rest.endswith(",0"):
+                self.later(f"AT+MIPL{kind}RSP=0,{mid},2")
+        else:
+            self.later(f"AT+MIPLPARAMETERRSP=0,{mid},1")
+
+    def _on_event(self, number: int) -> None:
+        stats = self.fleet.stats
+        if number == 6:
+            stats.registered += 1
+            self.registered.set()
+            self.done.set()
+            self._schedule()
+        elif number in (3, 7, 8):
+            stats.failed += 1
+            self.done.set()
+        elif number == 26:
+            stats.notifies_acked += 1
+            self.acked += 1
+        elif number == 25:
+            stats.notifies_failed += 1
+        elif number in (9, 15, 31):
+            if self.registered.is_set():
+                stats.registered -= 1
+            self.registered.clear()
+            self.observations.clear()
+
+    def _value(self) -> str:
+        return f"{self.temperature:.1f}"
+
+    def _schedule(self) -> None:
+        interval = self.fleet.settings.notify_interval
+        # Spread the fleet's notifies over the interval instead of sending them in one burst.
+        delay = interval * self.rng.random() if self._timer is None else interval
+        self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        if not self.registered.is_set():
+            self._timer = None
+            return
+        self.temperature = min(40.0, max(-10.0, self.temperature + self.rng.uniform(-0.5, 0.5)))
+        for mid in list(self.observations):
+            self._ackid = self._ackid % 65535 + 1
+            value = self._value()
+            self.fleet.stats.notifies_sent += 1
+            self.send(f"AT+MIPLNOTIFY=0,{mid},3303,0,5700,4,{len(value)},{value},0,0,{self._ackid}")
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class ModuleFleet:
+    def __init__(
+        self, settings: ModuleFleetSettings, registry: ModelRegistry | None = None, seed: int = 1
+    ) -> None:
+        self.settings = settings
+        self.registry = registry if registry is not None else builtin_registry()
+        self.stats = FleetStats()
+        self.mcus: list[McuBehaviour] = []
+        self._rng = random.Random(seed)
+
+    def imei(self, index: int) -> str:
+        return str(self.settings.first_imei + index)
+
+    def endpoint(self, index: int) -> str:
+        """The endpoint name the module registers with (OneNET pattern `IMEI;IMSI`)."""
+        return f"{self.imei(index)};{self.settings.first_imsi + index}"
+
+    async def start(self, progress: Callable[[int, int], None] | None = None) -> FleetStats:
+        """Bring every module up and wait until each has registered or failed; `progress(done,
+        total)` is called as they finish."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        factory = port_factory(self.registry, HostMap(s.hosts), s.request_timeout)
+        clock = AsyncioScheduler(loop)
+        for index in range(s.count):
+            mcu = McuBehaviour(self, index, random.Random(self._rng.random()))
+            mcu.module = Module(
+                s.model,
+                imei=self.imei(index),
+                imsi=str(s.first_imsi + index),
+                client_factory=factory,
+                clock=clock,
+                sink=mcu.on_line,
+                echo=False,
+            )
+            self.mcus.append(mcu)
+        finished = 0
+        for index, mcu in enumerate(self.mcus):
+            mcu.send(f'AT+MIPLCREATEEX="{s.server}",2')
+            mcu.send('AT+MIPLADDOBJ=0,3303,1,"1",1,0')
+            mcu.send('AT+MIPLDISCOVERRSP=0,3303,1,4,"5700"')
+            mcu.send(f"AT+MIPLOPEN=0,{s.lifetime},{s.open_timeout}")
+            if s.login_rate > 0 and index % max(1, int(s.login_rate / 10)) == 0:
+                await asyncio.sleep(0.1)
+            while finished < len(self.mcus) and self.mcus[finished].done.is_set():
+                finished += 1
+                if progress is not None:
+                    progress(finished, s.count)
+        for mcu in self.mcus[finished:]:
+            await mcu.done.wait()
+            finished += 1
+            if progress is not None:
+                progress(finished, s.count)
+        return self.stats
+
+    async def stop(self) -> None:
+        """Power every module off (no de-register: the fleet simply goes away)."""
+        closing = []
+        for mcu in self.mcus:
+            mcu.stop()
+            if mcu.module is not None:
+                client = mcu.module.power_off()
+                aclose = getattr(client, "aclose", None)
+                if aclose is not None:
+                    closing.append(aclose())
+        await asyncio.gather(*closing, return_exceptions=True)
+        self.mcus.clear()

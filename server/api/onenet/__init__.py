@@ -1,0 +1,1 @@
+"""OneNET-compatible northbound API (api.heclouds.com shapes)."""

@@ -1,0 +1,249 @@
+"""OneNET NB-IoT real-time commands (`/nbiot...`): read, write, execute, observe, discover, the
+resource list, and the DTLS keys (`/nbiot/device/psk`, `/nbiot/device/accpsk`).
+
+The device must be online (else errno 2001); `timeout` is 5-40 s (default 25). Observe
+attributes follow OneNET's rules (pmax >= pmin > 0; lt < gt and lt + 2*st < gt; gt/lt/st need
+res_id) and are written (Write-Attributes) before the Observe, as the platform does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from lwm2m.path import Path
+from server.api.deps import CurrentKey, ServerDep, device_by_imei, expected_endpoint, online_endpoint
+from server.api.errors import invalid
+from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
+from server.services.device_management import values_to_json
+
+router = APIRouter()
+
+
+class WriteItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    res_id: int = Field(ge=0, le=65535)
+    val: str | int | float | bool
+    type: int | None = Field(default=None, ge=1, le=2)
+
+
+class WriteBody(BaseModel):
+    data: list[WriteItem] = Field(min_length=1, max_length=64)
+
+
+class ExecuteBody(BaseModel):
+    args: str = Field(default="", max_length=2048)
+
+
+class KeyBody(BaseModel):
+    key: str = Field(min_length=8, max_length=16, pattern=r"^[A-Za-z0-9]+$")
+
+
+def by_instance(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Read results as OneNET shows them: `[{"obj_inst_id", "res": [{"res_id", "val"}]}]`."""
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for entry in values:
+        path = Path.parse(entry["path"])
+        if path.instance_id is None or path.resource_id is None:
+            continue
+        grouped.setdefault(path.instance_id, []).append(
+            {"res_id": path.resource_id, "val": onenet_value(entry["value"])}
+        )
+    return [{"obj_inst_id": inst, "res": res} for inst, res in sorted(grouped.items())]
+
+
+@router.get("/nbiot")
+async def read(
+    server: ServerDep,
+    principal: CurrentKey,
+    imei: Imei,
+    obj_id: ObjId,
+    obj_inst_id: OptId = None,
+    res_id: OptId = None,
+    timeout: Timeout = 25,
+) -> dict[str, Any]:
+    endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
+    path = target_path(obj_id, obj_inst_id, res_id)
+    node = await server.read(endpoint, path, timeout=timeout)
+    return ok(by_instance(values_to_json(node, path)))
+
+
+@router.post("/nbiot")
+async def write(
+    body: WriteBody,
+    server: ServerDep,
+    principal: CurrentKey,
+    imei: Imei,
+    obj_id: ObjId,
+    obj_inst_id: Annotated[int, Query(ge=0, le=65535)],
+    mode: Annotated[int, Query(ge=1, le=2)],
+    timeout: Timeout = 25,
+) -> dict[str, Any]:
+    endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
+    values = {item.res_id: item.val for item in body.data}
+    await server.write(endpoint, Path(obj_id, obj_inst_id), values, replace=mode == 1, timeout=timeout)
+    return ok()
+
+
+@router.post("/nbiot/execute")
+async def execute(
+    server: ServerDep,
+    principal: CurrentKey,
+    imei: Imei,
+    obj_id: ObjId,
+    obj_inst_id: Annotated[int, Query(ge=0, le=65535)],
+    res_id: Annotated[int, Query(ge=0, le=65535)],
+    body: ExecuteBody | None = None,
+    timeout: Timeout = 25,
+) -> dict[str, Any]:
+    endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
+    args = body.args if body is not None else ""
+    await server.execute(endpoint, Path(obj_id, obj_inst_id, res_id), args, timeout=timeout)
+    return ok()
+
+
+def observe_attributes(
+    res_id: int | None,
+    pmin: int | None,
+    pmax: int | None,
+    gt: float | None,
+    lt: float | None,
+    st: float | None,
+) -> dict[str, float | int]:
+    """Check OneNET's attribute rules; returns the attributes to write."""
+    if pmin is not None and pmin <= 0:
+        raise invalid("pmin must be > 0")
+    if pmin is not None and pmax is not None and pmax < pmin:
+        raise invalid("pmax must be >= pmin")
+    if pmax is not None and pmax <= 0:
+        raise invalid("pmax must be > 0")
+    if (gt is not None or lt is not None or st is not None) and res_id is None:
+        raise invalid("gt, lt and st need res_id")
+    if gt is not None and lt is not None:
+        if not lt < gt:
+            raise invalid("lt must be < gt")
+        if st is not None and not lt + 2 * st < gt:
+            raise invalid("lt + 2*st must be < gt")
+    if st is not None and st <= 0:
+        raise invalid("st must be > 0")
+    attributes = {"pmin": pmin, "pmax": pmax, "gt": gt, "lt": lt, "st": st}
+    return {name: value for name, value in attributes.items() if value is not None}
+
+
+@router.post("/nbiot/observe")
+async def observe(
+    server: ServerDep,
+    principal: CurrentKey,
+    imei: Imei,
+    obj_id: ObjId,
+    cancel: bool,
+    obj_inst_id: OptId = None,
+    res_id: OptId = None,
+    pmin: Annotated[int | None, Query(ge=-(2**31), le=2**31)] = None,
+    pmax: Annotated[int | None, Query(ge=-(2**31), le=2**31)] = None,
+    gt: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    lt: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    st: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    timeout: Timeout = 25,
+) -> dict[str, Any]:
+    endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
+    path = target_path(obj_id, obj_inst_id, res_id)
+    if cancel:
+        for observation in server.observations(endpoint):
+            if not observation.composite and observation.paths == [path]:
+                await server.cancel_observation(endpoint, observation.id)
+        return ok()
+    attributes = observe_attributes(res_id, pmin, pmax, gt, lt, st)
+    await server.observe(endpoint, path, attributes=attributes or None, timeout=timeout)
+    return ok()
+
+
+@router.get("/nbiot/discover")
+async def discover(
+    server: ServerDep,
+    principal: CurrentKey,
+    imei: Imei,
+    obj_id: ObjId,
+    obj_inst_id: OptId = None,
+    timeout: Timeout = 25,
+) -> dict[str, Any]:
+    endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
+    links = await server.discover(endpoint, target_path(obj_id, obj_inst_id), timeout=timeout)
+    grouped: dict[int, list[int]] = {}
+    for link in links:
+        try:
+            path = Path.parse(link.target)
+        except ValueError:
+            continue
+        if path.instance_id is None:
+            continue
+        resources = grouped.setdefault(path.instance_id, [])
+        if path.resource_id is not None and path.resource_instance_id is None:
+            resources.append(path.resource_id)
+    return ok([{"obj_inst_id": inst, "res_id": res} for inst, res in sorted(grouped.items())])
+
+
+@router.get("/nbiot/resources")
+async def resources(
+    server: ServerDep, principal: CurrentKey, imei: Imei, obj_id: OptId = None
+) -> dict[str, Any]:
+    device = device_by_imei(server, principal, imei)
+    endpoint = online_endpoint(server, device)
+    reg = server.registration(endpoint)
+    assert reg is not None
+    latest = await server.latest_values(endpoint)
+    objects: dict[int, dict[int, list[int]]] = {}
+    for inst in reg.objects.instances:
+        if inst.object_id is None or inst.instance_id is None or inst.object_id == 0:
+            continue
+        if obj_id is not None and inst.object_id != obj_id:
+            continue
+        definition = server.model.get_object(inst.object_id)
+        ids = set(definition.resources) if definition else set()
+        prefix = f"{inst}/"
+        ids.update(Path.parse(p).resource_id or 0 for p in latest if p.startswith(prefix))
+        objects.setdefault(inst.object_id, {})[inst.instance_id] = sorted(ids)
+    items = [
+        {
+            "obj_id": oid,
+            "instances": [{"inst_id": iid, "resources": res} for iid, res in sorted(instances.items())],
+        }
+        for oid, instances in sorted(objects.items())
+    ]
+    return ok({"total_count": len(items), "item": items})
+
+
+async def _set_key(server: Any, device: Any, name: str, key: str) -> None:
+    endpoint = expected_endpoint(device)
+    if endpoint is None or device.imei is None:
+        raise invalid("the device has no IMEI")
+    await server.provisioning.update_device(device.id, attributes={**device.attributes, name: key})
+    await server.set_psk(endpoint, device.imei, key)
+
+
+@router.get("/nbiot/device/psk")
+async def get_psk(server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
+    device = device_by_imei(server, principal, imei)
+    return ok({"psk": device.attributes.get("psk")})
+
+
+@router.put("/nbiot/device/psk")
+async def put_psk(body: KeyBody, server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
+    await _set_key(server, device_by_imei(server, principal, imei), "psk", body.key)
+    return ok()
+
+
+@router.get("/nbiot/device/accpsk")
+async def get_accpsk(server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
+    device = device_by_imei(server, principal, imei)
+    return ok({"key": device.attributes.get("accpsk")})
+
+
+@router.post("/nbiot/device/accpsk")
+@router.put("/nbiot/device/accpsk")
+async def put_accpsk(body: KeyBody, server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
+    await _set_key(server, device_by_imei(server, principal, imei), "accpsk", body.key)
+    return ok()

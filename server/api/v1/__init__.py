@@ -1,0 +1,1 @@
+"""The native API of the web console (/api/v1)."""

@@ -1,0 +1,295 @@
+"""HTTP data push, OneNET style: the platform is the HTTP client of the application's receiver.
+
+URL check (on adding a receiver): `GET url?msg=<random>&nonce=<8 chars>&signature=<sig>` with
+sig = Base64(MD5(token + nonce + msg)), the Base64 text put into the query as is; the receiver
+must answer the `msg` value.
+
+Delivery: `POST url` with body `{"msg": {...}, "msg_signature": sig, "nonce": n}`, where sig =
+Base64(MD5(token + nonce + msg as compact JSON)), and the body carries the msg in exactly that
+compact form, so a receiver may verify either the raw text or its own compact re-serialisation.
+Messages: type 1 data point `{type, dev_id, ds_id, at (ms), value}` (stream id `<obj>_<inst>_<res>`,
+opaque values as arrays of byte values); type 2 online/offline `{type, dev_id, status, login_type
+10, at}`; type 7 cached-command result (built by `server.services.offline_commands`).
+
+Design choices: each message is one POST (OneNET may batch; a single message is the simplest
+receivers handle). A receiver must answer 2xx within `timeout` (5 s); anything else is retried
+`attempts - 1` more times with exponential backoff (`backoff`, 2·backoff, ...). Every message's
+outcome lands in the delivery log (`push_deliveries`). Encryption (`enc_msg`) is not offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import string
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from server.events import Event
+from server.services.errors import BadArgument
+from server.services.provisioning import Device
+from server.store.api_repository import ApiRepository
+
+if TYPE_CHECKING:
+    from server.lwm2m_server import Lwm2mServer
+
+log = logging.getLogger(__name__)
+
+_NONCE_ALPHABET = string.ascii_letters + string.digits
+DATA_EVENTS = ("notification", "send", "request.read", "request.read_composite")
+ONLINE_EVENTS = {"registration.registered": 1, "registration.deregistered": 0, "registration.expired": 0}
+
+
+def compact_json(value: Any) -> str:
+    """JSON without spaces, slashes not escaped, non-ASCII kept (what receivers re-create)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def sign(token: str, nonce: str, msg: str) -> str:
+    """Base64(MD5(token + nonce + msg))."""
+    digest = hashlib.md5((token + nonce + msg).encode("utf-8")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def new_nonce() -> str:
+    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(8))
+
+
+def signed_body(token: str, msg: Any, nonce: str | None = None) -> str:
+    """The POST body of one delivery, as text."""
+    nonce = nonce or new_nonce()
+    text = compact_json(msg)
+    return f'{{"msg":{text},"msg_signature":"{sign(token, nonce, text)}","nonce":"{nonce}"}}'
+
+
+def stream_id(path: str) -> str | None:
+    """`/3200/0/5501` -> `3200_0_5501`; None for paths above resource level."""
+    parts = [p for p in path.split("/") if p]
+    return "_".join(parts[:3]) if len(parts) >= 3 else None
+
+
+def push_value(value: Any) -> Any:
+    """A stored (JSON-safe) value as OneNET pushes it: bytes as arrays of byte values."""
+    if isinstance(value, dict):
+        if "hex" in value:
+            return list(bytes.fromhex(value["hex"]))
+        if "time" in value:
+            return int(value["time"])
+        if "objlnk" in value:
+            return value["objlnk"]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    id: int
+    url: str
+    token: str
+    product_id: str | None
+    enabled: bool
+    created_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def wants(self, device: Device | None) -> bool:
+        if not self.enabled:
+            return False
+        return self.product_id is None or (device is not None and device.product_id == self.product_id)
+
+
+class PushService:
+    def __init__(
+        self,
+        server: Lwm2mServer,
+        *,
+        attempts: int = 3,
+        backoff: float = 1.0,
+        timeout: float = 5.0,
+    ) -> None:
+        self.server = server
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self._targets: dict[int, PushTarget] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._repo: ApiRepository | None = None
+        self.delivered = 0
+        self.failed = 0
+
+    @property
+    def repo(self) -> ApiRepository:
+        if self._repo is None:
+            raise RuntimeError("push service not started")
+        return self._repo
+
+    async def start(self) -> None:
+        self._repo = ApiRepository(self.server.store)
+        self._client = httpx.AsyncClient(timeout=self.timeout)
+        for row in await self.repo.targets():
+            target = PushTarget(**row)
+            self._targets[target.id] = target
+        self.server.bus.add_listener(self._on_event)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def drain(self) -> None:
+        """Wait until every message queued so far was delivered or given up."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- receivers -----------------------------------------------------------------------------
+
+    def targets(self) -> list[PushTarget]:
+        return list(self._targets.values())
+
+    async def verify(self, url: str, token: str) -> bool:
+        """OneNET's URL check: the receiver must answer the `msg` it was sent."""
+        assert self._client is not None
+        msg = secrets.token_hex(8)
+        nonce = new_nonce()
+        sep = "&" if "?" in url else "?"
+        check = f"{url}{sep}msg={msg}&nonce={nonce}&signature={sign(token, nonce, msg)}"
+        try:
+            response = await self._client.get(check)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            log.info("push URL check of %s failed: %s", url, exc)
+            return False
+        return response.status_code == 200 and response.text.strip() == msg
+
+    async def add_target(
+        self, url: str, token: str, *, product_id: str | None = None, verify: bool = True
+    ) -> PushTarget:
+        if not url.startswith(("http://", "https://")):
+            raise BadArgument("push URL must be http:// or https://")
+        if not (1 <= len(token) <= 64):
+            raise BadArgument("token must be 1-64 characters")
+        if verify and not await self.verify(url, token):
+            raise BadArgument("the receiver did not pass the URL check")
+        row = {
+            "url": url,
+            "token": token,
+            "product_id": product_id,
+            "enabled": True,
+            "created_at": time.time(),
+        }
+        target_id = await self.repo.insert_target(row)
+        target = PushTarget(id=target_id, **row)
+        self._targets[target_id] = target
+        return target
+
+    async def remove_target(self, target_id: int) -> bool:
+        if self._targets.pop(target_id, None) is None:
+            return False
+        await self.repo.delete_target(target_id)
+        return True
+
+    async def deliveries(self, target_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.repo.deliveries(target_id, limit)
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def publish(self, msg: dict[str, Any], device: Device | None) -> None:
+        """Deliver `msg` to every receiver that wants messages of `device`."""
+        for target in self._targets.values():
+            if target.wants(device):
+                task = asyncio.get_running_loop().create_task(self._deliver(target, msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def messages_of(self, event: Event, device: Device) -> list[dict[str, Any]]:
+        """The OneNET push messages an event stands for."""
+        at_ms = int(event.time * 1000)
+        if event.kind in ONLINE_EVENTS:
+            return [
+                {
+                    "type": 2,
+                    "dev_id": device.id,
+                    "status": ONLINE_EVENTS[event.kind],
+                    "login_type": 10,
+                    "at": at_ms,
+                }
+            ]
+        if event.kind in DATA_EVENTS:
+            messages = []
+            for entry in event.data.get("values") or []:
+                ds = stream_id(str(entry.get("path", "")))
+                if ds is None:
+                    continue
+                measured = entry.get("time")
+                at = int(measured * 1000) if isinstance(measured, int | float) else at_ms
+                messages.append(
+                    {
+                        "type": 1,
+                        "dev_id": device.id,
+                        "ds_id": ds,
+                        "at": at,
+                        "value": push_value(entry.get("value")),
+                    }
+                )
+            return messages
+        return []
+
+    def _on_event(self, event: Event) -> None:
+        if not self._targets or event.endpoint is None:
+            return
+        if event.kind not in ONLINE_EVENTS and event.kind not in DATA_EVENTS:
+            return
+        device = self.server.device_of(event.endpoint)
+        if device is None:
+            return
+        for msg in self.messages_of(event, device):
+            self.publish(msg, device)
+
+    async def _deliver(self, target: PushTarget, msg: dict[str, Any]) -> None:
+        assert self._client is not None
+        created = time.time()
+        body = signed_body(target.token, msg)
+        status: int | None = None
+        error: str | None = None
+        attempt = 0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = await self._client.post(
+                    target.url, content=body.encode("utf-8"), headers={"Content-Type": "application/json"}
+                )
+                status = response.status_code
+                if 200 <= status < 300:
+                    error = None
+                    break
+                error = f"HTTP {status}"
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+                status, error = None, f"{type(exc).__name__}: {exc}"
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+        ok = error is None
+        if ok:
+            self.delivered += 1
+        else:
+            self.failed += 1
+        await self.repo.insert_delivery(
+            {
+                "target_id": target.id,
+                "body": msg,
+                "status": "delivered" if ok else "failed",
+                "attempts": attempt,
+                "http_status": status,
+                "error": error,
+                "created_at": created,
+                "finished_at": time.time(),
+            }
+        )
