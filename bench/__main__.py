@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet] [--name latest]`."""
+"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet,rest,cloud_startup]
+[--name latest]`."""
 
 from __future__ import annotations
 

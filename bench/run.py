@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.cloud_startup import bench_cloud_startup
 from bench.dtls import bench_dtls
 from bench.fleet_capacity import bench_fleet_capacity
 from bench.measure import Figure
@@ -12,8 +13,19 @@ from bench.modules import bench_modules
 from bench.notifies import bench_notifies
 from bench.reads import bench_reads
 from bench.registrations import bench_registrations
+from bench.rest import bench_rest
 
-BENCHMARKS = ("registrations", "reads", "memory", "dtls", "modules", "notifies", "fleet")
+BENCHMARKS = (
+    "registrations",
+    "reads",
+    "memory",
+    "dtls",
+    "modules",
+    "notifies",
+    "fleet",
+    "rest",
+    "cloud_startup",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +41,9 @@ class Sizes:
     notifies: int = 5000
     fleet: int = 10_000
     fleet_interval: float = 10.0
+    rest_requests: int = 2000
+    rest_paced: int = 500
+    cloud_startups: int = 3
 
 
 QUICK = Sizes(
@@ -43,6 +58,9 @@ QUICK = Sizes(
     notifies=100,
     fleet=50,
     fleet_interval=2.0,
+    rest_requests=100,
+    rest_paced=100,
+    cloud_startups=1,
 )
 
 
@@ -62,4 +80,8 @@ async def run_benchmarks(sizes: Sizes, only: tuple[str, ...] = BENCHMARKS) -> li
         figures += await bench_notifies(sizes.clients, sizes.notifies)
     if "fleet" in only:
         figures += await bench_fleet_capacity(sizes.fleet, sizes.fleet_interval)
+    if "rest" in only:
+        figures += await bench_rest(sizes.clients, sizes.rest_requests, sizes.rest_paced)
+    if "cloud_startup" in only:
+        figures += await bench_cloud_startup(sizes.cloud_startups)
     return figures

@@ -11,6 +11,17 @@ an `McuBehaviour`, which plays the device maker's firmware:
 * every `notify_interval` seconds, per observation, a confirmable AT+MIPLNOTIFY of the temperature
   (a bounded random walk) with a fresh ackid; `+MIPLEVENT: 0,26` / `0,25` count acks / failures.
 
+Login pacing: logins start at most `login_rate` per second (on a schedule of absolute times, so a
+busy loop does not slow the fleet below the rate nor let it burst to catch up) and at most
+`logins_in_flight` are unfinished at once. The window is what keeps a large fleet from collapsing
+when the process is short of CPU: without it, slow answers turn into retransmissions and CoAP
+separate responses, which slow the loop further until registrations time out (issue 4: at 3,000
+modules with the server in the same process, half the logins failed that way).
+
+Notify timing: each module's ticks are anchored on absolute times (`call_at`, first one at a
+random offset in the interval), so its period is exactly `notify_interval` however late the
+loop runs a tick.
+
 Design choices: the MCU answers on the next loop iteration (`call_soon`), never from inside the
 module's output callback; no transcript and no output buffer are kept, so memory per module is
 the module, its client and socket. Who observes is up to the platform (OneNET rules, or a test /
@@ -24,7 +35,7 @@ import logging
 import random
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emulator.module.clock import AsyncioScheduler
 from emulator.module.module import Module
@@ -47,6 +58,7 @@ class FleetStats:
     notifies_failed: int = 0
     notifies_refused: int = 0  # AT+MIPLNOTIFY answered with an error
     requests_answered: int = 0
+    failed_by_event: dict[int, int] = field(default_factory=dict)  # +MIPLEVENT number -> logins
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +72,8 @@ class ModuleFleetSettings:
     notify_interval: float = 10.0
     # Logins started per second while the fleet comes up (a burst of thousands would drop).
     login_rate: float = 200.0
+    # At most this many logins unfinished at once (0: no window).
+    logins_in_flight: int = 100
     open_timeout: int = 60
     request_timeout: float = 10.0
     hosts: Mapping[str, str] | None = None
@@ -80,6 +94,7 @@ class McuBehaviour:
         self._ackid = 0
         self.acked = 0  # this module's +MIPLEVENT: 0,26 count
         self._timer: asyncio.TimerHandle | None = None
+        self._next_tick = 0.0
         self._last_command = ""
 
     def send(self, line: str) -> None:
@@ -124,11 +139,12 @@ class McuBehaviour:
         if number == 6:
             stats.registered += 1
             self.registered.set()
-            self.done.set()
+            self._finish()
             self._schedule()
         elif number in (3, 7, 8):
             stats.failed += 1
-            self.done.set()
+            stats.failed_by_event[number] = stats.failed_by_event.get(number, 0) + 1
+            self._finish()
         elif number == 26:
             stats.notifies_acked += 1
             self.acked += 1
@@ -140,14 +156,23 @@ class McuBehaviour:
             self.registered.clear()
             self.observations.clear()
 
+    def _finish(self) -> None:
+        if not self.done.is_set():
+            self.done.set()
+            self.fleet._login_finished()
+
     def _value(self) -> str:
         return f"{self.temperature:.1f}"
 
     def _schedule(self) -> None:
         interval = self.fleet.settings.notify_interval
-        # Spread the fleet's notifies over the interval instead of sending them in one burst.
-        delay = interval * self.rng.random() if self._timer is None else interval
-        self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+        loop = asyncio.get_running_loop()
+        if self._timer is None:
+            # Spread the fleet's notifies over the interval instead of sending them in one burst.
+            self._next_tick = loop.time() + interval * self.rng.random()
+        else:
+            self._next_tick = max(self._next_tick + interval, loop.time())
+        self._timer = loop.call_at(self._next_tick, self._tick)
 
     def _tick(self) -> None:
         if not self.registered.is_set():
@@ -175,6 +200,11 @@ class ModuleFleet:
         self.stats = FleetStats()
         self.mcus: list[McuBehaviour] = []
         self._rng = random.Random(seed)
+        self._window: asyncio.Semaphore | None = None
+
+    def _login_finished(self) -> None:
+        if self._window is not None:
+            self._window.release()
 
     def imei(self, index: int) -> str:
         return str(self.settings.first_imei + index)
@@ -203,13 +233,19 @@ class ModuleFleet:
             )
             self.mcus.append(mcu)
         finished = 0
-        for index, mcu in enumerate(self.mcus):
+        self._window = asyncio.Semaphore(s.logins_in_flight) if s.logins_in_flight > 0 else None
+        next_start = loop.time()
+        for mcu in self.mcus:
+            if self._window is not None:
+                await self._window.acquire()
+            if s.login_rate > 0:
+                next_start = max(next_start + 1.0 / s.login_rate, loop.time() - 0.1)
+                if next_start > loop.time():
+                    await asyncio.sleep(next_start - loop.time())
             mcu.send(f'AT+MIPLCREATEEX="{s.server}",2')
             mcu.send('AT+MIPLADDOBJ=0,3303,1,"1",1,0')
             mcu.send('AT+MIPLDISCOVERRSP=0,3303,1,4,"5700"')
             mcu.send(f"AT+MIPLOPEN=0,{s.lifetime},{s.open_timeout}")
-            if s.login_rate > 0 and index % max(1, int(s.login_rate / 10)) == 0:
-                await asyncio.sleep(0.1)
             while finished < len(self.mcus) and self.mcus[finished].done.is_set():
                 finished += 1
                 if progress is not None:
@@ -219,6 +255,7 @@ class ModuleFleet:
             finished += 1
             if progress is not None:
                 progress(finished, s.count)
+        self._window = None
         return self.stats
 
     async def stop(self) -> None:

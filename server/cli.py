@@ -1,16 +1,32 @@
 """`testbed`: the command line of the private cloud.
 
 The CLI is the composition root of the whole product, so it is the one place that may bring the
-server and the emulator together (`up`, `fleet`); each imports the other side lazily.
+server and the emulator together (`up`, `fleet`, `scenario`); each imports the other side lazily.
+
+Commands: `up` (the whole cloud), `server`, `emulator` (one AT module on TCP/pty), `fleet` (plain
+LwM2M clients, or AT modules with --at), `scenario` (a send/expect script against a module, platform
+steps through a running cloud's native API), `impair` (a lossy UDP proxy), `bench` (the checkout's
+benchmarks), `doctor` (environment checks) and `db` (migrations).
+
+Design choices: bad input is a usage error (typer.BadParameter, exit 2) and an environment error
+a red message (exit 2), never a traceback; a failed scenario or doctor check exits 1. Ctrl-C
+handlers are installed before a command says "Ctrl-C stops", so an early Ctrl-C stops cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
+import shutil
 import signal
-from typing import Annotated, Any
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -57,13 +73,15 @@ def _settings(
     return settings.model_copy(update=overrides)
 
 
-async def _wait_for_signal() -> None:
+def _on_signal() -> asyncio.Event:
+    """An event that Ctrl-C (SIGINT) or SIGTERM sets. The handlers are installed at once: call it
+    before telling the user that Ctrl-C stops, so that an early Ctrl-C is not a KeyboardInterrupt."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _print_event(event: Any) -> None:
@@ -91,8 +109,6 @@ def _api_key(settings: Settings) -> str:
     """TESTBED_API_KEY when set; otherwise a key generated once and kept beside the SQLite data."""
     if settings.api_key:
         return settings.api_key
-    from pathlib import Path
-
     from server.services.provisioning import new_key
 
     path = Path("data") / "api_key"
@@ -139,6 +155,7 @@ async def _run_server(
     if api_key:
         settings = settings.model_copy(update={"api_key": api_key})
     server = Lwm2mServer(settings)
+    stop = _on_signal()
     await server.start()
     fleet = None
     handle = None
@@ -205,7 +222,7 @@ async def _run_server(
                     _print_event(event)
 
         printer = asyncio.create_task(log_events())
-        await _wait_for_signal()
+        await stop.wait()
         printer.cancel()
         subscription.close()
     finally:
@@ -225,7 +242,10 @@ def up(
     host: Annotated[
         str, typer.Option(help="CoAP listen address of the open (custom) listener.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="CoAP port of the open listener (DTLS on port+1).")] = 5683,
+    port: Annotated[int, typer.Option(help="CoAP port of the open listener.")] = 5683,
+    dtls_port: Annotated[
+        int | None, typer.Option(help="DTLS port of the open listener (default: port + 1; 0 picks one).")
+    ] = None,
     http_port: Annotated[
         int | None, typer.Option(help="HTTP port of the API and console (default 8080).")
     ] = None,
@@ -237,9 +257,11 @@ def up(
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
 ) -> None:
-    """Run the private cloud: LwM2M server on every carrier listener, the HTTP API and web console,
-    demo products and modules per carrier, and a small emulated fleet reporting sensor values."""
-    settings = _settings(db, host, port, port + 1, models)
+    """Run the private cloud: LwM2M server, HTTP API and console, demo modules, a small fleet.
+
+    The LwM2M server listens on every carrier listener; demo products and modules are created per
+    carrier, and a small emulated fleet reports sensor values."""
+    settings = _settings(db, host, port, port + 1 if dtls_port is None else dtls_port, models)
     updates: dict[str, Any] = {"carrier_map": carriers}
     if http_port is not None:
         updates["http_port"] = http_port
@@ -260,18 +282,39 @@ def server(
 
 @app.command("fleet")
 def fleet_command(
-    count: Annotated[int, typer.Option("--count", help="How many devices.")] = 10,
-    server_host: Annotated[str, typer.Option("--server-host")] = "127.0.0.1",
-    server_port: Annotated[int, typer.Option("--server-port")] = 5683,
-    interval: Annotated[float, typer.Option(help="Seconds between sensor changes.")] = 10.0,
-    prefix: Annotated[str, typer.Option(help="Endpoint-name prefix (IMEI-like names).")] = "86997503",
+    count: Annotated[int, typer.Option("--count", min=1, help="How many devices.")] = 10,
+    server_host: Annotated[
+        str, typer.Option("--server-host", help="Address of the LwM2M server.")
+    ] = "127.0.0.1",
+    server_port: Annotated[
+        int, typer.Option("--server-port", min=1, max=65535, help="CoAP port of the LwM2M server.")
+    ] = 5683,
+    interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between sensor changes / notifies.")
+    ] = 10.0,
+    prefix: Annotated[
+        str, typer.Option(help="Endpoint-name prefix (IMEI-like names; LwM2M fleet).")
+    ] = "86997503",
+    at: Annotated[
+        bool,
+        typer.Option(
+            "--at",
+            help="AT modules (emulator.module_fleet: a full OneMO module per device, driven by a "
+            "built-in MCU, endpoint IMEI;IMSI) instead of plain LwM2M clients.",
+        ),
+    ] = False,
+    model: Annotated[str, typer.Option(help="Module model of the --at fleet.")] = "ML307R",
 ) -> None:
-    """Run N emulated LwM2M devices against a server, with a progress bar while they come up."""
+    """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops."""
+    if at:
+        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval)
+        return
     from rich.progress import Progress
 
     from emulator.fleet import Fleet
 
     async def main() -> None:
+        stop = _on_signal()
         fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("registering", total=count)
@@ -281,11 +324,72 @@ def fleet_command(
             f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
         )
         try:
-            await _wait_for_signal()
+            await stop.wait()
         finally:
             await fleet.stop()
 
     asyncio.run(main())
+
+
+def _run_module_fleet(count: int, server_address: str, model: str, interval: float) -> None:
+    from rich.progress import Progress
+
+    from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
+
+    _check_model(model)
+
+    async def main() -> None:
+        stop = _on_signal()
+        fleet = ModuleFleet(
+            ModuleFleetSettings(count=count, server=server_address, model=model, notify_interval=interval)
+        )
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"{model} modules logging in", total=count)
+                stats = await fleet.start(lambda done, total: progress.update(task, completed=done))
+            console.print(
+                f"{stats.registered}/{count} {model} modules registered with {server_address}"
+                + (f", [red]{stats.failed} failed[/]" if stats.failed else "")
+                + "; Ctrl-C stops."
+            )
+            await stop.wait()
+        finally:
+            await fleet.stop()
+            console.print(
+                f"notifies sent {fleet.stats.notifies_sent}, acked {fleet.stats.notifies_acked}, "
+                f"failed {fleet.stats.notifies_failed}"
+            )
+
+    asyncio.run(main())
+
+
+def _check_model(model: str) -> None:
+    from emulator.module.models import MODELS, capabilities
+
+    try:
+        capabilities(model)
+    except KeyError:
+        raise typer.BadParameter(
+            f"unknown model {model!r}; choose from {', '.join(MODELS)}", param_hint="--model"
+        ) from None
+
+
+def _address(value: str, option: str) -> tuple[str, int]:
+    """ "host:port" (":port" = 127.0.0.1) -> (host, port), or a usage error naming `option`."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise typer.BadParameter(f"{value!r} is not HOST:PORT", param_hint=option)
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+TranscriptOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--transcript",
+        dir_okay=False,
+        help="Append every line to and from the module, timestamped, to this file.",
+    ),
+]
 
 
 @app.command()
@@ -295,25 +399,579 @@ def emulator(
     imsi: Annotated[str, typer.Option(help="IMSI the module reports (AT+CIMI).")] = "460041234567890",
     tcp: Annotated[str | None, typer.Option(help='Serve AT on host:port (":0" picks a port).')] = None,
     pty: Annotated[bool, typer.Option(help="Serve AT on a pseudo-terminal and print its path.")] = False,
+    transcript: TranscriptOption = None,
 ) -> None:
     """Run one emulated OneMO module speaking the AT commands of the module manual."""
     from emulator.runner import run_emulator
 
     if tcp is None and not pty:
         raise typer.BadParameter("give --tcp HOST:PORT and/or --pty")
+    _check_model(model)
+    if tcp is not None:
+        _address(tcp, "--tcp")
 
     def ready(addresses: list[str]) -> None:
         for address in addresses:
             console.print(f"[bold]{model}[/] AT interface: {address}")
+        if transcript is not None:
+            console.print(f"[bold]Transcript[/] {transcript}")
 
     async def main() -> None:
-        runner = asyncio.create_task(run_emulator(model, imei, imsi, tcp, pty, ready=ready))
-        await _wait_for_signal()
+        signalled = _on_signal()
+        runner = asyncio.create_task(
+            run_emulator(model, imei, imsi, tcp, pty, ready=ready, transcript=transcript)
+        )
+        stop = asyncio.create_task(signalled.wait())
+        await asyncio.wait([runner, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if runner.done():
+            runner.result()  # an error while opening the front-ends
+            return
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        _fail(f"cannot serve the module: {exc}")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """A red message on stderr and exit `code` (2: bad input or environment, 1: a failed run)."""
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+# --- scenario --------------------------------------------------------------------------------------
+
+
+class _EchoTransport:
+    """Wraps a line transport: prints the exchange as it happens and records it to a transcript
+    (the `--connect` case; an in-process module writes its own transcript)."""
+
+    def __init__(self, inner: Any, writer: Any, quiet: bool) -> None:
+        self.inner = inner
+        self.writer = writer
+        self.quiet = quiet
+
+    async def send_line(self, line: str) -> None:
+        if not self.quiet:
+            console.print(f"> {line}", style="dim", highlight=False, markup=False)
+        if self.writer is not None:
+            self.writer.to_module(line.encode() + b"\r")
+        await self.inner.send_line(line)
+
+    async def read_line(self) -> str:
+        line: str = await self.inner.read_line()
+        if not self.quiet:
+            console.print(f"< {line}", style="cyan", highlight=False, markup=False)
+        if self.writer is not None:
+            self.writer.from_module(line.encode() + b"\r\n")
+        return line
+
+
+def _write_value(path: str, text: str) -> Any:
+    """A `do write` argument as the native API's JSON value: hex for object 19 (binary app data),
+    a number when it reads as one, else the string."""
+    if path.strip("/").split("/")[0] == "19":
+        return {"hex": text}
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+class _ApiActions:
+    """The platform side of a scenario over the native HTTP API of a running cloud: `do observe`,
+    `read`, `write`, `execute`, `discover` on the device whose endpoint (or IMEI, or id) is
+    `device`."""
+
+    def __init__(self, base_url: str, api_key: str, device: str, timeout: float) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/v1",
+            headers={"api-key": api_key},
+            timeout=timeout + 5,
+        )
+        self.device = device
+        self.timeout = max(1.0, min(120.0, timeout))
+        self._id: int | None = int(device) if device.isdigit() and len(device) < 10 else None
+
+    async def device_id(self) -> int:
+        if self._id is not None:
+            return self._id
+        # The cloud records an unknown endpoint just after it registers: allow it a moment.
+        for _ in range(20):
+            response = await self.client.get("/devices", params={"q": self.device, "limit": 1000})
+            self._raise_for(response)
+            items = [
+                d
+                for d in response.json()["items"]
+                if d["id"] is not None and self.device in (d["endpoint"], d["imei"])
+            ]
+            items.sort(key=lambda d: not d["online"])
+            if items:
+                self._id = int(items[0]["id"])
+                return self._id
+            await asyncio.sleep(0.2)
+        raise LookupError(f"the cloud knows no device {self.device!r} (endpoint, IMEI or id)")
+
+    @staticmethod
+    def _raise_for(response: Any) -> None:
+        if response.status_code >= 400:
+            raise RuntimeError(
+                f"HTTP {response.status_code} {response.request.url.path}: {response.text[:300]}"
+            )
+
+    async def _post(self, operation: str, body: dict[str, Any]) -> Any:
+        device_id = await self.device_id()
+        response = await self.client.post(
+            f"/devices/{device_id}/{operation}", json={**body, "timeout": self.timeout}
+        )
+        self._raise_for(response)
+        return response.json()
+
+    def actions(self) -> dict[str, Any]:
+        def needs(args: Sequence[str], count: int, usage: str) -> None:
+            if len(args) < count:
+                raise ValueError(f"usage: do {usage}")
+
+        async def observe(args: Sequence[str]) -> Any:
+            needs(args, 1, "observe PATH")
+            return await self._post("observe", {"path": args[0]})
+
+        async def read(args: Sequence[str]) -> Any:
+            needs(args, 1, "read PATH")
+            return await self._post("read", {"path": args[0]})
+
+        async def write(args: Sequence[str]) -> Any:
+            needs(args, 2, "write PATH VALUE")
+            return await self._post("write", {"path": args[0], "value": _write_value(args[0], args[1])})
+
+        async def execute(args: Sequence[str]) -> Any:
+            needs(args, 1, "execute PATH [ARGUMENTS]")
+            return await self._post("execute", {"path": args[0], "arguments": " ".join(args[1:])})
+
+        async def discover(args: Sequence[str]) -> Any:
+            needs(args, 1, "discover PATH")
+            return await self._post("discover", {"path": args[0]})
+
+        return {"observe": observe, "read": read, "write": write, "execute": execute, "discover": discover}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _parse_vars(pairs: list[str]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise typer.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--var")
+        variables[name.strip()] = value
+    return variables
+
+
+@app.command()
+def scenario(
+    script_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE_OR_FLOW",
+            help="A scenario file, or the name of a shipped flow (5.1-onenet ... 5.7-huawei-dtls, custom).",
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model of the in-process module (default: the script's @model, else ML307R)."),
+    ] = None,
+    imei: Annotated[str, typer.Option(help="IMEI of the in-process module.")] = "869975030000461",
+    imsi: Annotated[str, typer.Option(help="IMSI of the in-process module.")] = "460041234567890",
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="Set a script variable: NAME=VALUE (repeatable).")
+    ] = None,
+    server_address: Annotated[
+        str | None, typer.Option("--server", help="The LwM2M server HOST:PORT (sets ${server}).")
+    ] = None,
+    connect: Annotated[
+        str | None,
+        typer.Option(help="Drive a module served over TCP at HOST:PORT (`testbed emulator --tcp`, `up`)."),
+    ] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(help="Base URL of a running cloud (http://127.0.0.1:8080): `do` steps call its API."),
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key for --api (admin or product key).")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Device of the `do` steps: id, endpoint or IMEI (default: ${ep}, else the IMEI)."),
+    ] = None,
+    manual: Annotated[
+        bool, typer.Option(help="Without --api: log the `do` steps for you to perform instead of failing.")
+    ] = False,
+    transcript: TranscriptOption = None,
+    quiet: Annotated[bool, typer.Option(help="Do not print the exchange.")] = False,
+) -> None:
+    """Run a send/expect scenario (a file or a shipped flow) against an emulated module.
+
+    The module runs in-process, or is reached over TCP with --connect. `do` steps (platform
+    requests) go to a running cloud's API with --api/--api-key. Exit code 0 when the scenario
+    passes; 1 with the failing file, line, step and reason when it fails."""
+    from emulator.scenarios import ScriptError, flow_names, load_script
+
+    try:
+        script = load_script(script_ref)
+    except FileNotFoundError:
+        raise typer.BadParameter(
+            f"no file {script_ref!r} and no flow of that name; flows: {', '.join(flow_names())}",
+            param_hint="FILE_OR_FLOW",
+        ) from None
+    except (ScriptError, OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE_OR_FLOW") from None
+    variables = _parse_vars(var or [])
+    if server_address is not None:
+        _address(server_address, "--server")
+        variables["server"] = server_address
+    target = _address(connect, "--connect") if connect is not None else None
+    chosen_model = model or script.meta.get("model", "ML307R").split()[0]
+    if target is None:
+        _check_model(chosen_model)
+    if (api is None) != (api_key is None):
+        raise typer.BadParameter("give --api and --api-key together", param_hint="--api")
+    if api is not None and not api.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{api!r} is not an http(s) URL", param_hint="--api")
+    merged = {**script.variables, **variables}
+    who = device or merged.get("ep") or imei
+
+    console.print(f"[bold]{script.title}[/] ({script.name})", highlight=False)
+    try:
+        result = asyncio.run(
+            _run_scenario(
+                script,
+                variables,
+                target,
+                chosen_model,
+                imei,
+                imsi,
+                api,
+                api_key,
+                who,
+                manual,
+                transcript,
+                quiet,
+            )
+        )
+    except OSError as exc:
+        _fail(f"cannot reach the module at {connect}: {exc}" if connect else str(exc))
+    if result.failure is not None:
+        console.print("FAILED", style="bold red", end=" ")
+        console.print(str(result.failure), highlight=False, markup=False)
+        if "no action" in result.failure.reason and api is None:
+            console.print("give --api URL --api-key KEY to let a running cloud perform the `do` steps")
+        raise typer.Exit(1)
+    console.print(f"[bold green]PASSED[/] {script.name}: {len(script.steps)} steps")
+
+
+async def _run_scenario(
+    script: Any,
+    variables: dict[str, str],
+    target: tuple[str, int] | None,
+    model: str,
+    imei: str,
+    imsi: str,
+    api: str | None,
+    api_key: str | None,
+    device: str,
+    manual: bool,
+    transcript: Path | None,
+    quiet: bool,
+) -> Any:
+    from emulator.scenarios import ModuleTransport, StreamTransport, run_scenario
+    from emulator.transcript import open_transcript
+
+    platform = _ApiActions(api, api_key, device, script.timeout) if api and api_key else None
+    module = None
+    writer = None
+    stream = None
+    try:
+        if target is None:
+            from emulator.runner import EmulatedModule
+
+            module = EmulatedModule(
+                model, imei=imei, imsi=imsi, transcript=transcript, request_timeout=script.timeout
+            )
+            await module.start()
+            inner: Any = ModuleTransport(module)
+        else:
+            reader, stream = await asyncio.open_connection(*target)
+            inner = StreamTransport(reader, stream)
+            writer = open_transcript(transcript) if transcript is not None else None
+        return await run_scenario(
+            script,
+            _EchoTransport(inner, writer, quiet),
+            variables=variables,
+            actions=platform.actions() if platform else None,
+            missing_actions="log" if manual and platform is None else "fail",
+        )
+    finally:
+        if platform is not None:
+            await platform.aclose()
+        if module is not None:
+            await module.stop()
+        if stream is not None:
+            stream.close()
+        if writer is not None:
+            writer.close()
+
+
+# --- impair, bench, doctor -------------------------------------------------------------------------
+
+
+@app.command()
+def impair(
+    listen: Annotated[str, typer.Option(help="HOST:PORT the modules send to (the proxy's address).")],
+    target: Annotated[str, typer.Option(help="HOST:PORT of the LwM2M server behind the proxy.")],
+    loss: Annotated[float, typer.Option(min=0, max=1, help="Probability a datagram is dropped.")] = 0.0,
+    duplicate: Annotated[
+        float, typer.Option(min=0, max=1, help="Probability a datagram is sent twice.")
+    ] = 0.0,
+    reorder: Annotated[
+        float, typer.Option(min=0, max=1, help="Probability a datagram is held back behind later ones.")
+    ] = 0.0,
+    delay: Annotated[float, typer.Option(min=0, help="Seconds every datagram is delayed.")] = 0.0,
+    jitter: Annotated[float, typer.Option(min=0, help="Random extra delay, up to this many seconds.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed, the same impairment).")] = 0,
+    rebind_every: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="Seconds between source-port changes of every flow (a carrier NAT rebinding)."
+        ),
+    ] = None,
+) -> None:
+    """Run a UDP proxy that impairs datagrams between modules and a server (a bad cell).
+
+    Datagrams are lost, duplicated, reordered and delayed as asked; Ctrl-C stops."""
+    from emulator.impairment import run_proxy
+
+    listen_address = _address(listen, "--listen")
+    target_address = _address(target, "--target")
+    settings = {"loss": loss, "duplicate": duplicate, "reorder": reorder, "delay": delay, "jitter": jitter}
+
+    async def main() -> None:
+        signalled = _on_signal()
+        proxy = asyncio.create_task(
+            run_proxy(listen_address, target_address, rebind_every=rebind_every, seed=seed, **settings)
+        )
+        stop = asyncio.create_task(signalled.wait())
+        await asyncio.sleep(0.05)
+        if not proxy.done():
+            console.print(
+                f"[bold]Impairment[/] udp {listen} -> {target}: "
+                + ", ".join(f"{k} {v:g}" for k, v in settings.items())
+                + (f", rebind every {rebind_every:g} s" if rebind_every else "")
+                + "; Ctrl-C stops.",
+                highlight=False,
+            )
+        await asyncio.wait([proxy, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if proxy.done():
+            proxy.result()
+            return
+        proxy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await proxy
+        console.print("stopped")
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        _fail(f"cannot listen on {listen}: {exc}")
+
+
+def _import_bench() -> Any:
+    """`bench.__main__` from the checkout (the bench package is not installed)."""
+    try:
+        return importlib.import_module("bench.__main__")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("bench", "bench.__main__"):
+            raise
+    checkout = Path.cwd()
+    if (checkout / "bench" / "__main__.py").exists():
+        sys.path.insert(0, str(checkout))
+        return importlib.import_module("bench.__main__")
+    _fail(
+        "the benchmarks are not installed with the package: run `testbed bench` (or "
+        "`python -m bench`) from the lwm2m-testbed checkout"
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny sizes (a smoke run of a few seconds).")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated subset: registrations,reads,memory,dtls,modules,notifies,fleet."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Results file name (bench/results/NAME.json).")] = None,
+) -> None:
+    """Run the benchmarks, the same as `python -m bench` (run it from the checkout).
+
+    Further options such as --clients N are passed on to the bench."""
+    module = _import_bench()
+    argv = (
+        (["--quick"] if quick else [])
+        + (["--only", only] if only else [])
+        + (["--name", name] if name else [])
+    )
+    raise typer.Exit(int(module.main([*argv, *ctx.args]) or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+REQUIRED_SUITES = ("TLS-PSK-WITH-AES-128-CCM-8", "TLS-PSK-WITH-AES-128-CBC-SHA256")
+
+
+def _bind_udp(host: str, port: int) -> str | None:
+    """None when (host, port) can be bound, else why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _check_ports(host: str, port: int) -> list[Check]:
+    checks = []
+    for number, role in ((port, "CoAP"), (port + 1, "CoAP over DTLS")):
+        error = _bind_udp(host, number)
+        detail = "free" if error is None else f"{error} (another server running? choose --port)"
+        checks.append(Check(f"UDP {host}:{number} ({role})", error is None, detail))
+    return checks
+
+
+def _check_carrier_addresses() -> Check:
+    from server.settings import CARRIER_ADDRESSES
+
+    failed = [
+        f"{a} ({e})" for a in sorted({v[2] for v in CARRIER_ADDRESSES.values()}) if (e := _bind_udp(a, 0))
+    ]
+    if failed:
+        detail = "not bindable: " + ", ".join(failed) + "; add them to lo, or run `testbed up --no-carriers`"
+        return Check("carrier addresses 127.0.1.1-5", False, detail)
+    return Check("carrier addresses 127.0.1.1-5", True, "bindable")
+
+
+def _check_database(url: str) -> Check:
+    from alembic.script import ScriptDirectory
+
+    from server.store.database import alembic_config
+
+    name = "database"
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix):
+        file = url[len(prefix) :].split("?", 1)[0]
+        if file and file != ":memory:" and not Path(file).exists():
+            return Check(name, True, f"{url}: not created yet (the server creates it at start)")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    try:
+        revision = asyncio.run(_database_revision(url))
+    except Exception as exc:  # a malformed URL, a missing driver, refused, bad credentials, timeout
+        return Check(name, False, f"{url}: unreachable: {type(exc).__name__}: {exc}")
+    if revision is None:
+        state = "empty (the server migrates it at start)"
+    elif revision == head:
+        state = f"at revision {revision} (head)"
+    else:
+        state = f"at revision {revision}, head is {head}: run `testbed db upgrade`"
+    return Check(name, True, f"{url}: {state}")
+
+
+async def _database_revision(url: str) -> str | None:
+    from server.store.database import Database
+
+    database = Database.connect(url)
+    try:
+        async with asyncio.timeout(10):
+            return await database.current_revision()
+    finally:
+        await database.dispose()
+
+
+def _check_dtls() -> Check:
+    try:
+        from mbedtls import tls
+    except ImportError as exc:
+        return Check("python-mbedtls (DTLS)", False, f"not importable: {exc}")
+    available = set(tls.ciphers_available())
+    missing = [s for s in REQUIRED_SUITES if s not in available]
+    if missing:
+        return Check("python-mbedtls (DTLS)", False, "missing PSK suites: " + ", ".join(missing))
+    return Check("python-mbedtls (DTLS)", True, "PSK suites " + ", ".join(REQUIRED_SUITES))
+
+
+def _check_tool(title: str, names: Sequence[str], purpose: str) -> Check:
+    found = next((path for n in names if (path := shutil.which(n))), None)
+    return Check(title, found is not None, found or f"not found ({purpose})", required=False)
+
+
+def _doctor_checks(db: str, host: str, port: int) -> list[Check]:
+    version = ".".join(map(str, sys.version_info[:3]))
+    checks = [Check("Python", sys.version_info >= (3, 11), f"{version} ({sys.executable})")]
+    checks += _check_ports(host, port)
+    checks.append(_check_carrier_addresses())
+    checks.append(_check_database(db))
+    checks.append(_check_dtls())
+    checks.append(_check_tool("coap-client-openssl", ["coap-client-openssl"], "libcoap interop tests only"))
+    checks.append(
+        _check_tool(
+            "chromium", ["chromium", "chromium-browser", "google-chrome"], "console browser tests only"
+        )
+    )
+    return checks
+
+
+@app.command()
+def doctor(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="CoAP listen address to test.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65534, help="CoAP port to test (DTLS on port+1).")] = 5683,
+) -> None:
+    """Check the environment: ports, carrier addresses, database, DTLS support, tools.
+
+    Python version, free CoAP/DTLS ports, the carrier loopback addresses, the database and its
+    migration revision, the DTLS PSK cipher suites, optional tools. Exit code 1 when a required
+    check fails."""
+    from rich.table import Table
+
+    checks = _doctor_checks(db or Settings().database_url, host, port)
+    table = Table(title="testbed doctor")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for check in checks:
+        status = "[green]ok[/]" if check.ok else ("[red]FAIL[/]" if check.required else "[yellow]missing[/]")
+        table.add_row(check.name, status, check.detail)
+    console.print(table)
+    failed = [c.name for c in checks if c.required and not c.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} required check(s) failed:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+    console.print("[green]all required checks passed[/]")
 
 
 @db_app.command("upgrade")

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Largest accepted request body on the CoAP side and the HTTP side, bytes.
     max_payload: int = 64 * 1024
     api_key: str | None = None
+    # Failed key attempts (a key given but no key of ours) one client address may make within
+    # `auth_failure_window` seconds; the next ones are answered 429 until the window passes.
+    auth_failure_limit: int = 20
+    auth_failure_window: float = 60.0
     # Add the default carrier listeners (`carrier_listeners()`) to `listeners`.
     carrier_map: bool = False
 

@@ -7,18 +7,35 @@ native API and live events under /api/v1.
 The app starts the HTTP push and cached-command services in its lifespan (and stops them); the
 LwM2M server itself is started and stopped by its owner. Request bodies larger than
 `Settings.max_payload` are refused with 413 before they are read.
+
+Failed key attempts are limited per client address (`KeyAttemptLimit`, counts kept by
+`server.api.deps.KeyAttemptLimiter`): a request that carries a key (header `api-key` or query
+`api_key`) and is answered 401, or a WebSocket closed with 4401, counts as one failure; after
+`Settings.auth_failure_limit` failures within `Settings.auth_failure_window` seconds every request
+of that address that carries a key is answered 429 `{"errno": 1, "error": "auth failed: too many
+failed key attempts"}` with `Retry-After` (WebSockets: closed with 4429) until the window passes.
+Requests without a key are not counted (they name no key to guess) and others' requests are
+unaffected. The errno stays 1 (auth failed) so that OneNET clients treat it as a key problem.
+The address is the TCP peer: behind a reverse proxy all callers share the proxy's address.
+
+A WebSocket route that closes before accepting would make the server refuse the handshake with
+a bare HTTP 403; `KeyAttemptLimit` accepts first, so the client sees the route's close code
+(4401 unknown key, 4404 unknown module, 4429 blocked).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api import errors
+from server.api.deps import KeyAttemptLimiter
 from server.api.errors import ApiError
 from server.api.modules import ModuleHost
 from server.lwm2m_server import Lwm2mServer
@@ -69,6 +86,91 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+CLOSE_UNKNOWN_KEY = 4401
+CLOSE_BLOCKED = 4429
+_BLOCKED_BODY = b'{"errno":1,"error":"auth failed: too many failed key attempts"}'
+
+
+def carries_key(scope: Scope) -> bool:
+    """Whether the request names a key (header `api-key` or query `api_key`, non-empty)."""
+    for name, value in scope.get("headers", []):
+        if name == b"api-key" and value:
+            return True
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return any(query.get("api_key", []))
+
+
+class KeyAttemptLimit:
+    """Count failed key attempts per client address and answer 429 (HTTP) or close 4429
+    (WebSocket) while an address is blocked; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, limiter: KeyAttemptLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        keyed = carries_key(scope)
+        retry_after = self.limiter.retry_after(address) if keyed else None
+        if scope["type"] == "http":
+            if retry_after is not None:
+                await self._refuse_http(send, retry_after)
+                return
+            await self.app(scope, receive, self._watch_http(send, address, keyed))
+            return
+        if retry_after is not None:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send(
+                {"type": "websocket.close", "code": CLOSE_BLOCKED, "reason": "too many failed key attempts"}
+            )
+            return
+        await self.app(scope, receive, self._watch_websocket(send, address, keyed))
+
+    def _watch_http(self, send: Send, address: str, keyed: bool) -> Send:
+        async def watched(message: Message) -> None:
+            if keyed and message["type"] == "http.response.start" and message["status"] == 401:
+                self.limiter.failed(address)
+            await send(message)
+
+        return watched
+
+    def _watch_websocket(self, send: Send, address: str, keyed: bool) -> Send:
+        accepted = False
+
+        async def watched(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close":
+                if keyed and message.get("code") == CLOSE_UNKNOWN_KEY:
+                    self.limiter.failed(address)
+                if not accepted:
+                    accepted = True
+                    await send({"type": "websocket.accept"})
+            await send(message)
+
+        return watched
+
+    async def _refuse_http(self, send: Send, retry_after: float) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_BLOCKED_BODY)).encode()),
+                    (b"retry-after", str(max(1, math.ceil(retry_after))).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _BLOCKED_BODY})
+
+
 def create_app(
     server: Lwm2mServer,
     *,
@@ -111,6 +213,9 @@ def create_app(
     app.include_router(events_router, prefix="/api/v1", tags=["events"])
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
     app.add_middleware(BodyLimit, limit=server.settings.max_payload)  # type: ignore[arg-type]
+    limiter = KeyAttemptLimiter(server.settings.auth_failure_limit, server.settings.auth_failure_window)
+    app.state.key_attempts = limiter
+    app.add_middleware(KeyAttemptLimit, limiter=limiter)  # type: ignore[arg-type]
     return app
 
 

@@ -4,11 +4,18 @@ Keys (header `api-key`, or `?api_key=` where browsers cannot set headers):
 - the admin key (`Settings.api_key`) sees everything; without one configured there is no admin;
 - a product's master key sees that product's devices;
 - a device's api_key sees only that device.
+
+Failed key attempts (a key given that is none of ours) are counted per client address by
+`KeyAttemptLimiter`; the app's `KeyAttemptLimit` middleware (server/api/app.py) answers 429 once
+an address made too many.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -56,6 +63,55 @@ def resolve_key(server: Lwm2mServer, key: str | None) -> Principal | None:
     if device is not None:
         return Principal("device", device=device)
     return None
+
+
+class KeyAttemptLimiter:
+    """Failed key attempts per client address: after `limit` failures within `window` seconds the
+    address is blocked for `window` seconds (every request with a key answered 429, even a right
+    key, so that the block is no oracle for guessing). Addresses beyond `max_addresses` push out
+    the one seen longest ago, so memory stays bounded under a flood of sources."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 10_000,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.max_addresses = max_addresses
+        self._failures: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds until `address` may try again, or None when it is not blocked."""
+        until = self._blocked_until.get(address)
+        if until is None:
+            return None
+        left = until - self.clock()
+        if left <= 0:
+            del self._blocked_until[address]
+            return None
+        return left
+
+    def failed(self, address: str) -> None:
+        """Count one failed key attempt of `address` (blocking it at the limit)."""
+        now = self.clock()
+        failures = self._failures.pop(address, None) or deque()
+        self._failures[address] = failures  # re-inserted: the dict's order is recency
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        failures.append(now)
+        if len(failures) >= self.limit:
+            del self._failures[address]
+            self._blocked_until[address] = now + self.window
+        while len(self._failures) > self.max_addresses:
+            del self._failures[next(iter(self._failures))]
+        if len(self._blocked_until) > self.max_addresses:
+            self._blocked_until = {a: u for a, u in self._blocked_until.items() if u > now}
 
 
 def get_server(request: Request) -> Lwm2mServer:

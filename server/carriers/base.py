@@ -41,6 +41,7 @@ ATTR_PSK_ENCODING: Final = "psk_encoding"  # "string" | "hex"; default: the prof
 ATTR_PSK_IDENTITY: Final = "psk_identity"  # DTLS identity when not the IMEI (`<PSKID>`)
 ATTR_ACCESS_PSK: Final = "access_psk"  # OneNET: LwM2M-server PSK (bootstrap-issued or accpsk)
 ATTR_ACCESS_PSK_AT: Final = "access_psk_at"  # when it was issued (epoch seconds)
+ATTR_CELL: Final = "cell"  # OneNET: cell information read from the monitor object 10290/0
 
 # Option 63: OneNET's auth code on Register, Update and Bootstrap-Request (platforms.md).
 AUTH_CODE_OPTION: Final = 63
@@ -264,6 +265,11 @@ class CarrierProfile:
 
     def wants_auto_observe(self, device: Device | None) -> bool:
         return self.rules.auto_observe is not AutoObserve.NONE
+
+    async def device_facts(self, cloud: CarrierCloud, endpoint: str, device: Device) -> dict[str, Any]:
+        """What the platform learns about a registered, provisioned device on its own (stored in
+        `Device.attributes`); none by default."""
+        return {}
 
     async def after_register(
         self, cloud: CarrierCloud, endpoint: str, object_links: Iterable[Path], device: Device | None

@@ -62,6 +62,8 @@ class CarrierPolicy:
         self._admitted: dict[tuple[str, str], Device] = {}
         # The last refusal per endpoint (for logs, tests and the console).
         self.refusals: dict[str, Refusal] = {}
+        # What the carrier last learned on its own per endpoint, set once it tried ({}: nothing).
+        self.learned: dict[str, dict[str, Any]] = {}
 
     # --- listeners -------------------------------------------------------------------------------
 
@@ -174,10 +176,27 @@ class CarrierPolicy:
             *(Path(o) for o in objects if not any(p.object_id == o for p in links)),
         ]
         try:
-            return await profile.after_register(cloud, reg.endpoint, paths, device)
+            observed = await profile.after_register(cloud, reg.endpoint, paths, device)
         except Exception as exc:
             log.info("%s: auto-subscription of %s failed: %s", profile.name, reg.endpoint, exc)
-            return []
+            observed = []
+        if device is not None:
+            await self._learn(cloud, profile, reg.endpoint, device)
+        return observed
+
+    async def _learn(
+        self, cloud: CarrierCloud, profile: CarrierProfile, endpoint: str, device: Device
+    ) -> None:
+        """Store what the carrier reads from the device on its own (OneNET: cell information)."""
+        try:
+            facts = await profile.device_facts(cloud, endpoint, device)
+        except Exception as exc:
+            log.info("%s: reading device facts of %s failed: %s", profile.name, endpoint, exc)
+            facts = {}
+        current = self.provisioning.device(device.id)
+        if facts and current is not None:
+            await self.provisioning.update_device(device.id, attributes={**current.attributes, **facts})
+        self.learned[endpoint] = facts
 
 
 class AppData:

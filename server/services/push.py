@@ -14,7 +14,16 @@ opaque values as arrays of byte values); type 2 online/offline `{type, dev_id, s
 Design choices: each message is one POST (OneNET may batch; a single message is the simplest
 receivers handle). A receiver must answer 2xx within `timeout` (5 s); anything else is retried
 `attempts - 1` more times with exponential backoff (`backoff`, 2·backoff, ...). Every message's
-outcome lands in the delivery log (`push_deliveries`). Encryption (`enc_msg`) is not offered.
+outcome lands in the delivery log (`push_deliveries`).
+
+Encrypted delivery (a receiver added with an EncodingAESKey, 43 Base64 characters): the body is
+`{"enc_msg": e, "msg_signature": sig, "nonce": n}` with sig = Base64(MD5(token + nonce + e)) and
+e = Base64(AES-256-CBC(key, IV = key[:16], PKCS#7(16 random bytes + u32 big-endian length of msg
++ msg))), key = Base64Decode(EncodingAESKey + "="), msg the compact JSON (platforms.md "HTTP push").
+AES comes from python-mbedtls (already the DTLS dependency; its CBC mode pads nothing, so PKCS#7
+is done here). The key lives on the `PushTarget`; it is written to the store only when the
+`push_targets` table has an `aes_key` column (until a migration adds one, an encrypted receiver
+must be added again after a restart).
 """
 
 from __future__ import annotations
@@ -31,10 +40,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from mbedtls import cipher
 
 from server.events import Event
 from server.services.errors import BadArgument
 from server.services.provisioning import Device
+from server.store import tables
 from server.store.api_repository import ApiRepository
 
 if TYPE_CHECKING:
@@ -69,6 +80,58 @@ def signed_body(token: str, msg: Any, nonce: str | None = None) -> str:
     return f'{{"msg":{text},"msg_signature":"{sign(token, nonce, text)}","nonce":"{nonce}"}}'
 
 
+AES_BLOCK = 16
+
+
+def aes_key_bytes(encoding_aes_key: str) -> bytes:
+    """The 32-byte AES key of an EncodingAESKey (43 Base64 characters); BadArgument otherwise."""
+    if len(encoding_aes_key) != 43:
+        raise BadArgument("EncodingAESKey must be 43 Base64 characters")
+    try:
+        key = base64.b64decode(encoding_aes_key + "=", validate=True)
+    except ValueError:
+        raise BadArgument("EncodingAESKey must be 43 Base64 characters") from None
+    return key
+
+
+def encrypt_msg(encoding_aes_key: str, msg: str, random_prefix: bytes | None = None) -> str:
+    """OneNET `enc_msg`: Base64 of AES-256-CBC over 16 random bytes + u32 BE length + msg."""
+    key = aes_key_bytes(encoding_aes_key)
+    data = msg.encode("utf-8")
+    prefix = random_prefix if random_prefix is not None else secrets.token_bytes(16)
+    plain = prefix + len(data).to_bytes(4, "big") + data
+    pad = AES_BLOCK - len(plain) % AES_BLOCK
+    encrypted = cipher.AES.new(key, cipher.MODE_CBC, key[:16]).encrypt(plain + bytes([pad]) * pad)
+    return base64.b64encode(encrypted).decode("ascii")
+
+
+def decrypt_msg(encoding_aes_key: str, enc_msg: str) -> str:
+    """The msg of an `enc_msg` (what a receiver does); BadArgument when it does not decrypt."""
+    key = aes_key_bytes(encoding_aes_key)
+    try:
+        encrypted = base64.b64decode(enc_msg, validate=True)
+        if not encrypted or len(encrypted) % AES_BLOCK:
+            raise ValueError("not whole AES blocks")
+        plain = cipher.AES.new(key, cipher.MODE_CBC, key[:16]).decrypt(encrypted)
+    except ValueError as exc:
+        raise BadArgument(f"enc_msg does not decrypt: {exc}") from None
+    pad = plain[-1]
+    if not 1 <= pad <= AES_BLOCK or plain[-pad:] != bytes([pad]) * pad:
+        raise BadArgument("enc_msg has bad padding")
+    body = plain[:-pad]
+    length = int.from_bytes(body[16:20], "big")
+    if len(body) != 20 + length:
+        raise BadArgument("enc_msg length does not match")
+    return body[20:].decode("utf-8")
+
+
+def encrypted_body(token: str, encoding_aes_key: str, msg: Any, nonce: str | None = None) -> str:
+    """The POST body of one encrypted delivery, as text (the signature covers `enc_msg`)."""
+    nonce = nonce or new_nonce()
+    enc = encrypt_msg(encoding_aes_key, compact_json(msg))
+    return f'{{"enc_msg":"{enc}","msg_signature":"{sign(token, nonce, enc)}","nonce":"{nonce}"}}'
+
+
 def stream_id(path: str) -> str | None:
     """`/3200/0/5501` -> `3200_0_5501`; None for paths above resource level."""
     parts = [p for p in path.split("/") if p]
@@ -95,9 +158,14 @@ class PushTarget:
     product_id: str | None
     enabled: bool
     created_at: float
+    # OneNET's EncodingAESKey; None = plain `msg` deliveries.
+    aes_key: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["aes_key"] = None if self.aes_key is None else "***"  # a secret, like the token's use
+        data["encrypted"] = self.aes_key is not None
+        return data
 
     def wants(self, device: Device | None) -> bool:
         if not self.enabled:
@@ -172,12 +240,21 @@ class PushService:
         return response.status_code == 200 and response.text.strip() == msg
 
     async def add_target(
-        self, url: str, token: str, *, product_id: str | None = None, verify: bool = True
+        self,
+        url: str,
+        token: str,
+        *,
+        product_id: str | None = None,
+        verify: bool = True,
+        aes_key: str | None = None,
     ) -> PushTarget:
+        """Add a receiver (`aes_key`: its EncodingAESKey for encrypted deliveries)."""
         if not url.startswith(("http://", "https://")):
             raise BadArgument("push URL must be http:// or https://")
         if not (1 <= len(token) <= 64):
             raise BadArgument("token must be 1-64 characters")
+        if aes_key is not None:
+            aes_key_bytes(aes_key)  # validated before anything is stored
         if verify and not await self.verify(url, token):
             raise BadArgument("the receiver did not pass the URL check")
         row = {
@@ -187,8 +264,10 @@ class PushService:
             "enabled": True,
             "created_at": time.time(),
         }
+        if aes_key is not None and "aes_key" in tables.push_targets.c:
+            row["aes_key"] = aes_key
         target_id = await self.repo.insert_target(row)
-        target = PushTarget(id=target_id, **row)
+        target = PushTarget(id=target_id, **{**row, "aes_key": aes_key})
         self._targets[target_id] = target
         return target
 
@@ -258,7 +337,10 @@ class PushService:
     async def _deliver(self, target: PushTarget, msg: dict[str, Any]) -> None:
         assert self._client is not None
         created = time.time()
-        body = signed_body(target.token, msg)
+        if target.aes_key is not None:
+            body = encrypted_body(target.token, target.aes_key, msg)
+        else:
+            body = signed_body(target.token, msg)
         status: int | None = None
         error: str | None = None
         attempt = 0

@@ -28,13 +28,14 @@ from typing import Any
 from lwm2m import codec
 from lwm2m.errors import CodecError
 from lwm2m.model import ModelRegistry
+from lwm2m.node import iter_values
 from lwm2m.numbers import CoapCode, ContentFormat
 from lwm2m.path import Path
 from lwm2m.values import value_to_jsonable
 from server.coap.listener import ObservationHandle
 from server.domain import Registration
 from server.events import EventBus
-from server.services.device_management import DeviceManagement, values_to_json
+from server.services.device_management import DeviceManagement
 from server.services.errors import RequestFailed
 from server.services.requests import Downlink, DownlinkResponse, SendRequest, UplinkResult
 from server.store.repository import Store, StoredValue
@@ -233,15 +234,19 @@ class Reporting:
             return values
         if observation.composite:
             fmt = response.content_format or observation.content_format or ContentFormat.SENML_CBOR
-            nodes = codec.decode_composite(response.payload, fmt, self.model)
-            for node_path, node in nodes.items():
-                await self.dm.record_node(observation.endpoint, node, node_path, source)
-                values.extend(values_to_json(node, node_path))
+            nodes = list(codec.decode_composite(response.payload, fmt, self.model).items())
         else:
             path = observation.paths[0]
-            node = self.dm.decode_response(response, path)
-            await self.dm.record_node(observation.endpoint, node, path, source)
-            values = values_to_json(node, path)
+            nodes = [(path, self.dm.decode_response(response, path))]
+        # One pass over the values gives both the stored rows and the published JSON, and a
+        # composite notification is one write (one commit), not one per node.
+        stored: list[StoredValue] = []
+        for node_path, node in nodes:
+            for p, v, t in iter_values(node, node_path):
+                text, jsonable = str(p), value_to_jsonable(v)
+                stored.append(StoredValue(text, t.value, jsonable))
+                values.append({"path": text, "type": t.value, "value": jsonable})
+        await self.store.record_values(observation.endpoint, stored, source)
         observation.last = values
         return values
 

@@ -8,6 +8,13 @@
 completes only after the transaction holding it has committed ("acknowledge after commit"). While
 one transaction commits, new operations queue up and go into the next one, so throughput grows
 with load without delaying a lone writer.
+
+Bulk writes (`GroupCommitter.run_bulk`): callers that append rows to the same tables (reported
+values) queue an item for a shared `BulkWriter`; within one transaction every such item is written
+by a single `writer(conn, items)` call, i.e. one executemany per statement instead of one per
+caller. Each caller still waits for the commit that holds its item. Bulk items are written before
+the next plain operation of the batch, so the order between them and plain operations holds; when
+a transaction fails, every operation and item is retried alone, so only the culprit fails.
 """
 
 from __future__ import annotations
@@ -32,6 +39,44 @@ T = TypeVar("T")
 # A write operation runs synchronously on the database connection, inside the worker thread of
 # the async driver: a whole batch costs one hop to that thread, not one per statement.
 WriteOp = Callable[[Connection], Any]
+# Writes many callers' items in one go (an executemany per statement).
+BulkWriter = Callable[[Connection, list[Any]], None]
+
+
+class _BulkItem:
+    __slots__ = ("item", "writer")
+
+    def __init__(self, writer: BulkWriter, item: Any) -> None:
+        self.writer = writer
+        self.item = item
+
+    def __call__(self, conn: Connection) -> None:
+        self.writer(conn, [self.item])
+
+
+_Entry = tuple[WriteOp, asyncio.Future[Any] | None]
+
+
+def _execute_batch(conn: Connection, batch: list[_Entry]) -> list[Any]:
+    """Run a batch in order, gathering the items of each bulk writer into one call."""
+    results: list[Any] = []
+    bulks: dict[BulkWriter, list[Any]] = {}
+
+    def flush() -> None:
+        for writer, items in bulks.items():
+            writer(conn, items)
+        bulks.clear()
+
+    for op, _future in batch:
+        if isinstance(op, _BulkItem):
+            bulks.setdefault(op.writer, []).append(op.item)
+            results.append(None)
+        else:
+            if bulks:
+                flush()
+            results.append(op(conn))
+    flush()
+    return results
 
 
 def _prepare_sqlite_path(url: str) -> None:
@@ -101,7 +146,7 @@ class GroupCommitter:
     def __init__(self, engine: AsyncEngine, max_batch: int = 1000) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: list[tuple[WriteOp, asyncio.Future[Any] | None]] = []
+        self._queue: list[_Entry] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -121,6 +166,11 @@ class GroupCommitter:
         self._queue.append((op, future))
         self._wakeup.set()
         return await future
+
+    async def run_bulk(self, writer: BulkWriter, item: Any) -> None:
+        """Queue `item` for `writer` (called once per transaction with every queued item) and wait
+        until the transaction that wrote it has committed."""
+        await self.run(_BulkItem(writer, item))
 
     def submit(self, op: WriteOp) -> None:
         """Queue `op` without waiting (event log, statistics)."""
@@ -158,10 +208,10 @@ class GroupCommitter:
                 del self._queue[: self._max_batch]
                 await self._commit_batch(batch)
 
-    async def _commit_batch(self, batch: list[tuple[WriteOp, asyncio.Future[Any] | None]]) -> None:
+    async def _commit_batch(self, batch: list[_Entry]) -> None:
         try:
             async with self._engine.begin() as conn:
-                results = await conn.run_sync(lambda sync_conn: [op(sync_conn) for op, _future in batch])
+                results = await conn.run_sync(_execute_batch, batch)
         except Exception as exc:
             # One operation spoiled the transaction: run each alone so only the culprit fails.
             if len(batch) > 1:

@@ -3,6 +3,13 @@
 Writes go through the `GroupCommitter` (each awaited write returns after its commit); reads use
 their own short connections. Upserts use `INSERT ... ON CONFLICT`, which SQLite and PostgreSQL
 both speak.
+
+Reported values are the hot path: `record_values` queues its rows as a bulk item, so all the
+values that arrive while a transaction commits go into the next one with one executemany for the
+time series and one for the latest values. The latest value of a path only moves forward in time:
+its `updated_at` is the value's measured time when the device gave one, else its received time,
+and the upsert leaves a stored row alone when that row is newer (a late or replayed value still
+enters the time series).
 """
 
 from __future__ import annotations
@@ -26,6 +33,19 @@ _DELETE_REGISTRATION = delete(t.registrations).where(t.registrations.c.endpoint 
 _INSERT_REGISTRATION = t.registrations.insert()
 _INSERT_EVENT = t.events.insert()
 _INSERT_DATAPOINT = t.datapoints.insert()
+
+
+def _latest_upsert(insert: Any) -> Any:
+    """`INSERT ... ON CONFLICT (endpoint, path) DO UPDATE ... WHERE new time >= stored time`."""
+    ins = insert(t.latest_values)
+    return ins.on_conflict_do_update(
+        index_elements=["endpoint", "path"],
+        set_={"type": ins.excluded.type, "value": ins.excluded.value, "updated_at": ins.excluded.updated_at},
+        where=ins.excluded.updated_at >= t.latest_values.c.updated_at,
+    )
+
+
+_UPSERT_LATEST = {"sqlite": _latest_upsert(sqlite.insert), "postgresql": _latest_upsert(postgresql.insert)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +100,7 @@ class Store:
         self.engine = database.engine
         self.writer = GroupCommitter(database.engine)
         self._event_rows: list[dict[str, Any]] = []
+        self._upsert_latest = _UPSERT_LATEST["postgresql" if database.dialect == "postgresql" else "sqlite"]
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -130,46 +151,44 @@ class Store:
     async def record_values(
         self, endpoint: str, values: Sequence[StoredValue], source: str, received_at: float | None = None
     ) -> None:
-        """Append every value to the time series and update the latest value of each path."""
+        """Append every value to the time series and update the latest value of each path (unless
+        the stored one is newer); returns after the commit that holds them."""
         if not values:
             return
         now = received_at if received_at is not None else time.time()
-        points = [
-            {
-                "endpoint": endpoint,
-                "path": v.path,
-                "type": v.type,
-                "value": v.value,
-                "measured_at": v.measured_at,
-                "received_at": now,
-                "source": source,
-            }
-            for v in values
-        ]
-        latest: dict[str, dict[str, Any]] = {}
-        for v in values:
-            latest[v.path] = {
-                "endpoint": endpoint,
-                "path": v.path,
-                "type": v.type,
-                "value": v.value,
-                "updated_at": now,
-            }
-        ins = self._insert(t.latest_values)
-        upsert = ins.on_conflict_do_update(
-            index_elements=["endpoint", "path"],
-            set_={
-                "type": ins.excluded.type,
-                "value": ins.excluded.value,
-                "updated_at": ins.excluded.updated_at,
-            },
-        )
+        await self.writer.run_bulk(self._write_values, (endpoint, values, source, now))
 
-        def op(conn: Connection) -> None:
-            conn.execute(_INSERT_DATAPOINT, points)
-            conn.execute(upsert, list(latest.values()))
-
-        await self.writer.run(op)
+    def _write_values(
+        self, conn: Connection, items: list[tuple[str, Sequence[StoredValue], str, float]]
+    ) -> None:
+        points: list[dict[str, Any]] = []
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for endpoint, values, source, received_at in items:
+            for v in values:
+                points.append(
+                    {
+                        "endpoint": endpoint,
+                        "path": v.path,
+                        "type": v.type,
+                        "value": v.value,
+                        "measured_at": v.measured_at,
+                        "received_at": received_at,
+                        "source": source,
+                    }
+                )
+                at = v.measured_at if v.measured_at is not None else received_at
+                key = (endpoint, v.path)
+                known = latest.get(key)
+                if known is None or at >= known["updated_at"]:
+                    latest[key] = {
+                        "endpoint": endpoint,
+                        "path": v.path,
+                        "type": v.type,
+                        "value": v.value,
+                        "updated_at": at,
+                    }
+        conn.execute(_INSERT_DATAPOINT, points)
+        conn.execute(self._upsert_latest, list(latest.values()))
 
     async def latest_values(self, endpoint: str) -> dict[str, dict[str, Any]]:
         async with self.engine.connect() as conn:

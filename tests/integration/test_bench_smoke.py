@@ -23,6 +23,9 @@ TINY = Sizes(
     notifies=50,
     fleet=10,
     fleet_interval=1.0,
+    rest_requests=50,
+    rest_paced=20,
+    cloud_startups=1,
 )
 
 

@@ -38,11 +38,54 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert current.stdout.strip() and current.stdout.strip() != "empty"
 
 
-def test_up_starts_server_and_fleet_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _register_raw(port: int, endpoint: str) -> None:
+    import asyncio
+
+    from aiocoap.numbers.codes import Code
+
+    from tests.integration.coap_peer import RawPeer
+
+    async def main() -> None:
+        peer = await RawPeer.create(("127.0.0.1", port))
+        try:
+            response = await peer.request(Code.POST, "/rd", (f"ep={endpoint}", "lt=300"), b"</3/0>", 40)
+            assert response.code == Code.CREATED
+        finally:
+            await peer.close()
+
+    asyncio.run(main())
+
+
+def test_up_brings_up_console_api_fleet_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """What `make run` does, on a clean folder: console and API answer, the fleet reports, a
+    module registers and is listed, Ctrl-C stops everything."""
+    import httpx
+
     port = free_udp_port()
-    env = {**os.environ, "COLUMNS": "200"}
+    http_port = free_tcp_port()
+    env = {**os.environ, "COLUMNS": "200", "TESTBED_API_KEY": "cli-test-key"}
     process = subprocess.Popen(
-        [*TESTBED, "up", "--port", str(port), "--fleet", "2", "--interval", "0.3"],
+        [
+            *TESTBED,
+            "up",
+            "--port",
+            str(port),
+            "--dtls-port",
+            "0",
+            "--http-port",
+            str(http_port),
+            "--no-carriers",
+            "--fleet",
+            "2",
+            "--interval",
+            "0.3",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -52,7 +95,7 @@ def test_up_starts_server_and_fleet_and_stops_cleanly_on_ctrl_c(tmp_path: Path) 
     lines: list[str] = []
     try:
         assert process.stdout is not None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:
@@ -60,8 +103,17 @@ def test_up_starts_server_and_fleet_and_stops_cleanly_on_ctrl_c(tmp_path: Path) 
             lines.append(line)
             if sum("notification" in seen for seen in lines) >= 4:
                 break
+        output = "".join(lines)
+        assert f"http://127.0.0.1:{http_port}/#key=cli-test-key" in output, output
+        base = f"http://127.0.0.1:{http_port}"
+        page = httpx.get(base + "/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        _register_raw(port, "cli-registered-module")
+        devices = httpx.get(base + "/api/v1/devices", headers={"api-key": "cli-test-key"}, timeout=10).json()
+        online = {d["endpoint"]: d["online"] for d in devices["items"]}
+        assert online.get("cli-registered-module") is True
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
+        rest, _ = process.communicate(timeout=60)
         lines.append(rest)
     finally:
         if process.poll() is None:

@@ -153,3 +153,37 @@ async def test_event_log_is_written_in_order(database_url: str) -> None:
         assert [e["data"]["i"] for e in events] == [4, 3, 2, 1, 0]
     finally:
         await store.close()
+
+
+async def test_a_late_value_enters_the_time_series_but_not_the_latest_value(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        await store.record_values(
+            "dev", [StoredValue("/3303/0/5700", "Float", 22.0)], "notify", received_at=200.0
+        )
+        # Older by received time, then older by measured time (a Send with a timestamp).
+        await store.record_values(
+            "dev", [StoredValue("/3303/0/5700", "Float", 21.0)], "notify", received_at=150.0
+        )
+        await store.record_values(
+            "dev", [StoredValue("/3303/0/5700", "Float", 20.0, 120.0)], "send", received_at=300.0
+        )
+        latest = await store.latest_values("dev")
+        assert (latest["/3303/0/5700"]["value"], latest["/3303/0/5700"]["updated_at"]) == (22.0, 200.0)
+        # In one transaction, the newest of several values of a path wins whatever their order.
+        await asyncio.gather(
+            store.record_values("dev", [StoredValue("/3/0/13", "Time", 900)], "notify", received_at=900.0),
+            store.record_values("dev", [StoredValue("/3/0/13", "Time", 800)], "notify", received_at=800.0),
+        )
+        latest = await store.latest_values("dev")
+        assert latest["/3/0/13"]["value"] == 900
+        # Equal time: the later write wins.
+        await store.record_values(
+            "dev", [StoredValue("/3303/0/5700", "Float", 23.0)], "read", received_at=200.0
+        )
+        assert (await store.latest_values("dev"))["/3303/0/5700"]["value"] == 23.0
+        points = await store.datapoints("dev", "/3303/0/5700")
+        assert [p.value for p in points] == [22.0, 21.0, 20.0, 23.0]
+        assert await store.count_datapoints("dev") == 6
+    finally:
+        await store.close()
