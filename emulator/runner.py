@@ -154,11 +154,13 @@ async def run_emulator(
     hosts: Mapping[str, str] | None = None,
     ready: Callable[[list[str]], None] | None = None,
     transcript: str | FsPath | None = None,
+    stdio: bool = False,
 ) -> None:
     """Serve one emulated module until cancelled. `tcp` is "host:port" (or ":port"); `pty` opens a
     pseudo-terminal. `ready` receives the front-end addresses ("tcp://127.0.0.1:5000",
     "/dev/pts/3") once they are open; without it they are logged. `transcript` is a file that
-    receives every line in and out with a timestamp (`emulator.transcript`)."""
+    receives every line in and out with a timestamp (`emulator.transcript`). With `stdio` the module
+    also talks over standard input and output, and the end of input ends the run."""
     from emulator.frontends.pty import open_pty
     from emulator.frontends.tcp import serve_tcp
 
@@ -173,10 +175,19 @@ async def run_emulator(
             addresses.append(f"tcp://{bound[0]}:{bound[1]}")
         if pty:
             addresses.append(open_pty(emulated))
+        session = None
+        if stdio:
+            from emulator.frontends.stdio import serve_stdio
+
+            session = await serve_stdio(emulated)
+            addresses.append("stdio")
         if ready is not None:
             ready(addresses)
         else:
             log.info("emulated %s (IMEI %s) on %s", model, imei, ", ".join(addresses) or "nothing")
-        await asyncio.Event().wait()
+        if session is not None:
+            await session
+        else:
+            await asyncio.Event().wait()
     finally:
         await emulated.stop()

@@ -399,27 +399,31 @@ def emulator(
     imsi: Annotated[str, typer.Option(help="IMSI the module reports (AT+CIMI).")] = "460041234567890",
     tcp: Annotated[str | None, typer.Option(help='Serve AT on host:port (":0" picks a port).')] = None,
     pty: Annotated[bool, typer.Option(help="Serve AT on a pseudo-terminal and print its path.")] = False,
+    stdio: Annotated[
+        bool, typer.Option(help="Talk AT over stdin/stdout (messages go to stderr); end of input stops.")
+    ] = False,
     transcript: TranscriptOption = None,
 ) -> None:
     """Run one emulated OneMO module speaking the AT commands of the module manual."""
     from emulator.runner import run_emulator
 
-    if tcp is None and not pty:
-        raise typer.BadParameter("give --tcp HOST:PORT and/or --pty")
+    if tcp is None and not pty and not stdio:
+        raise typer.BadParameter("give --tcp HOST:PORT, --pty and/or --stdio")
+    out = Console(stderr=True) if stdio else console
     _check_model(model)
     if tcp is not None:
         _address(tcp, "--tcp")
 
     def ready(addresses: list[str]) -> None:
         for address in addresses:
-            console.print(f"[bold]{model}[/] AT interface: {address}")
+            out.print(f"[bold]{model}[/] AT interface: {address}")
         if transcript is not None:
-            console.print(f"[bold]Transcript[/] {transcript}")
+            out.print(f"[bold]Transcript[/] {transcript}")
 
     async def main() -> None:
         signalled = _on_signal()
         runner = asyncio.create_task(
-            run_emulator(model, imei, imsi, tcp, pty, ready=ready, transcript=transcript)
+            run_emulator(model, imei, imsi, tcp, pty, ready=ready, transcript=transcript, stdio=stdio)
         )
         stop = asyncio.create_task(signalled.wait())
         await asyncio.wait([runner, stop], return_when=asyncio.FIRST_COMPLETED)

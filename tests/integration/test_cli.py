@@ -165,3 +165,17 @@ def test_emulator_serves_at_commands_on_a_tcp_port(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_emulator_talks_at_over_stdin_and_stdout_until_end_of_input() -> None:
+    result = subprocess.run(
+        [*TESTBED, "emulator", "--model", "MN316", "--imei", "869975030000461", "--stdio"],
+        input=b"ATE0\r\nAT+CGSN=1\r\nAT+MIPLBOGUS\r\n",
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "+CGSN: \"869975030000461\"" in out
+    assert out.count("OK") >= 2 and "ERROR" in out
+    assert b"AT interface: stdio" in result.stderr
