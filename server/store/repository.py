@@ -115,10 +115,6 @@ class Store:
         await self.writer.close()
         await self.database.dispose()
 
-    def _insert(self, table: Any) -> Any:
-        dialect = postgresql if self.database.dialect == "postgresql" else sqlite
-        return dialect.insert(table)
-
     # --- registrations -------------------------------------------------------------------------
 
     async def save_registration(self, reg: Registration) -> None:
