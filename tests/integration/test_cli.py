@@ -176,6 +176,6 @@ def test_emulator_talks_at_over_stdin_and_stdout_until_end_of_input() -> None:
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()
-    assert "+CGSN: \"869975030000461\"" in out
+    assert '+CGSN: "869975030000461"' in out
     assert out.count("OK") >= 2 and "ERROR" in out
     assert b"AT interface: stdio" in result.stderr
