@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lwm2m.codec.link_format import parse_object_links
 from lwm2m.numbers import CoapCode, ContentFormat
 from lwm2m.path import Path
 from server.carriers import default_profiles
@@ -169,8 +168,8 @@ class CarrierPolicy:
         if device is None:  # the endpoint may not be bound yet (bind runs concurrently)
             found = profile.find_device(self.provisioning, reg.endpoint)
             device = found if isinstance(found, Device) else None
-        links = parse_object_links(reg.object_links).instances
-        objects = parse_object_links(reg.object_links).objects
+        links = reg.objects.instances
+        objects = reg.objects.objects
         paths: Iterable[Path] = [
             *links,
             *(Path(o) for o in objects if not any(p.object_id == o for p in links)),

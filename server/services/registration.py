@@ -233,7 +233,19 @@ class RegistrationService:
         if old is not None:
             self.bus.publish("registration.replaced", reg.endpoint, old_registration_id=old.registration_id)
             self._run_hooks(self._after_removal, old, "replaced")
-        self.bus.publish("registration.registered", reg.endpoint, **reg.as_dict())
+        # A summary: the event log keeps every event, and the object list is in the registration.
+        self.bus.publish(
+            "registration.registered",
+            reg.endpoint,
+            registration_id=reg.registration_id,
+            listener=reg.listener,
+            host=reg.host,
+            port=reg.port,
+            lifetime=reg.lifetime,
+            binding=reg.binding,
+            lwm2m_version=reg.lwm2m_version,
+            queue_mode=reg.queue_mode,
+        )
         self._run_hooks(self._after_register, reg, "register")
         return UplinkResult(CoapCode.CREATED, location=("rd", reg.registration_id))
 

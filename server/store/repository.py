@@ -32,6 +32,7 @@ from server.store.database import Database, GroupCommitter
 _DELETE_REGISTRATION = delete(t.registrations).where(t.registrations.c.endpoint == bindparam("ep"))
 _INSERT_REGISTRATION = t.registrations.insert()
 _INSERT_EVENT = t.events.insert()
+_INSERT_DEVICE = t.devices.insert()
 _INSERT_DATAPOINT = t.datapoints.insert()
 
 
@@ -419,7 +420,7 @@ class ProvisioningRepository:
 
     async def insert_device(self, row: dict[str, Any]) -> int:
         def op(conn: Connection) -> Any:
-            return conn.execute(t.devices.insert(), row)
+            return conn.execute(_INSERT_DEVICE, row)
 
         result = await self.store.writer.run(op)
         return int(result.inserted_primary_key[0])
