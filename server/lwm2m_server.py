@@ -111,12 +111,17 @@ class Lwm2mServer:
         self.carriers = CarrierPolicy(
             self.provisioning, policy or OpenPolicy(identity_endpoints=self.security.endpoints_for)
         )
-        self._policy: RegistrationPolicy = self.carriers
         self.listeners: dict[str, CoapListener] = {}
         self.dtls: dict[str, DtlsServer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bootstrap_handler: Any = None
         self.started = False
+        self.bus.add_listener(self._log_event)
+
+    def _log_event(self, event: Any) -> None:
+        """Every event goes to the event log (while a store is open)."""
+        if self._store is not None:
+            self._store.log_event(event.kind, event.endpoint, event.data, event.time)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -129,7 +134,6 @@ class Lwm2mServer:
         if self._store is None:
             self._store = await Store.open(self.settings.database_url)
         store = self._store
-        self.bus.add_listener(lambda e: store.log_event(e.kind, e.endpoint, e.data, e.time))
         self.security.store = store
         await self.security.load()
         self.provisioning.attach(store)
@@ -137,7 +141,7 @@ class Lwm2mServer:
         self.registrations = RegistrationService(
             store,
             self.bus,
-            policy=self._policy,
+            policy=self.carriers,
             lifetime_grace=self.settings.lifetime_grace,
             sweep_interval=self.settings.expiry_sweep_interval,
         )

@@ -131,7 +131,7 @@ class DeviceManagement:
     # --- helpers ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _segments(reg: Registration, path: Path) -> tuple[str, ...]:
+    def segments(reg: Registration, path: Path) -> tuple[str, ...]:
         root = tuple(s for s in reg.root_path.split("/") if s)
         return root + tuple(path.segments)
 
@@ -245,7 +245,7 @@ class DeviceManagement:
         except InvalidPath as exc:
             raise BadArgument(str(exc)) from exc
         address = reg.address
-        seg = self._segments(reg, path)
+        seg = self.segments(reg, path)
         endpoint = reg.endpoint
 
         if op.kind == "read":

@@ -100,7 +100,7 @@ class Reporting:
                 "FETCH", root, codec.encode_paths(list(paths), fmt), content_format=fmt, accept=fmt, observe=0
             )
         else:
-            downlink = Downlink("GET", self.dm._segments(reg, paths[0]), accept=content_format, observe=0)
+            downlink = Downlink("GET", self.dm.segments(reg, paths[0]), accept=content_format, observe=0)
         observation = ActiveObservation(
             id=existing_id or 0,
             endpoint=reg.endpoint,
@@ -175,7 +175,7 @@ class Reporting:
             else:
                 downlink = Downlink(
                     "GET",
-                    self.dm._segments(reg, observation.paths[0]),
+                    self.dm.segments(reg, observation.paths[0]),
                     accept=observation.content_format,
                     observe=1,
                 )

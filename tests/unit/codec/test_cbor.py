@@ -10,38 +10,11 @@ from hypothesis import strategies as st
 
 from lwm2m.codec import cbor
 from lwm2m.errors import CodecError, UnsupportedContentFormat
-from lwm2m.model import ModelRegistry, ObjectDefinition, ResourceDefinition
+from lwm2m.model import ModelRegistry
 from lwm2m.node import MultipleResource, ObjectInstance, ObjectLink, ResourceInstance, SingleResource
-from lwm2m.numbers import Operations, ResourceType
+from lwm2m.numbers import ResourceType
 from lwm2m.path import Path
-
-T = ResourceType
-TYPES = [T.STRING, T.INTEGER, T.UNSIGNED_INTEGER, T.FLOAT, T.BOOLEAN, T.OPAQUE, T.TIME, T.OBJLNK, T.CORELNK]
-# Object 9000: resource i+1 is a single resource of TYPES[i], resource i+101 a multiple one.
-MODEL = ModelRegistry(
-    [
-        ObjectDefinition(
-            9000,
-            "Typed",
-            multiple=True,
-            mandatory=False,
-            resources={
-                **{
-                    i + 1: ResourceDefinition(i + 1, t.value, Operations.RW, False, False, t)
-                    for i, t in enumerate(TYPES)
-                },
-                **{
-                    i + 101: ResourceDefinition(i + 101, t.value, Operations.RW, True, False, t)
-                    for i, t in enumerate(TYPES)
-                },
-            },
-        )
-    ]
-)
-
-
-def single(rtype: ResourceType) -> Path:
-    return Path(9000, 0, TYPES.index(rtype) + 1)
+from tests.unit.codec.typed_model import MODEL, TYPES, T, single
 
 
 # Hand-assembled RFC 8949 encodings (major type in the top 3 bits, §3.1; tag 1 is §3.4.2).
