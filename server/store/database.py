@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,8 +39,9 @@ T = TypeVar("T")
 # A write operation runs synchronously on the database connection, inside the worker thread of
 # the async driver: a whole batch costs one hop to that thread, not one per statement.
 WriteOp = Callable[[Connection], Any]
-# Writes many callers' items in one go (an executemany per statement).
-BulkWriter = Callable[[Connection, list[Any]], None]
+# Writes many callers' items in one go (an executemany per statement); returns one result per
+# item, in order (e.g. the primary keys of inserted rows), or None when there is nothing to return.
+BulkWriter = Callable[[Connection, list[Any]], Sequence[Any] | None]
 
 
 class _BulkItem:
@@ -50,8 +51,9 @@ class _BulkItem:
         self.writer = writer
         self.item = item
 
-    def __call__(self, conn: Connection) -> None:
-        self.writer(conn, [self.item])
+    def __call__(self, conn: Connection) -> Any:
+        results = self.writer(conn, [self.item])
+        return None if results is None else results[0]
 
 
 _Entry = tuple[WriteOp, asyncio.Future[Any] | None]
@@ -60,16 +62,22 @@ _Entry = tuple[WriteOp, asyncio.Future[Any] | None]
 def _execute_batch(conn: Connection, batch: list[_Entry]) -> list[Any]:
     """Run a batch in order, gathering the items of each bulk writer into one call."""
     results: list[Any] = []
-    bulks: dict[BulkWriter, list[Any]] = {}
+    # writer -> (positions in `results`, items)
+    bulks: dict[BulkWriter, tuple[list[int], list[Any]]] = {}
 
     def flush() -> None:
-        for writer, items in bulks.items():
-            writer(conn, items)
+        for writer, (positions, items) in bulks.items():
+            written = writer(conn, items)
+            if written is not None:
+                for position, result in zip(positions, written, strict=True):
+                    results[position] = result
         bulks.clear()
 
     for op, _future in batch:
         if isinstance(op, _BulkItem):
-            bulks.setdefault(op.writer, []).append(op.item)
+            positions, items = bulks.setdefault(op.writer, ([], []))
+            positions.append(len(results))
+            items.append(op.item)
             results.append(None)
         else:
             if bulks:
@@ -167,10 +175,10 @@ class GroupCommitter:
         self._wakeup.set()
         return await future
 
-    async def run_bulk(self, writer: BulkWriter, item: Any) -> None:
-        """Queue `item` for `writer` (called once per transaction with every queued item) and wait
-        until the transaction that wrote it has committed."""
-        await self.run(_BulkItem(writer, item))
+    async def run_bulk(self, writer: BulkWriter, item: Any) -> Any:
+        """Queue `item` for `writer` (called once per transaction with every queued item), wait
+        until the transaction that wrote it has committed and return the writer's result for it."""
+        return await self.run(_BulkItem(writer, item))
 
     def submit(self, op: WriteOp) -> None:
         """Queue `op` without waiting (event log, statistics)."""

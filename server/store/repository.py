@@ -32,7 +32,7 @@ from server.store.database import Database, GroupCommitter
 _DELETE_REGISTRATION = delete(t.registrations).where(t.registrations.c.endpoint == bindparam("ep"))
 _INSERT_REGISTRATION = t.registrations.insert()
 _INSERT_EVENT = t.events.insert()
-_INSERT_DEVICE = t.devices.insert()
+_INSERT_DEVICES_RETURNING_IDS = t.devices.insert().returning(t.devices.c.id, sort_by_parameter_order=True)
 _INSERT_DATAPOINT = t.datapoints.insert()
 
 
@@ -47,6 +47,29 @@ def _latest_upsert(insert: Any) -> Any:
 
 
 _UPSERT_LATEST = {"sqlite": _latest_upsert(sqlite.insert), "postgresql": _latest_upsert(postgresql.insert)}
+
+
+def _write_registrations(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Replace the registrations of the rows' endpoints (bulk writer of `Store.save_registration`).
+    Of several rows for one endpoint in the same transaction the last one wins, as if each had
+    been written alone in order."""
+    latest = {row["endpoint"]: row for row in rows}
+    conn.execute(_DELETE_REGISTRATION, [{"ep": endpoint} for endpoint in latest])
+    conn.execute(_INSERT_REGISTRATION, list(latest.values()))
+
+
+def _insert_devices(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert device rows and return their ids in the rows' order (bulk writer of
+    `ProvisioningRepository.insert_device`); rows with other columns go in their own statement."""
+    ids: list[int] = [0] * len(rows)
+    shapes: dict[tuple[str, ...], list[int]] = {}
+    for position, row in enumerate(rows):
+        shapes.setdefault(tuple(row), []).append(position)
+    for positions in shapes.values():
+        result = conn.execute(_INSERT_DEVICES_RETURNING_IDS, [rows[p] for p in positions])
+        for position, (device_id,) in zip(positions, result, strict=True):
+            ids[position] = device_id
+    return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +143,7 @@ class Store:
 
     async def save_registration(self, reg: Registration) -> None:
         """Insert or replace the registration of `reg.endpoint` (a re-registration replaces)."""
-        row = reg.as_row()
-
-        def op(conn: Connection) -> None:
-            conn.execute(_DELETE_REGISTRATION, {"ep": reg.endpoint})
-            conn.execute(_INSERT_REGISTRATION, row)
-
-        await self.writer.run(op)
+        await self.writer.run_bulk(_write_registrations, reg.as_row())
 
     async def delete_registration(self, endpoint: str, registration_id: str | None = None) -> None:
         cond = t.registrations.c.endpoint == endpoint
@@ -419,11 +436,9 @@ class ProvisioningRepository:
         return await self._rows(select(t.products).order_by(t.products.c.created_at))
 
     async def insert_device(self, row: dict[str, Any]) -> int:
-        def op(conn: Connection) -> Any:
-            return conn.execute(_INSERT_DEVICE, row)
-
-        result = await self.store.writer.run(op)
-        return int(result.inserted_primary_key[0])
+        """Insert a device row and return its id; devices first seen together (a burst of new
+        endpoints) are inserted with one statement."""
+        return int(await self.store.writer.run_bulk(_insert_devices, row))
 
     async def update_device(self, device_id: int, values: dict[str, Any]) -> None:
         await self._write(update(t.devices).where(t.devices.c.id == device_id).values(**values))

@@ -7,7 +7,7 @@ import asyncio
 
 from server.domain import Registration
 from server.store.database import Database
-from server.store.repository import Store, StoredValue
+from server.store.repository import ProvisioningRepository, Store, StoredValue
 from server.store.tables import metadata
 
 
@@ -60,6 +60,51 @@ async def test_registrations_are_saved_replaced_and_deleted(database_url: str) -
         assert loaded["a"].registration_id == "r2" and loaded["a"].queue_mode is True
         await store.delete_registration("a")
         assert [r.endpoint for r in await store.load_registrations()] == ["b"]
+    finally:
+        await store.close()
+
+
+async def test_registrations_saved_together_share_one_transaction_and_the_last_one_wins(
+    database_url: str,
+) -> None:
+    store = await Store.open(database_url)
+    try:
+        commits = store.writer.commits
+        await asyncio.gather(
+            store.save_registration(_registration("a", "r1")),
+            store.save_registration(_registration("b", "r2")),
+            store.save_registration(_registration("a", "r3")),
+        )
+        assert store.writer.commits == commits + 1
+        loaded = {r.endpoint: r.registration_id for r in await store.load_registrations()}
+        assert loaded == {"a": "r3", "b": "r2"}
+    finally:
+        await store.close()
+
+
+async def test_devices_inserted_together_get_their_own_ids_in_order(database_url: str) -> None:
+    store = await Store.open(database_url)
+    repository = ProvisioningRepository(store)
+    try:
+
+        def row(endpoint: str, **extra: object) -> dict[str, object]:
+            return {"endpoint": endpoint, "carrier": "custom", "created_at": 1.0, "attributes": {}, **extra}
+
+        ids = await asyncio.gather(
+            repository.insert_device(row("d1")),
+            repository.insert_device(row("d2", imei="861234567890123")),  # other columns
+            repository.insert_device(row("d3")),
+        )
+        assert len(set(ids)) == 3
+        by_id = {device["id"]: device for device in await repository.devices()}
+        assert [by_id[i]["endpoint"] for i in ids] == ["d1", "d2", "d3"]
+        assert by_id[ids[1]]["imei"] == "861234567890123"
+        # A duplicate endpoint fails alone; the good row of the same transaction is stored.
+        results = await asyncio.gather(
+            repository.insert_device(row("d1")), repository.insert_device(row("d4")), return_exceptions=True
+        )
+        assert isinstance(results[0], Exception) and isinstance(results[1], int)
+        assert by_id.keys() < {device["id"] for device in await repository.devices()}
     finally:
         await store.close()
 

@@ -1,0 +1,283 @@
+"""Every shipped flow (the seven of manual chapter 5, and the custom-platform flow) runs unchanged
+as a scenario against the private cloud that `testbed up` composes: the carrier listeners on
+ports 5683 / 5684 (here at loopback addresses of the test's own, `PrivateCloud`), the OneNET
+bootstrap server and the HTTP API. The carrier host names of the scripts resolve through the
+cloud's host map, the devices are provisioned through the HTTP API as a carrier console would,
+and the `do` steps go through the HTTP API with the very actions `testbed scenario --api` uses.
+One more test runs `testbed up` and `testbed scenario 5.1-onenet --api ...` as processes.
+
+Each flow gets its own IMEI, so one cloud serves them all (its start is the slow part)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.scenarios import Action, ModuleTransport, ScenarioResult, Script, flow_names, load_flow, run_scenario
+from emulator.testkit import PrivateCloud
+from emulator.testkit.addresses import udp_ports_free
+from emulator.testkit.module import make_imei, make_imsi
+from server.carriers.base import ATTR_ACCESS_PSK
+from server.settings import CARRIER_ADDRESSES
+from tests.support import missing
+
+TESTBED = [sys.executable, "-m", "server.cli"]
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """What the platform holds for a flow before it runs (the manual's platform-side steps)."""
+
+    carrier: str
+    auth_code: str | None = None
+    psk: str | None = None
+    psk_encoding: str = "string"
+    # Script variables the caller sets (only the custom flow's server address: the open listener
+    # of `testbed up` is 127.0.0.1:5683, the test cloud's is on an ephemeral port).
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+DEVICES: dict[str, Device] = {
+    "5.1-onenet": Device("onenet", auth_code="cmiot"),
+    # The bootstrap-server PSK of the manual's POST /devices; the access PSK "abcdefge" is set by
+    # the flow's own `do psk` step (POST /nbiot/device/accpsk), after the bootstrap issued one.
+    "5.2-onenet-dtls": Device("onenet", psk="1234abcd"),
+    "5.3-ctwing": Device("ctwing"),
+    # The string PSK of the first example; the flow's `do psk abcd1234 hex` re-creates the device
+    # with the hex PSK of the second example.
+    "5.4-ctwing-dtls": Device("ctwing", psk="abcdefgh"),
+    "5.5-yanfei": Device("yanfei"),
+    "5.6-huawei": Device("huawei"),
+    "5.7-huawei-dtls": Device("huawei", psk="abcd1234", psk_encoding="hex"),
+    "custom": Device("custom"),
+}
+
+
+def test_every_shipped_flow_has_a_device_plan() -> None:
+    assert set(DEVICES) == set(flow_names())
+    assert {n for n in flow_names() if n.startswith("5.")} == {
+        "5.1-onenet",
+        "5.2-onenet-dtls",
+        "5.3-ctwing",
+        "5.4-ctwing-dtls",
+        "5.5-yanfei",
+        "5.6-huawei",
+        "5.7-huawei-dtls",
+    }
+
+
+# --- the platform side, through the HTTP API --------------------------------------------------------
+
+
+class Platform:
+    """The cloud's HTTP API as an operator and a backend use it (admin key)."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.http = httpx.Client(base_url=base_url, headers={"api-key": api_key}, timeout=15.0)
+        self.products: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _ok(self, response: httpx.Response) -> Any:
+        assert response.status_code < 400, f"{response.request.url.path}: {response.text}"
+        return response.json()
+
+    def product(self, carrier: str) -> str:
+        if carrier not in self.products:
+            body = {"name": f"{carrier} flows", "carrier": carrier}
+            self.products[carrier] = str(self._ok(self.http.post("/api/v1/products", json=body))["id"])
+        return self.products[carrier]
+
+    def create_device(self, imei: str, imsi: str, device: Device) -> int:
+        body = self.device_body(imei, imsi, device, device.psk, device.psk_encoding)
+        return int(self._ok(self.http.post("/api/v1/devices", json=body))["id"])
+
+    def device_body(self, imei: str, imsi: str, device: Device, psk: str | None, encoding: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"product_id": self.product(device.carrier), "imei": imei, "imsi": imsi}
+        if device.auth_code:
+            body["auth_code"] = device.auth_code
+        if psk:
+            body["psk"] = psk
+            body["psk_encoding"] = encoding
+        return body
+
+    async def set_psk(self, device_id: int, body: dict[str, Any], carrier: str, key: str, encoding: str) -> None:
+        """What the manual does on the platform between two parts of a flow (the `do psk` step):
+        OneNET sets the LwM2M-server PSK with POST /nbiot/device/accpsk (§5.2); on CTWing the
+        device is created anew with a PSK of the other format (§5.4). Runs on the cloud's loop,
+        hence the asynchronous client."""
+        async with httpx.AsyncClient(base_url=self.base_url, headers={"api-key": self.api_key}) as http:
+            if carrier == "onenet":
+                response = await http.post("/nbiot/device/accpsk", params={"imei": body["imei"]}, json={"key": key})
+                self._ok(response)
+                assert response.json()["errno"] == 0, response.text
+                return
+            self._ok(await http.delete(f"/api/v1/devices/{device_id}"))
+            self._ok(await http.post("/api/v1/devices", json={**body, "psk": key, "psk_encoding": encoding}))
+
+
+def api_actions(cloud: PrivateCloud, device: str, script: Script) -> Any:
+    """The platform actions of `testbed scenario --api URL --api-key KEY` (server/cli.py)."""
+    from server.cli import _ApiActions
+
+    assert cloud.api_url is not None
+    return _ApiActions(cloud.api_url, cloud.admin_key, device, script.timeout)
+
+
+# --- running a flow ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateCloud]:
+    directory = tmp_path_factory.mktemp("flows-cloud")
+    with PrivateCloud(f"sqlite+aiosqlite:///{directory}/testbed.db") as started:
+        assert started.api_url is not None, "the cloud has no HTTP API"
+        yield started
+
+
+@pytest.fixture(scope="module")
+def platform(cloud: PrivateCloud) -> Iterator[Platform]:
+    assert cloud.api_url is not None
+    api = Platform(cloud.api_url, cloud.admin_key)
+    yield api
+    api.close()
+
+
+@dataclass(slots=True)
+class FlowRun:
+    name: str
+    imei: str
+    imsi: str
+    endpoint: str
+    device_id: int | None
+    result: ScenarioResult
+
+
+def run_flow(cloud: PrivateCloud, platform: Platform, name: str) -> FlowRun:
+    script = load_flow(name)
+    plan = DEVICES[name]
+    imei = make_imei()
+    imsi = make_imsi(imei)
+    device_id = platform.create_device(imei, imsi, plan) if plan.carrier != "custom" else None
+    variables = dict(plan.variables)
+    if name == "custom":
+        host, port = cloud.coap_address
+        variables["server"] = f"{host}:{port}"
+    endpoint = script.variables.get("ep") or (f"{imei};{imsi}" if plan.carrier == "onenet" else imei)
+    model = script.meta.get("model", "ML307R").split()[0]
+
+    async def set_psk(args: Sequence[str]) -> None:
+        assert device_id is not None, "do psk needs a provisioned device"
+        key, encoding = args[0], (args[1] if len(args) > 1 else "string")
+        body = platform.device_body(imei, imsi, plan, None, "")
+        await platform.set_psk(device_id, body, plan.carrier, key, encoding)
+
+    async def main() -> ScenarioResult:
+        from emulator.runner import EmulatedModule
+
+        module = EmulatedModule(model, imei=imei, imsi=imsi, hosts=cloud.hosts, request_timeout=script.timeout)
+        module.hosts.default = cloud.default_host
+        await module.start()
+        # `testbed scenario` names the device by ${ep}, else by the IMEI.
+        api = api_actions(cloud, script.variables.get("ep") or imei, script)
+        actions: Mapping[str, Action] = {**api.actions(), "psk": set_psk}
+        try:
+            return await run_scenario(script, ModuleTransport(module), variables=variables, actions=actions)
+        finally:
+            await api.aclose()
+            await module.stop()
+
+    result: ScenarioResult = cloud.run(main(), timeout=120)
+    return FlowRun(name, imei, imsi, endpoint, device_id, result)
+
+
+def registrations(cloud: PrivateCloud, endpoint: str, kind: str = "registration.registered") -> list[Any]:
+    return [e for e in cloud.events if e.kind == kind and e.endpoint == endpoint]
+
+
+def stored(cloud: PrivateCloud, endpoint: str, path: str) -> list[Any]:
+    return [point.value for point in cloud.datapoints(endpoint, path)]
+
+
+# One server-side fact per flow, beyond the scenario passing.
+
+
+def check_5_1(cloud: PrivateCloud, run: FlowRun) -> None:
+    (registered,) = registrations(cloud, run.endpoint)
+    assert registered.data["listener"] == "onenet", "registered at the access server after the bootstrap"
+    assert "abcd" in stored(cloud, run.endpoint, "/3200/0/5750"), "the notify of the manual was stored"
+
+
+def check_5_2(cloud: PrivateCloud, run: FlowRun) -> None:
+    # Bootstrap access, direct access with the learned PSK, access with the API's PSK.
+    assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["onenet"] * 3
+    assert run.result.variables["learnedpsk"] != run.result.variables["accpsk"]
+    assert run.device_id is not None
+    device = cloud.server.provisioning.device(run.device_id)
+    assert device is not None and device.attributes[ATTR_ACCESS_PSK] == "abcdefge"
+
+
+def check_5_3(cloud: PrivateCloud, run: FlowRun) -> None:
+    assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["ctwing"]
+    assert stored(cloud, run.endpoint, "/19/0/0"), "the object 19 uplink was stored"
+
+
+def check_5_4(cloud: PrivateCloud, run: FlowRun) -> None:
+    # The string-PSK login and the hex-PSK login, both over DTLS at the CTWing listener.
+    assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["ctwing"] * 2
+
+
+def check_5_5(cloud: PrivateCloud, run: FlowRun) -> None:
+    assert 50.8 in stored(cloud, run.endpoint, "/3300/0/5700"), "the notify of the manual was stored"
+
+
+def check_5_6(cloud: PrivateCloud, run: FlowRun) -> None:
+    assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["huawei"]
+    assert stored(cloud, run.endpoint, "/19/0/0"), "the object 19 uplink was stored"
+
+
+def check_5_7(cloud: PrivateCloud, run: FlowRun) -> None:
+    assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["huawei"]
+
+
+def check_custom(cloud: PrivateCloud, run: FlowRun) -> None:
+    assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["default"]
+    assert 21.5 in stored(cloud, run.endpoint, "/3303/0/5700")
+
+
+CHECKS: dict[str, Callable[[PrivateCloud, FlowRun], None]] = {
+    "5.1-onenet": check_5_1,
+    "5.2-onenet-dtls": check_5_2,
+    "5.3-ctwing": check_5_3,
+    "5.4-ctwing-dtls": check_5_4,
+    "5.5-yanfei": check_5_5,
+    "5.6-huawei": check_5_6,
+    "5.7-huawei-dtls": check_5_7,
+    "custom": check_custom,
+}
+
+
+@pytest.mark.parametrize("name", flow_names())
+def test_shipped_flow_passes_against_the_private_cloud(
+    cloud: PrivateCloud, platform: Platform, name: str
+) -> None:
+    run = run_flow(cloud, platform, name)
+    run.result.raise_for_failure()
+    # Every flow ends with AT+MIPLCLOSE: the registration is gone from the server.
+    assert cloud.registration(run.endpoint) is None
+    assert registrations(cloud, run.endpoint, "registration.deregistered"), "the logout reached the server"
+    CHECKS[name](cloud, run)
