@@ -21,7 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     parser.add_argument("--name", default="latest", help="results file name (bench/results/<name>.json)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 50)")
-    parser.add_argument("--endpoints", type=int, help="endpoints for the memory benchmark (default 10000)")
+    parser.add_argument(
+        "--endpoints",
+        help="endpoint counts at which the memory benchmark measures, comma-separated (default 10000,100000)",
+    )
     parser.add_argument("--modules", type=int, help="AT modules for the modules benchmark (default 10000)")
     parser.add_argument("--notifies", type=int, help="notifies for the notifies benchmark (default 5000)")
     parser.add_argument("--fleet", type=int, help="LwM2M devices for the fleet benchmark (default 10000)")
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients:
         sizes = dataclasses.replace(sizes, clients=args.clients)
     if args.endpoints:
-        sizes = dataclasses.replace(sizes, endpoints=args.endpoints)
+        counts = tuple(int(count) for count in args.endpoints.split(",") if count.strip())
+        sizes = dataclasses.replace(sizes, endpoints=counts)
     if args.modules:
         sizes = dataclasses.replace(sizes, modules=args.modules)
     if args.notifies:

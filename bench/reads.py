@@ -32,17 +32,16 @@ def device_tree(model: ModelRegistry) -> ObjectTreeHandler:
 
 
 @asynccontextmanager
-async def emulated_devices(server: coap.Address, count: int, prefix: str) -> AsyncIterator[list[str]]:
-    """``count`` emulated LwM2M clients registered with ``server``; yields their endpoint names."""
+async def emulated_clients(server: coap.Address, count: int, prefix: str) -> AsyncIterator[list[Lwm2mClient]]:
+    """``count`` emulated LwM2M clients (endpoints ``<prefix>-00000`` ...) registered with ``server``."""
     model = builtin_registry()
     async with AsyncExitStack() as stack:
-        endpoints: list[str] = []
+        clients: list[Lwm2mClient] = []
         for k in range(count):
             tree = device_tree(model)
-            endpoint = f"{prefix}-{k:05d}"
             client = Lwm2mClient(
                 ClientSettings(
-                    endpoint=endpoint,
+                    endpoint=f"{prefix}-{k:05d}",
                     server_host=server[0],
                     server_port=server[1],
                     lifetime=3600,
@@ -55,8 +54,15 @@ async def emulated_devices(server: coap.Address, count: int, prefix: str) -> Asy
             await client.start()
             stack.push_async_callback(client.stop)
             await client.register()
-            endpoints.append(endpoint)
-        yield endpoints
+            clients.append(client)
+        yield clients
+
+
+@asynccontextmanager
+async def emulated_devices(server: coap.Address, count: int, prefix: str) -> AsyncIterator[list[str]]:
+    """``count`` emulated LwM2M clients registered with ``server``; yields their endpoint names."""
+    async with emulated_clients(server, count, prefix) as clients:
+        yield [client.settings.endpoint for client in clients]
 
 
 def _server_workers(server: Lwm2mServer, endpoints: list[str]) -> list[Operation]:

@@ -33,7 +33,8 @@ class Sizes:
     clients: int = 50
     registrations: int = 2000
     reads: int = 2000
-    endpoints: int = 10_000
+    # Memory checkpoints: the server's RSS with 10,000 and then 100,000 registered endpoints.
+    endpoints: tuple[int, ...] = (10_000, 100_000)
     sockets: int = 300
     handshakes: int = 200
     modules: int = 10_000
@@ -50,7 +51,7 @@ QUICK = Sizes(
     clients=20,
     registrations=50,
     reads=50,
-    endpoints=200,
+    endpoints=(200,),
     sockets=20,
     handshakes=20,
     modules=50,

@@ -554,7 +554,12 @@ class _ApiActions:
 
         async def write(args: Sequence[str]) -> Any:
             needs(args, 2, "write PATH VALUE")
-            return await self._post("write", {"path": args[0], "value": _write_value(args[0], args[1])})
+            body: dict[str, Any] = {"path": args[0], "value": _write_value(args[0], args[1])}
+            if isinstance(body["value"], dict):
+                # Object 19 application data goes down as octet-stream, as the carriers send it
+                # (manual §5.3, §5.6): one value of the multiple resource /19/1/0, not a TLV.
+                body["content_format"] = 42
+            return await self._post("write", body)
 
         async def execute(args: Sequence[str]) -> Any:
             needs(args, 1, "execute PATH [ARGUMENTS]")

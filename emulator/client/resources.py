@@ -307,6 +307,17 @@ class Lwm2mResource(interfaces.Resource):
         return self.settings.container_format
 
     def _encode(self, node: Node, path: Path, fmt: int) -> bytes:
+        if int(fmt) == ContentFormat.OPAQUE and path.depth == 3 and self._is_multiple_opaque(path):
+            # The counterpart of `_decode`: a carrier that reads application data as octet-stream
+            # (Huawei observes /19/0/0 with Accept 42, manual §5.6) gets instance 0 as one value;
+            # no value yet (the handler's empty placeholder) is an empty payload.
+            value = node.instances.get(0, b"") if isinstance(node, MultipleResource) else None
+            if isinstance(node, SingleResource):
+                value = node.value
+            if value == "":
+                value = b""
+            if isinstance(value, bytes | bytearray):
+                return bytes(value)
         try:
             return codec.encode(node, path, fmt, self.model)
         except CodecError as exc:

@@ -114,7 +114,7 @@ class KeyAttemptLimiter:
             self._blocked_until = {a: u for a, u in self._blocked_until.items() if u > now}
 
 
-def get_server(request: Request) -> Lwm2mServer:
+async def get_server(request: Request) -> Lwm2mServer:
     server: Lwm2mServer = request.app.state.server
     return server
 
@@ -124,10 +124,12 @@ def get_ws_server(websocket: WebSocket) -> Lwm2mServer:
     return server
 
 
+# Dependencies are `async def`: FastAPI runs a plain `def` dependency in its thread pool, and a
+# thread hop per dependency per request waits for the GIL behind the busy event loop.
 ServerDep = Annotated[Lwm2mServer, Depends(get_server)]
 
 
-def current_principal(
+async def current_principal(
     server: ServerDep,
     api_key_header: Annotated[str | None, Header(alias="api-key")] = None,
     api_key_query: Annotated[str | None, Query(alias="api_key")] = None,
@@ -144,7 +146,7 @@ def current_principal(
 CurrentKey = Annotated[Principal, Depends(current_principal)]
 
 
-def require_admin(principal: CurrentKey) -> Principal:
+async def require_admin(principal: CurrentKey) -> Principal:
     if not principal.is_admin:
         raise auth_failed("auth failed: admin key required", 403)
     return principal

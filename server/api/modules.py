@@ -67,7 +67,7 @@ def module_for_device(host: ModuleHost | None, imei: str | None, endpoint: str |
 router = APIRouter()
 
 
-def get_module_host(request: Request) -> ModuleHost | None:
+async def get_module_host(request: Request) -> ModuleHost | None:
     host: ModuleHost | None = request.app.state.module_host
     return host
 

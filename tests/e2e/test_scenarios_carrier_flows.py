@@ -11,20 +11,27 @@ Each flow gets its own IMEI, so one cloud serves them all (its start is the slow
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from emulator.scenarios import Action, ModuleTransport, ScenarioResult, Script, flow_names, load_flow, run_scenario
+from emulator.scenarios import (
+    Action,
+    ModuleTransport,
+    ScenarioResult,
+    Script,
+    flow_names,
+    load_flow,
+    run_scenario,
+)
 from emulator.testkit import PrivateCloud
 from emulator.testkit.addresses import udp_ports_free
 from emulator.testkit.module import make_imei, make_imsi
@@ -43,9 +50,6 @@ class Device:
     auth_code: str | None = None
     psk: str | None = None
     psk_encoding: str = "string"
-    # Script variables the caller sets (only the custom flow's server address: the open listener
-    # of `testbed up` is 127.0.0.1:5683, the test cloud's is on an ephemeral port).
-    variables: dict[str, str] = field(default_factory=dict)
 
 
 DEVICES: dict[str, Device] = {
@@ -60,7 +64,7 @@ DEVICES: dict[str, Device] = {
     "5.5-yanfei": Device("yanfei"),
     "5.6-huawei": Device("huawei"),
     "5.7-huawei-dtls": Device("huawei", psk="abcd1234", psk_encoding="hex"),
-    "custom": Device("custom"),
+    "custom": Device("custom"),  # the open listener admits any endpoint: nothing to provision
 }
 
 
@@ -106,7 +110,9 @@ class Platform:
         body = self.device_body(imei, imsi, device, device.psk, device.psk_encoding)
         return int(self._ok(self.http.post("/api/v1/devices", json=body))["id"])
 
-    def device_body(self, imei: str, imsi: str, device: Device, psk: str | None, encoding: str) -> dict[str, Any]:
+    def device_body(
+        self, imei: str, imsi: str, device: Device, psk: str | None, encoding: str
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"product_id": self.product(device.carrier), "imei": imei, "imsi": imsi}
         if device.auth_code:
             body["auth_code"] = device.auth_code
@@ -115,14 +121,18 @@ class Platform:
             body["psk_encoding"] = encoding
         return body
 
-    async def set_psk(self, device_id: int, body: dict[str, Any], carrier: str, key: str, encoding: str) -> None:
+    async def set_psk(
+        self, device_id: int, body: dict[str, Any], carrier: str, key: str, encoding: str
+    ) -> None:
         """What the manual does on the platform between two parts of a flow (the `do psk` step):
         OneNET sets the LwM2M-server PSK with POST /nbiot/device/accpsk (§5.2); on CTWing the
         device is created anew with a PSK of the other format (§5.4). Runs on the cloud's loop,
         hence the asynchronous client."""
         async with httpx.AsyncClient(base_url=self.base_url, headers={"api-key": self.api_key}) as http:
             if carrier == "onenet":
-                response = await http.post("/nbiot/device/accpsk", params={"imei": body["imei"]}, json={"key": key})
+                response = await http.post(
+                    "/nbiot/device/accpsk", params={"imei": body["imei"]}, json={"key": key}
+                )
                 self._ok(response)
                 assert response.json()["errno"] == 0, response.text
                 return
@@ -173,8 +183,11 @@ def run_flow(cloud: PrivateCloud, platform: Platform, name: str) -> FlowRun:
     imei = make_imei()
     imsi = make_imsi(imei)
     device_id = platform.create_device(imei, imsi, plan) if plan.carrier != "custom" else None
-    variables = dict(plan.variables)
+    body = platform.device_body(imei, imsi, plan, None, "")
+    variables: dict[str, str] = {}
     if name == "custom":
+        # The one variable set from outside: the script's default is the open listener of
+        # `testbed up` (127.0.0.1:5683); the test cloud's is on an ephemeral port.
         host, port = cloud.coap_address
         variables["server"] = f"{host}:{port}"
     endpoint = script.variables.get("ep") or (f"{imei};{imsi}" if plan.carrier == "onenet" else imei)
@@ -183,13 +196,14 @@ def run_flow(cloud: PrivateCloud, platform: Platform, name: str) -> FlowRun:
     async def set_psk(args: Sequence[str]) -> None:
         assert device_id is not None, "do psk needs a provisioned device"
         key, encoding = args[0], (args[1] if len(args) > 1 else "string")
-        body = platform.device_body(imei, imsi, plan, None, "")
         await platform.set_psk(device_id, body, plan.carrier, key, encoding)
 
     async def main() -> ScenarioResult:
         from emulator.runner import EmulatedModule
 
-        module = EmulatedModule(model, imei=imei, imsi=imsi, hosts=cloud.hosts, request_timeout=script.timeout)
+        module = EmulatedModule(
+            model, imei=imei, imsi=imsi, hosts=cloud.hosts, request_timeout=script.timeout
+        )
         module.hosts.default = cloud.default_host
         await module.start()
         # `testbed scenario` names the device by ${ep}, else by the IMEI.
@@ -210,7 +224,9 @@ def registrations(cloud: PrivateCloud, endpoint: str, kind: str = "registration.
 
 
 def stored(cloud: PrivateCloud, endpoint: str, path: str) -> list[Any]:
-    return [point.value for point in cloud.datapoints(endpoint, path)]
+    """Values stored at `path` or below it (object 19 data is stored per resource instance)."""
+    points = cloud.datapoints(endpoint)
+    return [p.value for p in points if p.path == path or p.path.startswith(path + "/")]
 
 
 # One server-side fact per flow, beyond the scenario passing.
@@ -233,7 +249,8 @@ def check_5_2(cloud: PrivateCloud, run: FlowRun) -> None:
 
 def check_5_3(cloud: PrivateCloud, run: FlowRun) -> None:
     assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["ctwing"]
-    assert stored(cloud, run.endpoint, "/19/0/0"), "the object 19 uplink was stored"
+    # Value type 1 (string): the module sends the characters themselves as the opaque data.
+    assert stored(cloud, run.endpoint, "/19/0/0") == [{"hex": b"003233343333".hex()}]
 
 
 def check_5_4(cloud: PrivateCloud, run: FlowRun) -> None:
@@ -247,7 +264,7 @@ def check_5_5(cloud: PrivateCloud, run: FlowRun) -> None:
 
 def check_5_6(cloud: PrivateCloud, run: FlowRun) -> None:
     assert [e.data["listener"] for e in registrations(cloud, run.endpoint)] == ["huawei"]
-    assert stored(cloud, run.endpoint, "/19/0/0"), "the object 19 uplink was stored"
+    assert {"hex": "0102"} in stored(cloud, run.endpoint, "/19/0/0"), "the uplink of the manual was stored"
 
 
 def check_5_7(cloud: PrivateCloud, run: FlowRun) -> None:
@@ -281,3 +298,93 @@ def test_shipped_flow_passes_against_the_private_cloud(
     assert cloud.registration(run.endpoint) is None
     assert registrations(cloud, run.endpoint, "registration.deregistered"), "the logout reached the server"
     CHECKS[name](cloud, run)
+
+
+# --- `testbed up` and `testbed scenario` as processes ------------------------------------------------
+
+
+def free_port(kind: int) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def testbed_up(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`testbed up` with its carrier listeners at their fixed addresses (127.0.1.x:5683/5684);
+    yields (API base URL, API key). Skips when another testbed holds those addresses."""
+    import socket
+
+    taken = [a for _c, _r, a in CARRIER_ADDRESSES.values() if not udp_ports_free(a, (5683, 5684))]
+    if taken:
+        missing(f"the carrier addresses of `testbed up` are in use ({', '.join(taken)} :5683/:5684)")
+    api_key = "flows-test-key"
+    http_port = free_port(socket.SOCK_STREAM)
+    env = {**os.environ, "COLUMNS": "200", "TESTBED_API_KEY": api_key}
+    command = [
+        *TESTBED,
+        "up",
+        "--port",
+        str(free_port(socket.SOCK_DGRAM)),
+        "--dtls-port",
+        "0",
+        "--http-port",
+        str(http_port),
+        "--fleet",
+        "0",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C to stop." in line:
+                break
+        output = "".join(lines)
+        if process.poll() is not None and "in use" in output:
+            missing(f"`testbed up` could not bind its addresses:\n{output}")
+        assert "Press Ctrl-C to stop." in output, output
+        for name, (_carrier, _role, address) in CARRIER_ADDRESSES.items():
+            assert f"coap://{address}:5683" in output and f"({name})" in output, output
+        yield f"http://127.0.0.1:{http_port}", api_key
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+        assert process.returncode == 0 and "Traceback" not in rest, rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_testbed_scenario_runs_the_onenet_flow_against_testbed_up(testbed_up: tuple[str, str]) -> None:
+    """Manual §5.1 literally: `testbed up`, a OneNET device created through its HTTP API, then
+    `testbed scenario 5.1-onenet --api ... --api-key ...` as a user runs it; exit code 0."""
+    base_url, api_key = testbed_up
+    imei = make_imei()
+    imsi = make_imsi(imei)
+    with httpx.Client(base_url=base_url, headers={"api-key": api_key}, timeout=15.0) as http:
+        product = http.post("/api/v1/products", json={"name": "flow", "carrier": "onenet"})
+        assert product.status_code == 200, product.text
+        body = {"product_id": product.json()["id"], "imei": imei, "imsi": imsi, "auth_code": "cmiot"}
+        device = http.post("/api/v1/devices", json=body)
+        assert device.status_code == 200, device.text
+        command = [*TESTBED, "scenario", "5.1-onenet", "--imei", imei, "--imsi", imsi]
+        command += ["--api", base_url, "--api-key", api_key, "--quiet"]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=90, env={**os.environ, "COLUMNS": "200"}
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "PASSED 5.1-onenet.txt" in result.stdout, result.stdout
+        # The platform side of the flow happened in `testbed up`: the notify was stored.
+        points = http.get(f"/api/v1/devices/{device.json()['id']}/datapoints").json()
+        assert any(p["path"] == "/3200/0/5750" and p["value"] == "abcd" for p in points["items"]), points

@@ -65,12 +65,12 @@ def target_path(obj_id: int, inst_id: int | None = None, res_id: int | None = No
     return Path(*ids)
 
 
-def get_push(request: Request) -> PushService:
+async def get_push(request: Request) -> PushService:
     push: PushService = request.app.state.push
     return push
 
 
-def get_offline(request: Request) -> OfflineCommands:
+async def get_offline(request: Request) -> OfflineCommands:
     offline: OfflineCommands = request.app.state.offline
     return offline
 

@@ -17,6 +17,7 @@ from lwm2m.path import Path
 from server.api.deps import CurrentKey, ServerDep, device_by_imei, expected_endpoint, online_endpoint
 from server.api.errors import invalid
 from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
+from server.carriers.base import ATTR_ACCESS_PSK
 from server.services.device_management import values_to_json
 
 router = APIRouter()
@@ -239,11 +240,12 @@ async def put_psk(body: KeyBody, server: ServerDep, principal: CurrentKey, imei:
 @router.get("/nbiot/device/accpsk")
 async def get_accpsk(server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
     device = device_by_imei(server, principal, imei)
-    return ok({"key": device.attributes.get("accpsk")})
+    return ok({"key": device.attributes.get(ATTR_ACCESS_PSK)})
 
 
 @router.post("/nbiot/device/accpsk")
 @router.put("/nbiot/device/accpsk")
 async def put_accpsk(body: KeyBody, server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
-    await _set_key(server, device_by_imei(server, principal, imei), "accpsk", body.key)
+    # The attribute the OneNET access listener takes its DTLS key from (a bootstrap replaces it).
+    await _set_key(server, device_by_imei(server, principal, imei), ATTR_ACCESS_PSK, body.key)
     return ok()

@@ -16,6 +16,7 @@ from server.api.events import event_visible
 from server.api.modules import ModuleHostDep
 from server.api.onenet.common import OfflineDep, PushDep
 from server.api.v1.views import device_view, event_view, objects_view, product_view
+from server.carriers.base import ATTR_ACCESS_PSK
 from server.lwm2m_server import Lwm2mServer
 from server.services.device_management import values_to_json
 from server.services.provisioning import CARRIERS, Device
@@ -379,7 +380,7 @@ def connect_commands(server: Lwm2mServer, device: Device) -> list[str]:
         listener = server.listeners.get(spec.name)
         host, port = listener.address if listener is not None else (spec.host, spec.port)
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    psk = device.attributes.get("accpsk") or device.attributes.get("psk")
+    psk = device.attributes.get(ATTR_ACCESS_PSK) or device.attributes.get("psk")
     dtls_port = spec.dtls_port if spec is not None else None
     if psk and dtls_port:
         port = (
