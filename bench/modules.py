@@ -9,10 +9,10 @@ module counts as "notifying" when at least one of its notifies was acknowledged
 `ACK_GRACE` of it (a module ticks exactly once per interval, `emulator.module_fleet`; the grace
 covers the acknowledgement latency of a tick at the end of the window).
 
-Memory per module = (RSS after the fleet is up - RSS before) / registered modules. The server
-runs in the same process, so the figure includes the server's memory per registration and
-observation; it is an upper bound for the emulator alone. The soft limit on open files is raised
-to the hard limit (each module holds one socket).
+The server runs in a process of its own (`bench.server_process`, SQLite), so this process is the
+emulator alone, as `testbed fleet --at` runs it: memory per module = (RSS after the fleet is up -
+RSS before) / registered modules. The soft limit on open files is raised to the hard limit (each
+module holds one socket).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import time
 
 from bench.measure import Figure
 from bench.memory import rss_bytes
-from bench.testbed import running_server
+from bench.server_process import ServerProcess
 from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
 
 TARGET_MODULES = 10_000
 NOTIFY_INTERVAL = 10.0
-OBSERVE_CONCURRENCY = 100
 ACK_GRACE = 0.1
 
 
@@ -43,7 +42,8 @@ def _raise_open_files() -> int:
 
 async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[Figure]:
     files = _raise_open_files()
-    async with running_server() as (server, (host, port)):
+    async with ServerProcess.start() as server:
+        host, port = server.address
         gc.collect()
         before = rss_bytes()
         fleet = ModuleFleet(
@@ -53,18 +53,8 @@ async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[F
         try:
             await fleet.start()
             up_seconds = time.perf_counter() - started
-            limit = asyncio.Semaphore(OBSERVE_CONCURRENCY)
-
-            async def observe(index: int) -> bool:
-                async with limit:
-                    try:
-                        await server.observe(fleet.endpoint(index), "/3303/0")
-                    except Exception:
-                        return False
-                    return True
-
-            registered = [i for i, mcu in enumerate(fleet.mcus) if mcu.registered.is_set()]
-            observed = sum(await asyncio.gather(*(observe(i) for i in registered)))
+            registered = [fleet.endpoint(i) for i, mcu in enumerate(fleet.mcus) if mcu.registered.is_set()]
+            observed = (await server.call("observe", endpoints=registered, path="/3303/0"))["observed"]
             await asyncio.sleep(interval)
             baseline = [mcu.acked for mcu in fleet.mcus]
             acked_before = fleet.stats.notifies_acked
@@ -74,6 +64,7 @@ async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[F
             gc.collect()
             after = rss_bytes()
             stats = fleet.stats
+            server_status = await server.call("status")
         finally:
             await fleet.stop()
     per_module = (after - before) / max(1, stats.registered)
@@ -92,6 +83,8 @@ async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[F
         "rss_before_bytes": before,
         "rss_after_bytes": after,
         "open_files_limit": files,
+        "server": "separate process (SQLite)",
+        "server_datapoints": server_status["datapoints"],
     }
     kept = Figure(
         benchmark="modules",
@@ -104,7 +97,7 @@ async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[F
     )
     memory = Figure(
         benchmark="modules",
-        name="Memory per AT module (server in the same process)",
+        name="Memory per AT module",
         value=per_module / 1024,
         unit="KiB",
         details={"registered": stats.registered, "rss_delta_bytes": after - before},

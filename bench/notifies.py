@@ -7,6 +7,9 @@ the ACK of the previous). The server acknowledges a notification only after its 
 committed (acknowledge after commit), so acknowledged notifies per second *are* persisted
 notifies per second; the run checks the datapoints table holds exactly that many.
 
+The server runs in a process of its own (`bench.server_process`), the clients in this one: each
+side has a core, as in a deployment.
+
 Ceiling: the same datapoint rows written by a bare SQLAlchemy Core loop on the same database: one
 `INSERT` per row, a commit after every N rows (N = the number of clients, the most a group
 commit can gather from N closed-loop clients). No CoAP, no decoding, no events.
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from bench.measure import Figure, LoadResult, Operation, run_closed_loop
+from bench.server_process import ServerProcess
 from emulator.client.client import Lwm2mClient
 from emulator.client.settings import ClientSettings
 from emulator.client.tree import ObjectTreeHandler
@@ -37,8 +41,6 @@ from lwm2m.model.builtin import builtin_registry
 from lwm2m.node import SingleResource
 from lwm2m.numbers import ResourceType
 from lwm2m.path import Path
-from server.lwm2m_server import Lwm2mServer
-from server.settings import ListenerSettings, Settings
 from server.store import tables
 from server.store.database import Database
 
@@ -93,8 +95,8 @@ def _tree() -> ObjectTreeHandler:
     return tree
 
 
-async def _devices(server: Lwm2mServer, count: int) -> list[Lwm2mClient]:
-    host, port = server.listeners["default"].address
+async def _devices(server: ServerProcess, count: int) -> list[Lwm2mClient]:
+    host, port = server.address
     clients: list[Lwm2mClient] = []
     for i in range(count):
         tree = _tree()
@@ -113,7 +115,10 @@ async def _devices(server: Lwm2mServer, count: int) -> list[Lwm2mClient]:
         await client.start()
         clients.append(client)
     await asyncio.gather(*(c.register() for c in clients))
-    await asyncio.gather(*(server.observe(c.settings.endpoint, TEMPERATURE) for c in clients))
+    endpoints = [c.settings.endpoint for c in clients]
+    observed = (await server.call("observe", endpoints=endpoints, path=str(TEMPERATURE)))["observed"]
+    if observed != count:
+        raise RuntimeError(f"only {observed} of {count} devices observed")
     return clients
 
 
@@ -130,27 +135,21 @@ def _workers(clients: list[Lwm2mClient]) -> list[Operation]:
     return [make(c) for c in clients]
 
 
-async def _server_run(url: str, clients: int, total: int) -> tuple[LoadResult, int]:
-    settings = Settings(
-        database_url=url,
-        listeners=[ListenerSettings(name="default", host="127.0.0.1", port=0, dtls_port=None)],
-        request_timeout=10.0,
-    )
-    server = Lwm2mServer(settings)
-    await server.start()
-    devices: list[Lwm2mClient] = []
-    try:
-        devices = await _devices(server, clients)
-        await run_closed_loop(_workers(devices), min(total, clients * 2))
-        before = await server.store.count_datapoints()
-        result = await run_closed_loop(_workers(devices), total)
-        await server.reporting.drain()
-        persisted = await server.store.count_datapoints() - before
-    finally:
-        for device in devices:
-            await device.stop()
-        await server.stop()
-    return result, persisted
+async def _server_run(url: str, clients: int, total: int) -> tuple[LoadResult, int, float]:
+    async with ServerProcess.start(database_url=url) as server:
+        devices: list[Lwm2mClient] = []
+        try:
+            devices = await _devices(server, clients)
+            await run_closed_loop(_workers(devices), min(total, clients * 2))
+            before = await server.call("status")
+            result = await run_closed_loop(_workers(devices), total)
+            after = await server.call("status")
+            persisted = after["datapoints"] - before["datapoints"]
+            cpu_per_notify = (after["cpu_s"] - before["cpu_s"]) / max(1, persisted)
+        finally:
+            for device in devices:
+                await device.stop()
+    return result, persisted, cpu_per_notify
 
 
 async def _insert_ceiling(url: str, rows: int, batch: int) -> float:
@@ -186,7 +185,9 @@ async def _insert_ceiling(url: str, rows: int, batch: int) -> float:
         await database.dispose()
 
 
-def _figure(dialect: str, measured: LoadResult, persisted: int, ceiling: float, clients: int) -> Figure:
+def _figure(
+    dialect: str, measured: LoadResult, persisted: int, ceiling: float, clients: int, cpu_per_notify: float
+) -> Figure:
     figure = Figure(
         benchmark="notifies",
         name=f"Notifies persisted/s, {dialect} ({clients} clients, CON, ack after commit)",
@@ -199,6 +200,7 @@ def _figure(dialect: str, measured: LoadResult, persisted: int, ceiling: float, 
             "server": measured.summary(),
             "persisted": persisted,
             "acknowledged": measured.completed,
+            "server_cpu_per_notify_ms": round(cpu_per_notify * 1000, 3),
             "ceiling": "bare INSERT loop, one commit per batch of `clients` rows",
         },
     )
@@ -211,17 +213,17 @@ def _figure(dialect: str, measured: LoadResult, persisted: int, ceiling: float, 
 async def bench_notifies(clients: int, total: int) -> list[Figure]:
     figures: list[Figure] = []
     async with _sqlite_url() as url:
-        measured, persisted = await _server_run(url, clients, total)
+        measured, persisted, cpu = await _server_run(url, clients, total)
     async with _sqlite_url() as url:
         ceiling = await _insert_ceiling(url, total, clients)
-    figures.append(_figure("sqlite", measured, persisted, ceiling, clients))
+    figures.append(_figure("sqlite", measured, persisted, ceiling, clients, cpu))
     async with _postgres_url() as pg:
         if pg is None:
             figures[0].details["postgresql"] = "not reachable: figure left out"
             return figures
-        measured, persisted = await _server_run(pg, clients, total)
+        measured, persisted, cpu = await _server_run(pg, clients, total)
     async with _postgres_url() as pg:
         assert pg is not None
         ceiling = await _insert_ceiling(pg, total, clients)
-    figures.append(_figure("postgresql", measured, persisted, ceiling, clients))
+    figures.append(_figure("postgresql", measured, persisted, ceiling, clients, cpu))
     return figures

@@ -11,7 +11,7 @@ one JSON object per line on stdin, with one JSON object per line on stdout:
     {"op": "observe_on_register", "path": "/3303/0/5700"}     → {}   (every later registration)
     {"op": "provision", "endpoints": [...]}                    → {"device_ids": [...]}
     {"op": "reads", "endpoints": [...], "total": n}            → a closed-loop `LoadResult`
-    {"op": "status"}       → {"registered": n, "observed": n, "datapoints": n, "rss": bytes}
+    {"op": "status"}  → {"registered": n, "observed": n, "datapoints": n, "rss": bytes, "cpu_s": s}
 
 The child stops the server and exits when its stdin closes.
 """
@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -157,6 +158,15 @@ class _Child:
             return {"device_ids": ids}
         if op == "reads":
             return await self._reads(command["endpoints"], int(command["total"]))
+        if op == "profile":  # {"op": "profile", "seconds": s, "to": file}: cProfile the loop a while
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await asyncio.sleep(float(command["seconds"]))
+            profiler.disable()
+            profiler.dump_stats(command["to"])
+            return {}
         if op == "status":
             await self.server.reporting.drain()
             return {
@@ -164,6 +174,7 @@ class _Child:
                 "observed": self.observed,
                 "datapoints": await self.server.store.count_datapoints(),
                 "rss": rss_bytes(),
+                "cpu_s": time.process_time(),
             }
         return {"error": f"unknown op {op!r}"}
 

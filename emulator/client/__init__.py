@@ -4,3 +4,8 @@ import os
 
 # See server/coap/__init__.py: no SO_REUSEPORT, so that ephemeral ports are never shared.
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
+
+# Imported after the environment is set: it imports aiocoap.
+from lwm2m import aiocoap_addresses
+
+aiocoap_addresses.install()

@@ -9,3 +9,8 @@ import os
 # would silently share port 5683 with the first, and bind(port 0) may hand out a port another
 # socket of ours already holds, crossing a client's traffic with a server's. We want neither.
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
+
+# Imported after the environment is set: it imports aiocoap.
+from lwm2m import aiocoap_addresses
+
+aiocoap_addresses.install()

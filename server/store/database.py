@@ -7,7 +7,12 @@
 `GroupCommitter` runs write operations in batches: every caller awaits its own operation, which
 completes only after the transaction holding it has committed ("acknowledge after commit"). While
 one transaction commits, new operations queue up and go into the next one, so throughput grows
-with load without delaying a lone writer.
+with load without delaying a lone writer. Under a steady trickle (a fleet whose notifications
+arrive one by one, spread over time) that alone would commit every operation on its own, paying a
+transaction per notification. So when operations kept arriving while the last transaction
+committed (independent writers, not one caller awaiting each write in turn) and fewer than
+`GATHER_BELOW` wait, the committer lingers `GATHER_WINDOW` for more before it commits: a bounded
+batching window. A sequential writer never waits for it.
 
 Bulk writes (`GroupCommitter.run_bulk`): callers that append rows to the same tables (reported
 values) queue an item for a shared `BulkWriter`; within one transaction every such item is written
@@ -148,12 +153,28 @@ class Database:
         await self.engine.dispose()
 
 
+GATHER_WINDOW = 0.02
+GATHER_BELOW = 16
+
+
 class GroupCommitter:
     """Runs write operations in shared transactions; each caller waits for its commit."""
 
-    def __init__(self, engine: AsyncEngine, max_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        max_batch: int = 1000,
+        *,
+        gather_window: float = GATHER_WINDOW,
+        gather_below: int = GATHER_BELOW,
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
+        self._gather_window = gather_window
+        self._gather_below = gather_below
+        self._arrivals = 0  # operations queued so far
+        self._arrived_while_committing = 0
+        self.gathered = 0  # batches that waited the gather window
         self._queue: list[_Entry] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +193,7 @@ class GroupCommitter:
             raise RuntimeError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((op, future))
+        self._arrivals += 1
         self._wakeup.set()
         return await future
 
@@ -185,6 +207,7 @@ class GroupCommitter:
         if self._closing:
             return
         self._queue.append((op, None))
+        self._arrivals += 1
         self._wakeup.set()
 
     async def flush(self) -> None:
@@ -212,9 +235,18 @@ class GroupCommitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                if (
+                    self._gather_window > 0
+                    and self._arrived_while_committing > 0
+                    and len(self._queue) < self._gather_below
+                ):
+                    self.gathered += 1
+                    await asyncio.sleep(self._gather_window)
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                arrivals = self._arrivals
                 await self._commit_batch(batch)
+                self._arrived_while_committing = self._arrivals - arrivals
 
     async def _commit_batch(self, batch: list[_Entry]) -> None:
         try:

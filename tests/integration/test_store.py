@@ -151,6 +151,46 @@ async def test_concurrent_writes_are_grouped_and_all_committed(database_url: str
         await store.close()
 
 
+async def test_a_sequential_writer_never_waits_for_the_gather_window(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        for i in range(20):
+            await store.record_values("dev", [StoredValue("/3303/0/5700", "Float", float(i))], "notify")
+        assert store.writer.gathered == 0
+        assert await store.count_datapoints("dev") == 20
+    finally:
+        await store.close()
+
+
+async def test_writes_arriving_during_a_commit_are_gathered_for_the_next_one(database_url: str) -> None:
+    """A trickle of independent writers (a fleet's notifications, one by one): what arrives while
+    a transaction commits waits the gather window, so the next transaction takes more at once."""
+    from sqlalchemy import text
+
+    store = await Store.open(database_url)
+    try:
+        first_running = asyncio.Event()
+
+        def first(conn):  # type: ignore[no-untyped-def]
+            first_running.set()
+            conn.execute(text("SELECT 1"))
+
+        async def later_writers() -> None:
+            await first_running.wait()
+            await asyncio.gather(
+                *(
+                    store.record_values("dev", [StoredValue("/3303/0/5700", "Float", float(i))], "notify")
+                    for i in range(3)
+                )
+            )
+
+        await asyncio.gather(store.writer.run(first), later_writers())
+        assert store.writer.gathered == 1
+        assert await store.count_datapoints("dev") == 3
+    finally:
+        await store.close()
+
+
 async def test_a_failing_write_fails_alone(database_url: str) -> None:
     store = await Store.open(database_url)
     try:
