@@ -464,8 +464,15 @@ class CoapListener:
             if manager is None or dispatch is None or send_ack is None:
                 continue
 
-            def dispatch_message(message: aiocoap.Message, _original: Any = dispatch) -> None:
-                self._claim_notification(message)
+            def dispatch_message(
+                message: aiocoap.Message, _original: Any = dispatch, _send_ack: Any = send_ack
+            ) -> None:
+                if self._claim_notification(message):
+                    # Ours entirely: aiocoap's token and observation layers would only find it
+                    # claimed; a CON gets its empty ACK once the write commits.
+                    if message.mtype == CON:
+                        self._acknowledge(message.remote, message.mid, "notification", _send_ack)
+                    return
                 _original(message)
 
             def send_empty_ack(remote: Any, mid: int, reason: str, _original: Any = send_ack) -> None:
@@ -474,19 +481,22 @@ class CoapListener:
             manager.dispatch_message = dispatch_message
             manager._send_empty_ack = send_empty_ack
 
-    def _claim_notification(self, message: aiocoap.Message) -> None:
-        """Deliver a notification of one of our observations once per (remote, message id)."""
+    def _claim_notification(self, message: aiocoap.Message) -> bool:
+        """Deliver a notification of one of our observations once per (remote, message id).
+        True when it is fully handled here (delivered now, or a duplicate of one that was): the
+        caller acknowledges it and aiocoap does not see it."""
         if (
             message.opt.observe is None
             or message.opt.block2 is not None
             or message.mtype not in (CON, NON)
             or not message.code.is_response()
         ):
-            return
+            return False
         key = (message.remote, message.mid)
         if key in self._seen:
             self.counters.duplicate_notifications += 1
-            return
+            # A copy held for an observation still being set up goes on to aiocoap with it.
+            return key not in self._early
         subscription = self._subscriptions.get(bytes(message.token))
         if subscription is None:
             if _peer(message.remote) in self._observing:
@@ -496,10 +506,11 @@ class CoapListener:
                 placeholder: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._remember_seen(key, placeholder)
                 self._early[key] = placeholder
-            return
+            return False
         if subscription.handle.cancelled or subscription.remote != message.remote:
-            return
+            return False
         subscription.deliver(message)
+        return True
 
     def _remember_seen(self, key: _MessageKey, future: asyncio.Future[Any] | None) -> None:
         self._expire_seen()
