@@ -490,8 +490,8 @@ def _write_value(path: str, text: str) -> Any:
 
 class _ApiActions:
     """The platform side of a scenario over the native HTTP API of a running cloud: `do observe`,
-    `read`, `write`, `execute`, `discover` on the device whose endpoint (or IMEI, or id) is
-    `device`."""
+    `read`, `write`, `execute`, `discover`, `psk` on the device whose endpoint (or IMEI, or id)
+    is `device`."""
 
     def __init__(self, base_url: str, api_key: str, device: str, timeout: float) -> None:
         import httpx
@@ -569,7 +569,28 @@ class _ApiActions:
             needs(args, 1, "discover PATH")
             return await self._post("discover", {"path": args[0]})
 
-        return {"observe": observe, "read": read, "write": write, "execute": execute, "discover": discover}
+        async def psk(args: Sequence[str]) -> Any:
+            # The platform changes the device's DTLS PSK between two parts of a flow (manual
+            # §5.2: OneNET's access PSK; §5.4: CTWing's device PSK, text or hexadecimal).
+            needs(args, 1, "psk KEY [hex|string]")
+            encoding = args[1].lower() if len(args) > 1 else "string"
+            if encoding not in ("string", "hex"):
+                raise ValueError("usage: do psk KEY [hex|string]")
+            device_id = await self.device_id()
+            response = await self.client.put(
+                f"/devices/{device_id}/psk", json={"psk": args[0], "psk_encoding": encoding}
+            )
+            self._raise_for(response)
+            return response.json()
+
+        return {
+            "observe": observe,
+            "read": read,
+            "write": write,
+            "execute": execute,
+            "discover": discover,
+            "psk": psk,
+        }
 
     async def aclose(self) -> None:
         await self.client.aclose()

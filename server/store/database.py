@@ -11,8 +11,8 @@ with load without delaying a lone writer. Under a steady trickle (a fleet whose 
 arrive one by one, spread over time) that alone would commit every operation on its own, paying a
 transaction per notification. So when operations kept arriving while the last transaction
 committed (independent writers, not one caller awaiting each write in turn) and fewer than
-`GATHER_BELOW` wait, the committer lingers `GATHER_WINDOW` for more before it commits: a bounded
-batching window. A sequential writer never waits for it.
+`GATHER_BELOW` wait, the committer lingers until `GATHER_BELOW` are queued or `GATHER_WINDOW` has
+passed, whichever comes first: a bounded batching window. A sequential writer never waits for it.
 
 Bulk writes (`GroupCommitter.run_bulk`): callers that append rows to the same tables (reported
 values) queue an item for a shared `BulkWriter`; within one transaction every such item is written
@@ -157,6 +157,11 @@ GATHER_WINDOW = 0.02
 GATHER_BELOW = 16
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class GroupCommitter:
     """Runs write operations in shared transactions; each caller waits for its commit."""
 
@@ -174,6 +179,7 @@ class GroupCommitter:
         self._gather_below = gather_below
         self._arrivals = 0  # operations queued so far
         self._arrived_while_committing = 0
+        self._enough: asyncio.Future[None] | None = None  # set while lingering
         self.gathered = 0  # batches that waited the gather window
         self._queue: list[_Entry] = []
         self._wakeup = asyncio.Event()
@@ -192,9 +198,7 @@ class GroupCommitter:
         if self._closing:
             raise RuntimeError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
-        self._arrivals += 1
-        self._wakeup.set()
+        self._enqueue((op, future))
         return await future
 
     async def run_bulk(self, writer: BulkWriter, item: Any) -> Any:
@@ -206,9 +210,26 @@ class GroupCommitter:
         """Queue `op` without waiting (event log, statistics)."""
         if self._closing:
             return
-        self._queue.append((op, None))
+        self._enqueue((op, None))
+
+    def _enqueue(self, entry: _Entry) -> None:
+        self._queue.append(entry)
         self._arrivals += 1
         self._wakeup.set()
+        enough = self._enough
+        if enough is not None and not enough.done() and len(self._queue) >= self._gather_below:
+            enough.set_result(None)
+
+    async def _linger(self) -> None:
+        """Wait for `gather_below` queued operations, at most `gather_window` seconds."""
+        loop = asyncio.get_running_loop()
+        self._enough = enough = loop.create_future()
+        timer = loop.call_later(self._gather_window, _resolve, enough)
+        try:
+            await enough
+        finally:
+            timer.cancel()
+            self._enough = None
 
     async def flush(self) -> None:
         """Wait until everything queued so far has committed."""
@@ -241,7 +262,7 @@ class GroupCommitter:
                     and len(self._queue) < self._gather_below
                 ):
                     self.gathered += 1
-                    await asyncio.sleep(self._gather_window)
+                    await self._linger()
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 arrivals = self._arrivals

@@ -4,7 +4,8 @@ ports 5683 / 5684 (here at loopback addresses of the test's own, `PrivateCloud`)
 bootstrap server and the HTTP API. The carrier host names of the scripts resolve through the
 cloud's host map, the devices are provisioned through the HTTP API as a carrier console would,
 and the `do` steps go through the HTTP API with the very actions `testbed scenario --api` uses.
-One more test runs `testbed up` and `testbed scenario 5.1-onenet --api ...` as processes.
+One more test runs `testbed up` and `testbed scenario FLOW --api ...` as processes (5.1, and the
+DTLS flows 5.2 and 5.4, whose `do psk` step changes the device's PSK through the API).
 
 Each flow gets its own IMEI, so one cloud serves them all (its start is the slow part)."""
 
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,12 @@ class Device:
 DEVICES: dict[str, Device] = {
     "5.1-onenet": Device("onenet", auth_code="cmiot"),
     # The bootstrap-server PSK of the manual's POST /devices; the access PSK "abcdefge" is set by
-    # the flow's own `do psk` step (POST /nbiot/device/accpsk), after the bootstrap issued one.
+    # the flow's own `do psk` step (PUT /api/v1/devices/{id}/psk, the effect of OneNET's POST
+    # /nbiot/device/accpsk), after the bootstrap issued one.
     "5.2-onenet-dtls": Device("onenet", psk="1234abcd"),
     "5.3-ctwing": Device("ctwing"),
-    # The string PSK of the first example; the flow's `do psk abcd1234 hex` re-creates the device
-    # with the hex PSK of the second example.
+    # The string PSK of the first example; the flow's `do psk abcd1234 hex` gives the device the
+    # hex PSK of the second example.
     "5.4-ctwing-dtls": Device("ctwing", psk="abcdefgh"),
     "5.5-yanfei": Device("yanfei"),
     "5.6-huawei": Device("huawei"),
@@ -121,27 +123,11 @@ class Platform:
             body["psk_encoding"] = encoding
         return body
 
-    async def set_psk(
-        self, device_id: int, body: dict[str, Any], carrier: str, key: str, encoding: str
-    ) -> None:
-        """What the manual does on the platform between two parts of a flow (the `do psk` step):
-        OneNET sets the LwM2M-server PSK with POST /nbiot/device/accpsk (§5.2); on CTWing the
-        device is created anew with a PSK of the other format (§5.4). Runs on the cloud's loop,
-        hence the asynchronous client."""
-        async with httpx.AsyncClient(base_url=self.base_url, headers={"api-key": self.api_key}) as http:
-            if carrier == "onenet":
-                response = await http.post(
-                    "/nbiot/device/accpsk", params={"imei": body["imei"]}, json={"key": key}
-                )
-                self._ok(response)
-                assert response.json()["errno"] == 0, response.text
-                return
-            self._ok(await http.delete(f"/api/v1/devices/{device_id}"))
-            self._ok(await http.post("/api/v1/devices", json={**body, "psk": key, "psk_encoding": encoding}))
-
 
 def api_actions(cloud: PrivateCloud, device: str, script: Script) -> Any:
-    """The platform actions of `testbed scenario --api URL --api-key KEY` (server/cli.py)."""
+    """The platform actions of `testbed scenario --api URL --api-key KEY` (server/cli.py); its
+    `do psk` step (PUT /api/v1/devices/{id}/psk) sets the OneNET access PSK as POST
+    /nbiot/device/accpsk does (§5.2) and the CTWing device PSK, text or hex (§5.4)."""
     from server.cli import _ApiActions
 
     assert cloud.api_url is not None
@@ -183,7 +169,6 @@ def run_flow(cloud: PrivateCloud, platform: Platform, name: str) -> FlowRun:
     imei = make_imei()
     imsi = make_imsi(imei)
     device_id = platform.create_device(imei, imsi, plan) if plan.carrier != "custom" else None
-    body = platform.device_body(imei, imsi, plan, None, "")
     variables: dict[str, str] = {}
     if name == "custom":
         # The one variable set from outside: the script's default is the open listener of
@@ -192,11 +177,6 @@ def run_flow(cloud: PrivateCloud, platform: Platform, name: str) -> FlowRun:
         variables["server"] = f"{host}:{port}"
     endpoint = script.variables.get("ep") or (f"{imei};{imsi}" if plan.carrier == "onenet" else imei)
     model = script.meta.get("model", "ML307R").split()[0]
-
-    async def set_psk(args: Sequence[str]) -> None:
-        assert device_id is not None, "do psk needs a provisioned device"
-        key, encoding = args[0], (args[1] if len(args) > 1 else "string")
-        await platform.set_psk(device_id, body, plan.carrier, key, encoding)
 
     async def main() -> ScenarioResult:
         from emulator.runner import EmulatedModule
@@ -208,7 +188,7 @@ def run_flow(cloud: PrivateCloud, platform: Platform, name: str) -> FlowRun:
         await module.start()
         # `testbed scenario` names the device by ${ep}, else by the IMEI.
         api = api_actions(cloud, script.variables.get("ep") or imei, script)
-        actions: Mapping[str, Action] = {**api.actions(), "psk": set_psk}
+        actions: Mapping[str, Action] = api.actions()
         try:
             return await run_scenario(script, ModuleTransport(module), variables=variables, actions=actions)
         finally:
@@ -366,25 +346,53 @@ def testbed_up(tmp_path: Path) -> Iterator[tuple[str, str]]:
             process.wait(10)
 
 
-def test_testbed_scenario_runs_the_onenet_flow_against_testbed_up(testbed_up: tuple[str, str]) -> None:
-    """Manual §5.1 literally: `testbed up`, a OneNET device created through its HTTP API, then
-    `testbed scenario 5.1-onenet --api ... --api-key ...` as a user runs it; exit code 0."""
+def run_testbed_scenario(flow: str, imei: str, imsi: str, base_url: str, api_key: str) -> str:
+    """`testbed scenario FLOW --api ... --api-key ...` as a user runs it; its output, exit code 0."""
+    command = [*TESTBED, "scenario", flow, "--imei", imei, "--imsi", imsi]
+    command += ["--api", base_url, "--api-key", api_key, "--quiet"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=90, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"PASSED {flow}.txt" in result.stdout, result.stdout
+    return result.stdout
+
+
+def test_testbed_scenario_runs_the_flows_against_testbed_up(testbed_up: tuple[str, str]) -> None:
+    """Manual §5.1, §5.2 and §5.4 literally: `testbed up`, devices created through its HTTP API,
+    then `testbed scenario FLOW --api ... --api-key ...` as a user runs it; exit code 0. In the
+    DTLS flows the `do psk` step sets the OneNET access PSK (§5.2) and the CTWing hex PSK (§5.4)
+    through the API, between the two parts of the flow."""
     base_url, api_key = testbed_up
-    imei = make_imei()
-    imsi = make_imsi(imei)
     with httpx.Client(base_url=base_url, headers={"api-key": api_key}, timeout=15.0) as http:
-        product = http.post("/api/v1/products", json={"name": "flow", "carrier": "onenet"})
-        assert product.status_code == 200, product.text
-        body = {"product_id": product.json()["id"], "imei": imei, "imsi": imsi, "auth_code": "cmiot"}
-        device = http.post("/api/v1/devices", json=body)
-        assert device.status_code == 200, device.text
-        command = [*TESTBED, "scenario", "5.1-onenet", "--imei", imei, "--imsi", imsi]
-        command += ["--api", base_url, "--api-key", api_key, "--quiet"]
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=90, env={**os.environ, "COLUMNS": "200"}
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "PASSED 5.1-onenet.txt" in result.stdout, result.stdout
+        products: dict[str, str] = {}
+
+        def provision(flow: str) -> tuple[str, str, int]:
+            plan = DEVICES[flow]
+            if plan.carrier not in products:
+                product = http.post("/api/v1/products", json={"name": "flow", "carrier": plan.carrier})
+                assert product.status_code == 200, product.text
+                products[plan.carrier] = product.json()["id"]
+            imei = make_imei()
+            imsi = make_imsi(imei)
+            body: dict[str, Any] = {"product_id": products[plan.carrier], "imei": imei, "imsi": imsi}
+            if plan.auth_code:
+                body["auth_code"] = plan.auth_code
+            if plan.psk:
+                body |= {"psk": plan.psk, "psk_encoding": plan.psk_encoding}
+            device = http.post("/api/v1/devices", json=body)
+            assert device.status_code == 200, device.text
+            return imei, imsi, int(device.json()["id"])
+
+        imei, imsi, device_id = provision("5.1-onenet")
+        run_testbed_scenario("5.1-onenet", imei, imsi, base_url, api_key)
         # The platform side of the flow happened in `testbed up`: the notify was stored.
-        points = http.get(f"/api/v1/devices/{device.json()['id']}/datapoints").json()
+        points = http.get(f"/api/v1/devices/{device_id}/datapoints").json()
         assert any(p["path"] == "/3200/0/5750" and p["value"] == "abcd" for p in points["items"]), points
+
+        for flow, logins in (("5.2-onenet-dtls", 3), ("5.4-ctwing-dtls", 2)):
+            imei, imsi, device_id = provision(flow)
+            run_testbed_scenario(flow, imei, imsi, base_url, api_key)
+            events = http.get(f"/api/v1/devices/{device_id}/events", params={"limit": 1000}).json()
+            registered = [e for e in events["items"] if e["kind"] == "registration.registered"]
+            assert len(registered) == logins, events

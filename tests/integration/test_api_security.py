@@ -42,6 +42,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/nbiot/device/accpsk"): {"key": "abcdefgh12"},
     ("POST", "/api/v1/products"): {"name": "spy", "carrier": "onenet"},
     ("POST", "/api/v1/devices"): {"product_id": "{product_id}", "imei": "869975039999998"},
+    ("PUT", "/api/v1/devices/{device_id}/psk"): {"psk": "abcdefgh12"},
     ("POST", "/api/v1/devices/{device_id}/read"): {"path": "/3/0/0"},
     ("POST", "/api/v1/devices/{device_id}/write"): {"path": "/3311/0/5850", "value": True},
     ("POST", "/api/v1/devices/{device_id}/execute"): {"path": "/3/0/4"},

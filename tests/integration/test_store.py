@@ -191,6 +191,42 @@ async def test_writes_arriving_during_a_commit_are_gathered_for_the_next_one(dat
         await store.close()
 
 
+async def test_the_gather_window_closes_as_soon_as_enough_writes_wait(database_url: str) -> None:
+    """With a window far longer than the test may take, the lingering commit still goes out once
+    `gather_below` operations are queued."""
+    from sqlalchemy import text
+
+    from server.store.database import GroupCommitter
+
+    database = Database.connect(database_url)
+    writer = GroupCommitter(database.engine, gather_window=600.0, gather_below=3)
+    writer.start()
+    try:
+        first_running = asyncio.Event()
+
+        def first(conn):  # type: ignore[no-untyped-def]
+            first_running.set()
+            conn.execute(text("SELECT 1"))
+
+        def later(conn):  # type: ignore[no-untyped-def]
+            return conn.execute(text("SELECT 2")).scalar_one()
+
+        async def writers() -> list[int]:
+            await first_running.wait()
+            one = asyncio.ensure_future(writer.run(later))  # arrives during the first commit
+            while writer.gathered == 0:  # the committer lingers for more
+                await asyncio.sleep(0.01)
+            rest = asyncio.gather(writer.run(later), writer.run(later))  # the third closes the window
+            return [await one, *await rest]
+
+        results = await asyncio.wait_for(asyncio.gather(writer.run(first), writers()), 30)
+        assert results[1] == [2, 2, 2]
+        assert writer.gathered == 1
+    finally:
+        await writer.close()
+        await database.dispose()
+
+
 async def test_a_failing_write_fails_alone(database_url: str) -> None:
     store = await Store.open(database_url)
     try:

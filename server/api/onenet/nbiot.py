@@ -17,8 +17,9 @@ from lwm2m.path import Path
 from server.api.deps import CurrentKey, ServerDep, device_by_imei, expected_endpoint, online_endpoint
 from server.api.errors import invalid
 from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
-from server.carriers.base import ATTR_ACCESS_PSK
+from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK_ENCODING
 from server.services.device_management import values_to_json
+from server.services.security import PskEncoding
 
 router = APIRouter()
 
@@ -217,12 +218,21 @@ async def resources(
     return ok({"total_count": len(items), "item": items})
 
 
-async def _set_key(server: Any, device: Any, name: str, key: str) -> None:
+async def set_device_key(
+    server: Any, device: Any, name: str, key: str, encoding: PskEncoding | None = None
+) -> Any:
+    """Store `key` in the device attribute `name` (the one a carrier listener takes its DTLS key
+    from) and provision it with the security service; `encoding` ("string" / "hex") is stored
+    too when given. Returns the updated device. Also used by the native API (`PUT .../psk`)."""
     endpoint = expected_endpoint(device)
     if endpoint is None or device.imei is None:
         raise invalid("the device has no IMEI")
-    await server.provisioning.update_device(device.id, attributes={**device.attributes, name: key})
-    await server.set_psk(endpoint, device.imei, key)
+    attributes = {**device.attributes, name: key}
+    if encoding is not None:
+        attributes[ATTR_PSK_ENCODING] = encoding
+    updated = await server.provisioning.update_device(device.id, attributes=attributes)
+    await server.set_psk(endpoint, device.imei, key, encoding or "string")
+    return updated
 
 
 @router.get("/nbiot/device/psk")
@@ -233,7 +243,7 @@ async def get_psk(server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[
 
 @router.put("/nbiot/device/psk")
 async def put_psk(body: KeyBody, server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
-    await _set_key(server, device_by_imei(server, principal, imei), "psk", body.key)
+    await set_device_key(server, device_by_imei(server, principal, imei), "psk", body.key)
     return ok()
 
 
@@ -247,5 +257,5 @@ async def get_accpsk(server: ServerDep, principal: CurrentKey, imei: Imei) -> di
 @router.put("/nbiot/device/accpsk")
 async def put_accpsk(body: KeyBody, server: ServerDep, principal: CurrentKey, imei: Imei) -> dict[str, Any]:
     # The attribute the OneNET access listener takes its DTLS key from (a bootstrap replaces it).
-    await _set_key(server, device_by_imei(server, principal, imei), ATTR_ACCESS_PSK, body.key)
+    await set_device_key(server, device_by_imei(server, principal, imei), ATTR_ACCESS_PSK, body.key)
     return ok()

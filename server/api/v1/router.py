@@ -15,12 +15,15 @@ from server.api.errors import auth_failed, invalid, not_found
 from server.api.events import event_visible
 from server.api.modules import ModuleHostDep
 from server.api.onenet.common import OfflineDep, PushDep
+from server.api.onenet.nbiot import set_device_key
 from server.api.v1.views import device_view, event_view, objects_view, product_view
-from server.carriers.base import ATTR_ACCESS_PSK
+from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
 from server.services.device_management import values_to_json
+from server.services.errors import BadArgument
 from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
+from server.services.security import decode_key
 
 router = APIRouter()
 
@@ -44,6 +47,11 @@ class DeviceCreate(BaseModel):
     auth_code: str | None = Field(default=None, max_length=32)
     obsv: bool = True
     psk: str | None = Field(default=None, min_length=1, max_length=64)
+    psk_encoding: Literal["string", "hex"] = "string"
+
+
+class PskBody(BaseModel):
+    psk: str = Field(min_length=1, max_length=64)
     psk_encoding: Literal["string", "hex"] = "string"
 
 
@@ -232,6 +240,27 @@ async def delete_device(
     if endpoint is not None:
         await server.remove_psk(endpoint)
     return {"ok": True}
+
+
+@router.put("/devices/{device_id}/psk")
+async def set_device_psk(
+    device_id: int, body: PskBody, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+) -> dict[str, Any]:
+    """Change the DTLS PSK of a device as its carrier's platform does: for OneNET the access
+    (LwM2M-server) PSK, as POST /nbiot/device/accpsk sets it (a text key); for the others the
+    device PSK of its creation, text or hexadecimal."""
+    device = _device(server, principal, device_id)
+    try:
+        decode_key(body.psk, body.psk_encoding)
+    except BadArgument as exc:
+        raise invalid(str(exc)) from None
+    if device.carrier == "onenet":
+        if body.psk_encoding != "string":
+            raise invalid("a OneNET access PSK is a string (psk_encoding 'string')")
+        updated = await set_device_key(server, device, ATTR_ACCESS_PSK, body.psk)
+    else:
+        updated = await set_device_key(server, device, ATTR_PSK, body.psk, body.psk_encoding)
+    return device_view(server, updated, host)
 
 
 @router.post("/devices/{device_id}/read")
