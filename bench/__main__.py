@@ -26,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
         help="endpoint counts at which the memory benchmark measures, comma-separated (default 10000,100000)",
     )
     parser.add_argument("--modules", type=int, help="AT modules for the modules benchmark (default 10000)")
-    parser.add_argument("--notifies", type=int, help="notifies for the notifies benchmark (default 5000)")
+    parser.add_argument("--notifies", type=int, help="notifies for the notifies benchmark (default 10000)")
+    parser.add_argument(
+        "--notify-clients", type=int, help="devices notifying at once in the notifies benchmark (default 200)"
+    )
     parser.add_argument("--fleet", type=int, help="LwM2M devices for the fleet benchmark (default 10000)")
     return parser
 
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, modules=args.modules)
     if args.notifies:
         sizes = dataclasses.replace(sizes, notifies=args.notifies)
+    if args.notify_clients:
+        sizes = dataclasses.replace(sizes, notify_clients=args.notify_clients)
     if args.fleet:
         sizes = dataclasses.replace(sizes, fleet=args.fleet)
     console = Console(width=170)

@@ -12,7 +12,8 @@ side has a core, as in a deployment.
 
 Ceiling: the same datapoint rows written by a bare SQLAlchemy Core loop on the same database: one
 `INSERT` per row, a commit after every N rows (N = the number of clients, the most a group
-commit can gather from N closed-loop clients). No CoAP, no decoding, no events.
+commit can gather from N closed-loop clients). No CoAP, no decoding, no events. The server writes
+a transaction's rows with one executemany per statement, so it can pass that ceiling (ratio > 1).
 
 PostgreSQL: `TESTBED_BENCH_PG` (default `postgresql+asyncpg://postgres@127.0.0.1:5432`); a
 throw-away database is created and dropped. When it is unreachable the figure is left out and

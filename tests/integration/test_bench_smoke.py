@@ -21,6 +21,7 @@ TINY = Sizes(
     modules=10,
     module_interval=1.0,
     notifies=50,
+    notify_clients=10,
     fleet=10,
     fleet_interval=1.0,
     rest_requests=50,
