@@ -12,7 +12,10 @@ arrive one by one, spread over time) that alone would commit every operation on 
 transaction per notification. So when operations kept arriving while the last transaction
 committed (independent writers, not one caller awaiting each write in turn) and fewer than
 `GATHER_BELOW` wait, the committer lingers until `GATHER_BELOW` are queued or `GATHER_WINDOW` has
-passed, whichever comes first: a bounded batching window. A sequential writer never waits for it.
+passed, whichever comes first: a bounded batching window. Only operations that said they may wait
+(`deferrable`: a device's notification, whose ACK follows the commit) ever do; any other queued
+operation (an API call's write, a read's values) closes the window at once, and a sequential
+writer never opens it.
 
 Bulk writes (`GroupCommitter.run_bulk`): callers that append rows to the same tables (reported
 values) queue an item for a shared `BulkWriter`; within one transaction every such item is written
@@ -61,7 +64,8 @@ class _BulkItem:
         return None if results is None else results[0]
 
 
-_Entry = tuple[WriteOp, asyncio.Future[Any] | None]
+# (operation, the caller's future or None, whether it may wait for the gather window)
+_Entry = tuple[WriteOp, asyncio.Future[Any] | None, bool]
 
 
 def _execute_batch(conn: Connection, batch: list[_Entry]) -> list[Any]:
@@ -78,7 +82,7 @@ def _execute_batch(conn: Connection, batch: list[_Entry]) -> list[Any]:
                     results[position] = result
         bulks.clear()
 
-    for op, _future in batch:
+    for op, _future, _deferrable in batch:
         if isinstance(op, _BulkItem):
             positions, items = bulks.setdefault(op.writer, ([], []))
             positions.append(len(results))
@@ -193,32 +197,46 @@ class GroupCommitter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="group-committer")
 
-    async def run(self, op: WriteOp) -> Any:
-        """Queue `op` and wait until the transaction that ran it has committed."""
+    async def run(self, op: WriteOp, *, deferrable: bool = False) -> Any:
+        """Queue `op` and wait until the transaction that ran it has committed. A `deferrable`
+        operation (a device's notification, waiting for its ACK) may wait for the gather window;
+        any other one (somebody is waiting for an answer) closes it."""
         if self._closing:
             raise RuntimeError("the store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue((op, future))
+        self._enqueue((op, future, deferrable))
         return await future
 
-    async def run_bulk(self, writer: BulkWriter, item: Any) -> Any:
+    async def run_bulk(self, writer: BulkWriter, item: Any, *, deferrable: bool = False) -> Any:
         """Queue `item` for `writer` (called once per transaction with every queued item), wait
         until the transaction that wrote it has committed and return the writer's result for it."""
-        return await self.run(_BulkItem(writer, item))
+        return await self.run(_BulkItem(writer, item), deferrable=deferrable)
 
     def submit(self, op: WriteOp) -> None:
-        """Queue `op` without waiting (event log, statistics)."""
+        """Queue `op` without waiting (event log, statistics); it never holds a commit back."""
         if self._closing:
             return
-        self._enqueue((op, None))
+        self._enqueue((op, None, True))
 
     def _enqueue(self, entry: _Entry) -> None:
         self._queue.append(entry)
         self._arrivals += 1
         self._wakeup.set()
         enough = self._enough
-        if enough is not None and not enough.done() and len(self._queue) >= self._gather_below:
+        if (
+            enough is not None
+            and not enough.done()
+            and (not entry[2] or len(self._queue) >= self._gather_below)
+        ):
             enough.set_result(None)
+
+    def _may_linger(self) -> bool:
+        return (
+            self._gather_window > 0
+            and self._arrived_while_committing > 0
+            and len(self._queue) < self._gather_below
+            and all(deferrable for _op, _future, deferrable in self._queue)
+        )
 
     async def _linger(self) -> None:
         """Wait for `gather_below` queued operations, at most `gather_window` seconds."""
@@ -256,11 +274,7 @@ class GroupCommitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                if (
-                    self._gather_window > 0
-                    and self._arrived_while_committing > 0
-                    and len(self._queue) < self._gather_below
-                ):
+                if self._may_linger():
                     self.gathered += 1
                     await self._linger()
                 batch = self._queue[: self._max_batch]
@@ -279,7 +293,7 @@ class GroupCommitter:
                 for item in batch:
                     await self._commit_batch([item])
                 return
-            _op, future = batch[0]
+            _op, future, _deferrable = batch[0]
             self.failures += 1
             log.exception("store write failed")
             if future is not None and not future.done():
@@ -287,6 +301,6 @@ class GroupCommitter:
             return
         self.commits += 1
         self.operations += len(batch)
-        for (_op, future), result in zip(batch, results, strict=True):
+        for (_op, future, _deferrable), result in zip(batch, results, strict=True):
             if future is not None and not future.done():
                 future.set_result(result)

@@ -34,6 +34,9 @@ _INSERT_REGISTRATION = t.registrations.insert()
 _INSERT_EVENT = t.events.insert()
 _INSERT_DEVICES_RETURNING_IDS = t.devices.insert().returning(t.devices.c.id, sort_by_parameter_order=True)
 _INSERT_DATAPOINT = t.datapoints.insert()
+# Values a device sent on its own (it waits for the ACK that follows the commit): their writes may
+# wait for the group committer's gather window. Reads' values have an API caller waiting.
+DEFERRABLE_SOURCES = frozenset({"notify", "send"})
 
 
 def _latest_upsert(insert: Any) -> Any:
@@ -143,7 +146,7 @@ class Store:
 
     async def save_registration(self, reg: Registration) -> None:
         """Insert or replace the registration of `reg.endpoint` (a re-registration replaces)."""
-        await self.writer.run_bulk(_write_registrations, reg.as_row())
+        await self.writer.run_bulk(_write_registrations, reg.as_row(), deferrable=True)
 
     async def delete_registration(self, endpoint: str, registration_id: str | None = None) -> None:
         cond = t.registrations.c.endpoint == endpoint
@@ -170,7 +173,8 @@ class Store:
         if not values:
             return
         now = received_at if received_at is not None else time.time()
-        await self.writer.run_bulk(self._write_values, (endpoint, values, source, now))
+        deferrable = source in DEFERRABLE_SOURCES
+        await self.writer.run_bulk(self._write_values, (endpoint, values, source, now), deferrable=deferrable)
 
     def _write_values(
         self, conn: Connection, items: list[tuple[str, Sequence[StoredValue], str, float]]

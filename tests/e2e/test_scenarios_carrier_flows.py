@@ -71,16 +71,8 @@ DEVICES: dict[str, Device] = {
 
 
 def test_every_shipped_flow_has_a_device_plan() -> None:
+    # Which flows ship (the seven of manual chapter 5 and custom) is checked by the unit tests.
     assert set(DEVICES) == set(flow_names())
-    assert {n for n in flow_names() if n.startswith("5.")} == {
-        "5.1-onenet",
-        "5.2-onenet-dtls",
-        "5.3-ctwing",
-        "5.4-ctwing-dtls",
-        "5.5-yanfei",
-        "5.6-huawei",
-        "5.7-huawei-dtls",
-    }
 
 
 # --- the platform side, through the HTTP API --------------------------------------------------------

@@ -193,7 +193,7 @@ async def test_writes_arriving_during_a_commit_are_gathered_for_the_next_one(dat
 
 async def test_the_gather_window_closes_as_soon_as_enough_writes_wait(database_url: str) -> None:
     """With a window far longer than the test may take, the lingering commit still goes out once
-    `gather_below` operations are queued."""
+    `gather_below` deferrable operations are queued, or as soon as one that is not arrives."""
     from sqlalchemy import text
 
     from server.store.database import GroupCommitter
@@ -211,20 +211,51 @@ async def test_the_gather_window_closes_as_soon_as_enough_writes_wait(database_u
         def later(conn):  # type: ignore[no-untyped-def]
             return conn.execute(text("SELECT 2")).scalar_one()
 
-        async def writers() -> list[int]:
+        async def writers(closing: bool) -> list[int]:
             await first_running.wait()
-            one = asyncio.ensure_future(writer.run(later))  # arrives during the first commit
-            while writer.gathered == 0:  # the committer lingers for more
+            # Arrives during the first commit, so the committer lingers for more.
+            one = asyncio.ensure_future(writer.run(later, deferrable=True))
+            await asyncio.sleep(0)  # let it queue while the first transaction is still open
+            while writer.gathered == gathered:
                 await asyncio.sleep(0.01)
-            rest = asyncio.gather(writer.run(later), writer.run(later))  # the third closes the window
+            if closing:  # a write somebody waits for closes the window at once
+                urgent = asyncio.ensure_future(writer.run(later))
+                return [await one, await urgent]
+            # else the third deferrable write does
+            rest = asyncio.gather(writer.run(later, deferrable=True), writer.run(later, deferrable=True))
             return [await one, *await rest]
 
-        results = await asyncio.wait_for(asyncio.gather(writer.run(first), writers()), 30)
-        assert results[1] == [2, 2, 2]
-        assert writer.gathered == 1
+        for closing in (False, True):
+            gathered = writer.gathered
+            first_running.clear()
+            results = await asyncio.wait_for(asyncio.gather(writer.run(first), writers(closing)), 30)
+            assert results[1] == ([2, 2] if closing else [2, 2, 2])
+            assert writer.gathered == gathered + 1
     finally:
         await writer.close()
         await database.dispose()
+
+
+async def test_values_of_a_read_never_wait_for_the_gather_window(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        from sqlalchemy import text
+
+        first_running = asyncio.Event()
+
+        def first(conn):  # type: ignore[no-untyped-def]
+            first_running.set()
+            conn.execute(text("SELECT 1"))
+
+        async def read_values() -> None:
+            await first_running.wait()
+            await store.record_values("dev", [StoredValue("/3/0/0", "String", "ACME")], "read")
+
+        await asyncio.gather(store.writer.run(first), read_values())
+        assert store.writer.gathered == 0
+        assert await store.count_datapoints("dev") == 1
+    finally:
+        await store.close()
 
 
 async def test_a_failing_write_fails_alone(database_url: str) -> None:
