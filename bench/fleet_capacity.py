@@ -18,16 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import resource
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path as FsPath
 
-from bench.measure import Figure
-from bench.memory import rss_bytes
+from bench.measure import Figure, rss_bytes
+from bench.server_process import ServerProcess
 from emulator.client.client import ClientError, Lwm2mClient
 from emulator.client.settings import ClientSettings
 from emulator.fleet import build_device_tree
@@ -36,41 +32,9 @@ from lwm2m.node import SingleResource
 from lwm2m.numbers import ResourceType
 from lwm2m.path import Path
 
-ROOT = FsPath(__file__).resolve().parents[1]
 TARGET_DEVICES = 10_000
 TEMPERATURE = Path.parse("/3303/0/5700")
 REGISTER_CONCURRENCY = 200
-
-# The server process: start on the given database, observe every device that registers, print
-# its port, serve until stdin closes.
-SERVER_SCRIPT = """
-import asyncio, logging, sys
-from server.lwm2m_server import Lwm2mServer
-from server.settings import ListenerSettings, Settings
-
-async def main() -> None:
-    logging.getLogger("server").setLevel(logging.WARNING)
-    settings = Settings(
-        database_url=sys.argv[1],
-        listeners=[ListenerSettings(name="default", host="127.0.0.1", port=0, dtls_port=None)],
-        request_timeout=30.0,
-    )
-    server = Lwm2mServer(settings)
-    await server.start()
-    gate = asyncio.Semaphore(100)
-
-    async def observe(reg, _reason):
-        async with gate:
-            await server.observe(reg.endpoint, "/3303/0/5700")
-
-    server.registrations.on_register(observe)
-    print(server.listeners["default"].address[1], flush=True)
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)
-    await server.stop()
-
-asyncio.run(main())
-"""
 
 
 @dataclass(slots=True)
@@ -84,23 +48,6 @@ def _raise_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-async def _server_process(directory: str) -> tuple[asyncio.subprocess.Process, int]:
-    root = str(ROOT)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        SERVER_SCRIPT,
-        f"sqlite+aiosqlite:///{directory}/fleet.db",
-        cwd=root,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": root},
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 60)
-    return process, int(line)
 
 
 async def _start_devices(port: int, count: int) -> list[Lwm2mClient]:
@@ -167,14 +114,14 @@ async def _notify_rounds(devices: list[Lwm2mClient], interval: float, rounds: in
 
 async def bench_fleet_capacity(count: int, interval: float = 10.0, rounds: int = 2) -> list[Figure]:
     _raise_file_limit()
-    with tempfile.TemporaryDirectory(prefix="lwm2m-bench-fleet-") as directory:
-        process, port = await _server_process(directory)
+    async with ServerProcess.start() as server:
+        await server.call("observe_on_register", path=str(TEMPERATURE))
         devices: list[Lwm2mClient] = []
         try:
             gc.collect()
             before = rss_bytes()
             started = time.perf_counter()
-            devices = await _start_devices(port, count)
+            devices = await _start_devices(server.address[1], count)
             registered = sum(1 for d in devices if d.registered)
             observed = await _wait_observed(devices, timeout=max(30.0, count / 50))
             setup_s = time.perf_counter() - started
@@ -183,13 +130,6 @@ async def bench_fleet_capacity(count: int, interval: float = 10.0, rounds: int =
             tallies = await _notify_rounds(devices, interval, rounds)
         finally:
             await asyncio.gather(*(d.stop() for d in devices), return_exceptions=True)
-            if process.stdin is not None:
-                process.stdin.close()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
     last = tallies[-1]
     sustained = last.acked if last.failed == 0 else 0
     per_device = (after - before) / max(1, len(devices))
@@ -202,7 +142,7 @@ async def bench_fleet_capacity(count: int, interval: float = 10.0, rounds: int =
         "setup_s": round(setup_s, 2),
         "rss_before_bytes": before,
         "rss_after_bytes": after,
-        "server": "separate process (SQLite)",
+        "server": "separate process (bench.server_process, SQLite)",
     }
     devices_figure = Figure(
         benchmark="fleet",

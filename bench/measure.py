@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 Operation = Callable[[int], Awaitable[None]]
@@ -113,3 +114,16 @@ def ratio_target(figure: Figure, minimum: float) -> Figure:
     figure.target = f"ratio ≥ {minimum:g}"
     figure.target_met = figure.ratio is not None and figure.ratio >= minimum
     return figure
+
+
+def rss_bytes() -> int:
+    """This process's resident set size, from /proc/self/status (VmRSS), else psutil."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)

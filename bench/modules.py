@@ -23,8 +23,7 @@ import gc
 import resource
 import time
 
-from bench.measure import Figure
-from bench.memory import rss_bytes
+from bench.measure import Figure, rss_bytes
 from bench.server_process import ServerProcess
 from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
 

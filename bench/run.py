@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from bench.cloud_startup import bench_cloud_startup
 from bench.dtls import bench_dtls
-from bench.fleet_capacity import bench_fleet_capacity
+from bench.isolated import run_isolated
 from bench.measure import Figure
 from bench.memory import bench_memory
-from bench.modules import bench_modules
 from bench.notifies import bench_notifies
 from bench.reads import bench_reads
 from bench.registrations import bench_registrations
@@ -81,11 +80,11 @@ async def run_benchmarks(sizes: Sizes, only: tuple[str, ...] = BENCHMARKS) -> li
     if "dtls" in only:
         figures += await bench_dtls(sizes.clients, sizes.handshakes, sizes.reads)
     if "modules" in only:
-        figures += await bench_modules(sizes.modules, sizes.module_interval)
+        figures += await run_isolated("modules", sizes.modules, sizes.module_interval)
     if "notifies" in only:
         figures += await bench_notifies(sizes.notify_clients, sizes.notifies)
     if "fleet" in only:
-        figures += await bench_fleet_capacity(sizes.fleet, sizes.fleet_interval)
+        figures += await run_isolated("fleet", sizes.fleet, sizes.fleet_interval)
     if "rest" in only:
         figures += await bench_rest(sizes.clients, sizes.rest_requests, sizes.rest_paced)
     if "cloud_startup" in only:

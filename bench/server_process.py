@@ -12,6 +12,7 @@ one JSON object per line on stdin, with one JSON object per line on stdout:
     {"op": "provision", "endpoints": [...]}                    → {"device_ids": [...]}
     {"op": "reads", "endpoints": [...], "total": n}            → a closed-loop `LoadResult`
     {"op": "status"}  → {"registered": n, "observed": n, "datapoints": n, "rss": bytes, "cpu_s": s}
+                        (after the pending notifications are stored and a full garbage collection)
 
 The child stops the server and exits when its stdin closes.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -31,8 +33,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.measure import LoadResult, run_closed_loop
-from bench.memory import rss_bytes
+from bench.measure import LoadResult, rss_bytes, run_closed_loop
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 OBSERVE_CONCURRENCY = 100
@@ -169,6 +170,7 @@ class _Child:
             return {}
         if op == "status":
             await self.server.reporting.drain()
+            gc.collect()
             return {
                 "registered": len(self.server.registered()),
                 "observed": self.observed,

@@ -1,0 +1,64 @@
+"""Run one benchmark in a fresh Python process and return its figures.
+
+The emulator-side benchmarks report memory per module or device as the growth of this process's
+RSS. CPython keeps the heap that earlier benchmarks of the same run freed, so measured after them
+the growth would be partly hidden (it once read 0.00 KiB per device). Each of those runs alone:
+`python -m bench.isolated NAME ARGS_JSON` prints its figures as one JSON line, the last on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.measure import Figure
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _benchmarks() -> dict[str, Callable[..., Awaitable[list[Figure]]]]:
+    from bench.fleet_capacity import bench_fleet_capacity
+    from bench.modules import bench_modules
+
+    return {"modules": bench_modules, "fleet": bench_fleet_capacity}
+
+
+def figure_from_json(data: dict[str, Any]) -> Figure:
+    return Figure(**{key: value for key, value in data.items() if key != "ratio"})
+
+
+async def run_isolated(name: str, *args: Any) -> list[Figure]:
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.isolated",
+        name,
+        json.dumps(args),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=_REPO_ROOT,
+        env=env,
+    )
+    out, _ = await process.communicate()
+    lines = out.decode().strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark {name!r} failed in its process (exit {process.returncode})")
+    return [figure_from_json(item) for item in json.loads(lines[-1])]
+
+
+def main() -> None:
+    name, args = sys.argv[1], json.loads(sys.argv[2])
+    figures = asyncio.run(_benchmarks()[name](*args))
+    sys.stdout.write(json.dumps([figure.as_json() for figure in figures]) + "\n")
+
+
+if __name__ == "__main__":
+    main()
