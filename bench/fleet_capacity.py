@@ -22,7 +22,7 @@ import resource
 import time
 from dataclasses import dataclass
 
-from bench.measure import Figure, rss_bytes
+from bench.measure import Figure, freeze_long_lived_objects, rss_bytes
 from bench.server_process import ServerProcess
 from emulator.client.client import ClientError, Lwm2mClient
 from emulator.client.settings import ClientSettings
@@ -125,6 +125,7 @@ async def bench_fleet_capacity(count: int, interval: float = 10.0, rounds: int =
             registered = sum(1 for d in devices if d.registered)
             observed = await _wait_observed(devices, timeout=max(30.0, count / 50))
             setup_s = time.perf_counter() - started
+            freeze_long_lived_objects()
             gc.collect()
             after = rss_bytes()
             tallies = await _notify_rounds(devices, interval, rounds)

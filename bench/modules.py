@@ -23,7 +23,7 @@ import gc
 import resource
 import time
 
-from bench.measure import Figure, rss_bytes
+from bench.measure import Figure, freeze_long_lived_objects, rss_bytes
 from bench.server_process import ServerProcess
 from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
 
@@ -54,6 +54,7 @@ async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[F
         try:
             await fleet.start()
             up_seconds = time.perf_counter() - started
+            freeze_long_lived_objects()
             registered = [fleet.endpoint(i) for i, mcu in enumerate(fleet.mcus) if mcu.registered.is_set()]
             observed = (await server.call("observe", endpoints=registered, path="/3303/0"))["observed"]
             # Steady state first: the observations' first notifies and the log-in backlog settle.

@@ -33,7 +33,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.measure import LoadResult, rss_bytes, run_closed_loop
+from bench.measure import LoadResult, freeze_long_lived_objects, rss_bytes, run_closed_loop
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 OBSERVE_CONCURRENCY = 100
@@ -229,6 +229,7 @@ async def _child(args: argparse.Namespace) -> None:
             handle = await serve_http(create_app(server), "127.0.0.1", 0)
             stack.push_async_callback(handle.stop)
             hello["http_url"] = handle.url
+        freeze_long_lived_objects()
         _emit(hello)
         child = _Child(server)
         loop = asyncio.get_running_loop()

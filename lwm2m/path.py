@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lwm2m.errors import InvalidPath
 
@@ -17,10 +17,14 @@ class Path:
     instance_id: int | None = None
     resource_id: int | None = None
     resource_instance_id: int | None = None
+    # The ids without the trailing Nones, computed once: paths are built once and asked for their
+    # ids and depth many times on every request and notification.
+    _ids: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = (self.object_id, self.instance_id, self.resource_id, self.resource_instance_id)
         seen_none = False
+        depth = 0
         for value in ids:
             if value is None:
                 seen_none = True
@@ -29,6 +33,8 @@ class Path:
                 raise InvalidPath(f"path ids must be contiguous: {ids}")
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
                 raise InvalidPath(f"path id out of range: {value!r}")
+            depth += 1
+        object.__setattr__(self, "_ids", ids[:depth])
 
     @classmethod
     def parse(cls, text: str) -> Path:
@@ -57,16 +63,12 @@ class Path:
 
     @property
     def ids(self) -> tuple[int, ...]:
-        return tuple(
-            v
-            for v in (self.object_id, self.instance_id, self.resource_id, self.resource_instance_id)
-            if v is not None
-        )
+        return self._ids
 
     @property
     def depth(self) -> int:
         """0 root, 1 object, 2 instance, 3 resource, 4 resource instance."""
-        return len(self.ids)
+        return len(self._ids)
 
     @property
     def is_root(self) -> bool:

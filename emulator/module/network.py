@@ -273,12 +273,19 @@ class AiocoapClientPort:
 
     def _spawn(self, work: Awaitable[None], *, serial: bool = True) -> None:
         async def run() -> None:
-            if serial:
-                async with self._lock:
-                    if not self._aborted:
-                        await work
-            else:
-                await work
+            try:
+                if serial:
+                    async with self._lock:
+                        if not self._aborted:
+                            await work
+                else:
+                    await work
+            finally:
+                # Cancelled (aborted) before it started, the coroutine is closed, not left to
+                # warn "never awaited"; closing a finished one does nothing.
+                close = getattr(work, "close", None)
+                if close is not None:
+                    close()
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
