@@ -92,7 +92,9 @@ class McuBehaviour:
         self.registered = asyncio.Event()
         self.done = asyncio.Event()
         self._ackid = 0
+        self.sent = 0  # notifies this module's MCU sent
         self.acked = 0  # this module's +MIPLEVENT: 0,26 count
+        self.unacked: dict[int, float] = {}  # ackid -> loop time sent, until +MIPLEVENT: 0,26
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self._last_command = ""
@@ -112,7 +114,7 @@ class McuBehaviour:
             return
         event = EVENT.match(line)
         if event is not None:
-            self._on_event(int(event.group(1)))
+            self._on_event(int(event.group(1)), int(event.group(2)) if event.group(2) else None)
             return
         request = REQUEST.match(line)
         if request is None:
@@ -134,7 +136,7 @@ class McuBehaviour:
         else:
             self.later(f"AT+MIPLPARAMETERRSP=0,{mid},1")
 
-    def _on_event(self, number: int) -> None:
+    def _on_event(self, number: int, ackid: int | None = None) -> None:
         stats = self.fleet.stats
         if number == 6:
             stats.registered += 1
@@ -148,6 +150,8 @@ class McuBehaviour:
         elif number == 26:
             stats.notifies_acked += 1
             self.acked += 1
+            if ackid is not None:
+                self.unacked.pop(ackid, None)
         elif number == 25:
             stats.notifies_failed += 1
         elif number in (9, 15, 31):
@@ -183,6 +187,8 @@ class McuBehaviour:
             self._ackid = self._ackid % 65535 + 1
             value = self._value()
             self.fleet.stats.notifies_sent += 1
+            self.sent += 1
+            self.unacked[self._ackid] = asyncio.get_running_loop().time()
             self.send(f"AT+MIPLNOTIFY=0,{mid},3303,0,5700,4,{len(value)},{value},0,0,{self._ackid}")
         self._schedule()
 
