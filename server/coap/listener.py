@@ -20,7 +20,9 @@ ACKed only once the notification handler's future (the store write) has complete
 device sees means the values are in the database. aiocoap's message manager sends that empty ACK
 right after the observation callback returns; we wrap two of its methods on this context only —
 `dispatch_message` (to see each notification with its message id before aiocoap does) and
-`_send_empty_ack` (to hold the ACK back). With the token override and the decode guard these are
+`_send_empty_ack` (to hold the ACK back). A notification of a live observation (and a duplicate of
+one) stops at `dispatch_message`: it is delivered and, when confirmable, ACKed after the commit
+without passing aiocoap's token and observation layers, which would only find it claimed. With the token override and the decode guard these are
 the aiocoap internals we rely on, pinned by `aiocoap==0.4.17` and covered by the fault tests.
 - Every notification is delivered once per (remote, message id), kept for EXCHANGE_LIFETIME: a
   retransmitted duplicate is not stored again, and its ACK waits for the first copy's commit.
