@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import resource
 import time
 from dataclasses import dataclass
 
-from bench.measure import Figure, freeze_long_lived_objects, rss_bytes
+from bench.measure import Figure, raise_open_files, rss_bytes
 from bench.server_process import ServerProcess
 from emulator.client.client import ClientError, Lwm2mClient
 from emulator.client.settings import ClientSettings
@@ -31,6 +30,7 @@ from lwm2m.model.builtin import builtin_registry
 from lwm2m.node import SingleResource
 from lwm2m.numbers import ResourceType
 from lwm2m.path import Path
+from server.cli import freeze_long_lived_objects
 
 TARGET_DEVICES = 10_000
 TEMPERATURE = Path.parse("/3303/0/5700")
@@ -42,12 +42,6 @@ class Round:
     sent: int = 0
     acked: int = 0
     failed: int = 0
-
-
-def _raise_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _start_devices(port: int, count: int) -> list[Lwm2mClient]:
@@ -113,7 +107,7 @@ async def _notify_rounds(devices: list[Lwm2mClient], interval: float, rounds: in
 
 
 async def bench_fleet_capacity(count: int, interval: float = 10.0, rounds: int = 2) -> list[Figure]:
-    _raise_file_limit()
+    raise_open_files()
     async with ServerProcess.start() as server:
         await server.call("observe_on_register", path=str(TEMPERATURE))
         devices: list[Lwm2mClient] = []

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-from bench.measure import Figure
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+from bench.measure import Figure, spawn_bench_module
 
 
 def _benchmarks() -> dict[str, Callable[..., Awaitable[list[Figure]]]]:
@@ -33,19 +29,8 @@ def figure_from_json(data: dict[str, Any]) -> Figure:
 
 
 async def run_isolated(name: str, *args: Any) -> list[Figure]:
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.isolated",
-        name,
-        json.dumps(args),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=_REPO_ROOT,
-        env=env,
+    process = await spawn_bench_module(
+        "bench.isolated", name, json.dumps(args), stdout=asyncio.subprocess.PIPE
     )
     out, _ = await process.communicate()
     lines = out.decode().strip().splitlines()

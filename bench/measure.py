@@ -9,9 +9,11 @@ so that a slow server shows up as errors in the report instead of a traceback.
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
+import os
+import resource
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -130,10 +132,24 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def freeze_long_lived_objects() -> None:
-    """Move everything alive now into the garbage collector's permanent generation, as the CLI
-    does once its server or fleet is up (`server.cli`): full collections then walk only what is
-    allocated later instead of pausing a large fleet's event loop for a second or more. Call it
-    only in a process of the benchmark's own: frozen objects are never freed."""
-    gc.collect()
-    gc.freeze()
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+async def spawn_bench_module(module: str, *args: str, **pipes: Any) -> asyncio.subprocess.Process:
+    """`python -m <module> <args>` from the checkout (on PYTHONPATH), with the given pipes."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, cwd=REPO_ROOT, env=env, **pipes
+    )
+
+
+def raise_open_files() -> int:
+    """Raise the soft limit on open files to the hard one (a device holds a socket); the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft

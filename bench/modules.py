@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import resource
 import time
 
-from bench.measure import Figure, freeze_long_lived_objects, rss_bytes
+from bench.measure import Figure, raise_open_files, rss_bytes
 from bench.server_process import ServerProcess
 from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
+from server.cli import freeze_long_lived_objects
 
 TARGET_MODULES = 10_000
 NOTIFY_INTERVAL = 10.0
@@ -34,16 +34,8 @@ ACK_GRACE_S = 5.0
 WARM_UP_INTERVALS = 2
 
 
-def _raise_open_files() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        return hard
-    return soft
-
-
 async def bench_modules(count: int, interval: float = NOTIFY_INTERVAL) -> list[Figure]:
-    files = _raise_open_files()
+    files = raise_open_files()
     async with ServerProcess.start() as server:
         host, port = server.address
         gc.collect()

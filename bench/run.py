@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from bench.cloud_startup import bench_cloud_startup
 from bench.dtls import bench_dtls
 from bench.isolated import run_isolated
-from bench.measure import Figure, freeze_long_lived_objects
+from bench.measure import Figure
 from bench.memory import bench_memory
 from bench.notifies import bench_notifies
 from bench.reads import bench_reads
 from bench.registrations import bench_registrations
 from bench.rest import bench_rest
+from server.cli import freeze_long_lived_objects
 
 BENCHMARKS = (
     "registrations",

@@ -30,12 +30,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-from bench.measure import LoadResult, freeze_long_lived_objects, rss_bytes, run_closed_loop
+from bench.measure import (
+    LoadResult,
+    rss_bytes,
+    run_closed_loop,
+    spawn_bench_module,
+)
+from server.cli import freeze_long_lived_objects
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 OBSERVE_CONCURRENCY = 100
 START_TIMEOUT = 60.0
 
@@ -60,19 +64,11 @@ class ServerProcess:
             arguments += ["--database", database_url]
         if api_key:
             arguments += ["--api-key", api_key]
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
-        )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        process = await spawn_bench_module(
             "bench.server_process",
             *arguments,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            cwd=_REPO_ROOT,
-            env=env,
             limit=2**24,  # a `reads` answer carries every latency
         )
         try:

@@ -214,7 +214,7 @@ async def _run_server(
             for device in fleet.devices:
                 for path in ("/3303/0/5700", "/3304/0/5700"):
                     await server.observe(device.endpoint, path)
-        _freeze_long_lived_objects()
+        freeze_long_lived_objects()
         console.print("Press Ctrl-C to stop.")
         subscription = server.subscribe()
 
@@ -321,7 +321,7 @@ def fleet_command(
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("registering", total=count)
             await fleet.start(lambda done: progress.update(task, completed=done))
-        _freeze_long_lived_objects()
+        freeze_long_lived_objects()
         registered = sum(1 for d in fleet.devices if d.client.registered)
         console.print(
             f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
@@ -350,7 +350,7 @@ def _run_module_fleet(count: int, server_address: str, model: str, interval: flo
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task(f"{model} modules logging in", total=count)
                 stats = await fleet.start(lambda done, total: progress.update(task, completed=done))
-            _freeze_long_lived_objects()
+            freeze_long_lived_objects()
             console.print(
                 f"{stats.registered}/{count} {model} modules registered with {server_address}"
                 + (f", [red]{stats.failed} failed[/]" if stats.failed else "")
@@ -367,12 +367,13 @@ def _run_module_fleet(count: int, server_address: str, model: str, interval: flo
     asyncio.run(main())
 
 
-def _freeze_long_lived_objects() -> None:
+def freeze_long_lived_objects() -> None:
     """Move everything alive now (imports, the started server, a fleet that has come up) into the
     garbage collector's permanent generation, so that full collections walk only what is allocated
     later. With 5,000 AT modules in one process a full collection paused the event loop for
     1.0-1.3 s, twice every 20 s; after the freeze it takes a millisecond. Only for a process of its
-    own (these commands): frozen objects are never freed, even when they become garbage."""
+    own (these commands, the benchmarks' processes): frozen objects are never freed, even when they
+    become garbage."""
     gc.collect()
     gc.freeze()
 

@@ -162,18 +162,25 @@ async def test_a_sequential_writer_never_waits_for_the_gather_window(database_ur
         await store.close()
 
 
+def _signalling_write(running: asyncio.Event):  # type: ignore[no-untyped-def]
+    """A write that sets `running` once its transaction is open; other writers then arrive while
+    it commits."""
+    from sqlalchemy import text
+
+    def first(conn):  # type: ignore[no-untyped-def]
+        running.set()
+        conn.execute(text("SELECT 1"))
+
+    return first
+
+
 async def test_writes_arriving_during_a_commit_are_gathered_for_the_next_one(database_url: str) -> None:
     """A trickle of independent writers (a fleet's notifications, one by one): what arrives while
     a transaction commits waits the gather window, so the next transaction takes more at once."""
-    from sqlalchemy import text
-
     store = await Store.open(database_url)
     try:
         first_running = asyncio.Event()
-
-        def first(conn):  # type: ignore[no-untyped-def]
-            first_running.set()
-            conn.execute(text("SELECT 1"))
+        first = _signalling_write(first_running)
 
         async def later_writers() -> None:
             await first_running.wait()
@@ -203,10 +210,7 @@ async def test_the_gather_window_closes_as_soon_as_enough_writes_wait(database_u
     writer.start()
     try:
         first_running = asyncio.Event()
-
-        def first(conn):  # type: ignore[no-untyped-def]
-            first_running.set()
-            conn.execute(text("SELECT 1"))
+        first = _signalling_write(first_running)
 
         def later(conn):  # type: ignore[no-untyped-def]
             return conn.execute(text("SELECT 2")).scalar_one()
@@ -239,13 +243,8 @@ async def test_the_gather_window_closes_as_soon_as_enough_writes_wait(database_u
 async def test_values_of_a_read_never_wait_for_the_gather_window(database_url: str) -> None:
     store = await Store.open(database_url)
     try:
-        from sqlalchemy import text
-
         first_running = asyncio.Event()
-
-        def first(conn):  # type: ignore[no-untyped-def]
-            first_running.set()
-            conn.execute(text("SELECT 1"))
+        first = _signalling_write(first_running)
 
         async def read_values() -> None:
             await first_running.wait()
