@@ -773,17 +773,24 @@ class Module:
 
     def _devinfo(self, _inv: Invocation) -> Reply:
         """AT+MIPLDEVINFO?: `+MIPLDEVINFO: "<host>:<port>", <flag>[, "<authcode>"[, "<psk>"]]`
-        in the separators of §4.7 (an empty authcode before a PSK is `""`)."""
+        (§4.7 example `+MIPLDEVINFO: "183.230.40.149:5684", 1, "abcd1234"`). An absent authcode
+        before a PSK is an empty field, as §5.2 prints it after a bootstrap:
+        `+MIPLDEVINFO:"183.230.40.40:5684",0,, "cPYxj0cTs9qMVL72"` (with §2.2's space after the
+        colon). After a bootstrap the host is the LwM2M server learned, by its carrier-side
+        address (§4.7 note)."""
         device = self.device
         if device is None:
             return _err(CIS_RESOURCE)
         flag = (1 if device.bootstrap else 0) | (0 if device.monitor else 2)
         fields = [f'"{device.host}:{device.port}"', str(flag)]
         if device.auth_code or device.psk_text:
-            fields.append(f'"{device.auth_code or ""}"')
+            fields.append(f'"{device.auth_code}"' if device.auth_code else "")
         if device.psk_text:
             fields.append(f'"{device.psk_text}"')
-        return Reply(["+MIPLDEVINFO: " + ", ".join(fields)])
+        line = "+MIPLDEVINFO: " + fields[0]
+        for value in fields[1:]:
+            line += f", {value}" if value else ","
+        return Reply([line])
 
     # ------------------------------------------------------------------ notify
 

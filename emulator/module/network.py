@@ -19,6 +19,8 @@ Design choices:
   server, parsed as exactly `coap://a.b.c.d:5683` or `coaps://a.b.c.d:5684`; its identity and
   secret become the DTLS credentials, the module learns them (`bootstrap_succeeded`, shown by
   AT+MIPLDEVINFO?) and the login registers there. Any failure is `bootstrap_failed` (event 3).
+  The module learns the server by its carrier-side address (`HostMap.carrier_host`: the
+  testbed's `127.0.1.2` is shown as `183.230.40.40`, manual §5.2), which routes back here.
 - DTLS (port 5684): `DtlsClientTunnel` with the module's PSK identity (`<PSKID>`, else the IMEI)
   and key, its cipher suites and AT+MIPLDTLSNAT interval; a failed handshake is
   `connect_failed` (events 5 / 7).
@@ -111,6 +113,38 @@ class HostMap:
         if isinstance(found, tuple):
             return found[0], found[1]
         return (found if isinstance(found, str) else address), port
+
+    def carrier_host(self, host: str, port: int) -> str:
+        """The carrier-side name of `host:port`, the map read backwards: the first carrier host
+        (an address for an address, else a name) whose route is the route of `host:port`.
+
+        A bootstrap server writes an address a standards client reaches here (the testbed's
+        access listener, `coaps://127.0.1.2:5684`); the module shows and keeps the carrier's
+        address instead (`183.230.40.40`, manual §5.2), which this map sends to the same place,
+        so nothing ever goes to the real carrier. A host that is a carrier host already, a name,
+        or an address no carrier host routes to is kept."""
+        key = host.lower()
+        if key in self.names or not _is_address(key):
+            return host
+        target = self.route(host, port)
+        candidates = [k for k in self.names if ":" not in k and not _is_loopback(k)]
+        candidates.sort(key=lambda k: not _is_address(k))  # stable: addresses first, map order
+        for candidate in candidates:
+            if self.route(candidate, port) == target:
+                return candidate
+        return host
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    return _is_address(host) and ipaddress.ip_address(host).is_loopback
 
 
 _SERVER_URI = re.compile(r"^(coaps?)://(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$")
@@ -373,7 +407,7 @@ class AiocoapClientPort:
                 return
             host, port, dtls = server.host, server.port, server.secure
             identity, psk = server.identity or config.psk_identity, server.psk
-            self.owner.bootstrap_succeeded(host, port, psk)
+            self.owner.bootstrap_succeeded(self.hosts.carrier_host(host, port), port, psk)
         address = self.hosts.route(host, port)
         tunnel: DtlsClientTunnel | None = None
         if dtls:

@@ -40,9 +40,10 @@ async def test_manual_5_1_bootstrap_register_auto_observe_and_notify(server_fact
             return values.get("/3200/0/5750", {}).get("value") == "abcd"
 
         await eventually(stored)
-        # Plain bootstrap hands out the plain access server and no PSK.
+        # Plain bootstrap hands out the plain access server and no PSK; the module shows it by
+        # its carrier-side address (the testbed's access listener 127.0.1.2 read backwards).
         devinfo = await at(module, "AT+MIPLDEVINFO?")
-        assert '"127.0.1.2:5683"' in devinfo
+        assert '+MIPLDEVINFO: "183.230.40.40:5683", 0, "cmiot"\r\n' in devinfo
 
 
 async def test_devices_without_obsv_are_not_auto_observed(server_factory: ServerFactory) -> None:
@@ -66,7 +67,8 @@ async def dtls_bootstrap(server: object, module: object) -> str:
     await module.expect(r"\+MIPLEVENT: 0,2\r\n")  # type: ignore[attr-defined]
     await module.expect(r"\+MIPLEVENT: 0,6\r\n")  # type: ignore[attr-defined]
     devinfo = await at(module, "AT+MIPLDEVINFO?")  # type: ignore[arg-type]
-    match = re.search(r'\+MIPLDEVINFO: "127\.0\.1\.2:5684", 0, "", "([A-Za-z0-9]{16})"', devinfo)
+    # Manual §5.2: +MIPLDEVINFO:"183.230.40.40:5684",0,, "cPYxj0cTs9qMVL72"
+    match = re.search(r'\+MIPLDEVINFO: "183\.230\.40\.40:5684", 0,, "([A-Za-z0-9]{16})"', devinfo)
     assert match is not None, devinfo
     await at(module, "AT+MIPLCLOSE=0")  # type: ignore[arg-type]
     await module.expect(r"\+MIPLEVENT: 0,15\r\n")  # type: ignore[attr-defined]

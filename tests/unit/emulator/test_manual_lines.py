@@ -1,0 +1,88 @@
+"""Lines of the OneMO LwM2M AT manual V4.4.0 that a replay of chapters 2-5 checks one by one, on
+every model the manual says they apply to. Each test quotes the manual's line (section, line
+number of the manual's text as shipped with the project's reference copy)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+from emulator.module.models import MODELS
+from emulator.module.network import CARRIER_HOSTS, HostMap
+from tests.unit.emulator.harness import Harness
+
+ALL_MODELS = sorted(MODELS)
+
+# --- §5.2 / §4.7: AT+MIPLDEVINFO? after a bootstrap -------------------------------------------------
+
+# §5.2, line 1552: the LwM2M server the bootstrap issued, by the carrier's address; no authcode.
+MANUAL_5_2_DEVINFO = '+MIPLDEVINFO:"183.230.40.40:5684",0,, "cPYxj0cTs9qMVL72"'
+# §4.7, line 1277: host, flag and authcode.
+MANUAL_4_7_DEVINFO = '+MIPLDEVINFO: "183.230.40.149:5684", 1, "abcd1234"'
+
+
+def squeezed(line: str) -> str:
+    return re.sub(r"\s+", "", line)
+
+
+@pytest.mark.parametrize("model", ALL_MODELS)
+def test_devinfo_after_a_bootstrap_prints_the_manual_5_2_line(model: str) -> None:
+    h = Harness(model)
+    h.send('AT+MIPLCREATEEX="nbiotbt.heclouds.com:5684",1,, "1234abcd"')  # §5.2 line 1539
+    assert h.send("AT+MIPLOPEN=0,3000,60")[-2:] == ["+MIPLEVENT: 0,2", "+MIPLEVENT: 0,6"]
+    (line, ok) = h.send("AT+MIPLDEVINFO?")
+    assert ok == "OK"
+    # The manual's separators, with §2.2's space after the colon ("冒号“:”后均存在空格").
+    assert line == '+MIPLDEVINFO: "183.230.40.40:5684", 0,, "cPYxj0cTs9qMVL72"'
+    assert squeezed(line) == squeezed(MANUAL_5_2_DEVINFO)
+
+
+@pytest.mark.parametrize("model", ALL_MODELS)
+def test_devinfo_prints_the_manual_4_7_line(model: str) -> None:
+    h = Harness(model)
+    h.send('AT+MIPLCREATEEX="183.230.40.149:5684",1,"abcd1234"')
+    assert h.send("AT+MIPLDEVINFO?") == [MANUAL_4_7_DEVINFO, "OK"]
+
+
+def test_devinfo_quotes_an_authcode_given_with_a_psk() -> None:
+    h = Harness()
+    h.send('AT+MIPLCREATEEX="183.230.40.40:5684",0,"cmiot","abcdefge"')
+    assert h.send("AT+MIPLDEVINFO?") == ['+MIPLDEVINFO: "183.230.40.40:5684", 0, "cmiot", "abcdefge"', "OK"]
+
+
+def test_the_host_map_read_backwards_names_the_carrier_address_of_each_testbed_listener() -> None:
+    hosts = HostMap()
+    # What the testbed's bootstrap server writes (its access listener) -> the manual's address.
+    assert hosts.carrier_host("127.0.1.2", 5684) == "183.230.40.40"
+    assert hosts.carrier_host("127.0.1.2", 5683) == "183.230.40.40"
+    assert hosts.carrier_host("127.0.1.1", 5684) == "183.230.40.39"
+    assert hosts.carrier_host("127.0.1.3", 5683) == "221.229.214.202"
+    # No address of Huawei's or Yanfei's is known: their names.
+    assert hosts.carrier_host("127.0.1.5", 5684) == "iot-coaps.cn-north-4.myhuaweicloud.com"
+    assert hosts.carrier_host("127.0.1.4", 5683) == "dmp-coap.cuiot.cn"
+
+
+def test_a_carrier_address_shown_routes_back_to_the_local_listener_never_to_the_carrier() -> None:
+    """Nothing may ever send to the real carrier addresses: whatever the module shows (and may be
+    given back verbatim, §5.2 line 1561) routes to the loopback listener it came from."""
+    overrides = {"127.0.1.2:5684": ("127.0.1.2", 40123), "127.0.1.2:5683": ("127.0.1.2", 40124)}
+    for hosts in (HostMap(), HostMap(overrides)):
+        for local in sorted(set(CARRIER_HOSTS.values())):
+            for port in (5683, 5684):
+                shown = hosts.carrier_host(local, port)
+                assert shown != local
+                routed = hosts.route(shown, port)
+                assert routed == hosts.route(local, port)
+                assert ipaddress.ip_address(routed[0]).is_loopback
+    assert HostMap(overrides).route("183.230.40.40", 5684) == ("127.0.1.2", 40123)
+
+
+def test_addresses_no_carrier_host_routes_to_are_kept() -> None:
+    assert HostMap().carrier_host("10.1.2.3", 5684) == "10.1.2.3"
+    assert HostMap().carrier_host("127.0.0.1", 5683) == "127.0.0.1"
+    assert HostMap(carrier_defaults=False).carrier_host("127.0.1.2", 5684) == "127.0.1.2"
+    # A carrier host already, or a name: kept as given.
+    assert HostMap().carrier_host("183.230.40.149", 5684) == "183.230.40.149"
+    assert HostMap().carrier_host("nbiotacc.heclouds.com", 5684) == "nbiotacc.heclouds.com"
