@@ -29,7 +29,9 @@ Design choices:
 
 python-mbedtls quirks: the PSK identity must be given as ``str`` (it is UTF-8 encoded), so
 identities that are not valid UTF-8 are refused with ``ValueError``; ``read()`` concatenates
-records, so records are read one by one with ``readinto()``.
+records, so records are read one by one with ``readinto()``; a cipher suite name the mbedtls build
+does not know is silently left out of the ClientHello, so the tunnel refuses such names
+(``ValueError``) and offers exactly the suites it is given (a module model's row, manual §4.6).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ _MAX_STEPS = 64
 _MAX_RECORDS_PER_DATAGRAM = 16
 _READ_CHUNK = 16_384 + 2048
 _QUEUE_LIMIT = 32
+_AVAILABLE_CIPHERS = frozenset(tls.ciphers_available())
 
 
 class DtlsHandshakeError(Exception):
@@ -128,6 +131,9 @@ class DtlsClientTunnel:
         local_bind: Address = ("127.0.0.1", 0),
     ) -> None:
         self._server = server
+        unknown = [name for name in ciphers if name not in _AVAILABLE_CIPHERS]
+        if unknown or not ciphers:
+            raise ValueError(f"cipher suites this mbedtls build cannot offer: {unknown or 'none given'}")
         try:
             identity_text = identity.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from emulator.client.dtls import DtlsClientTunnel
 from emulator.module.basic import DEFAULT_IMEI, DEFAULT_IMSI
 from emulator.module.models import CBC_SHA256, CCM_8, MODELS
 from emulator.module.network import HostMap
@@ -71,6 +72,20 @@ async def send(module: EmulatedModule, line: str) -> None:
 def test_the_model_table_keeps_the_suites_the_manual_names() -> None:
     for model, suites in NAMED_IN_THE_MANUAL.items():
         assert MODELS[model].cipher_suites == suites
+
+
+def test_the_dtls_client_refuses_a_suite_it_could_not_offer_instead_of_leaving_it_out() -> None:
+    """python-mbedtls drops unknown names from the ClientHello without a word; a misspelt suite in
+    a model row would shrink the offer silently."""
+    with pytest.raises(ValueError, match="TLS-PSK-WITH-AES-128-CCM8"):
+        DtlsClientTunnel(
+            ("127.0.0.1", 5684),
+            b"id",
+            PSK,
+            ciphers=("TLS-PSK-WITH-AES-128-CBC-SHA256", "TLS-PSK-WITH-AES-128-CCM8"),
+        )
+    with pytest.raises(ValueError):
+        DtlsClientTunnel(("127.0.0.1", 5684), b"id", PSK, ciphers=())
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
