@@ -7,7 +7,9 @@
 * Echo (ATE0 / ATE1, default on): with an `echo_sink` the received bytes are echoed raw as they
   arrive; without one each complete line is echoed to the line sink before its response.
 * Dispatch: `parse_line` -> `CommandTable` -> bind the set-form parameters -> handler ->
-  information lines + the final result code rendered in the current AT+CMEE mode.
+  information lines + the final result code rendered in the current AT+CMEE mode. A test form
+  (`=?`) without a handler of its own answers the command's parameter list and ranges, from the
+  same signatures that bind the set form (`CommandSpec.parameter_lines`).
 * URCs raised while a command runs (e.g. `+MIPLEVENT` raised synchronously by AT+MIPLOPEN) are
   held back until the command's final result code is out, as on the real modules.
 
@@ -163,13 +165,11 @@ class AtEngine:
         handler = spec.handler(line.form)
         if handler is None:
             if line.form is Form.TEST:
-                return Reply()
+                return Reply(spec.parameter_lines())
             return Reply(result=spec.syntax_error())
         if line.form is Form.SET:
-            if spec.signature is None:
-                return Reply(result=spec.syntax_error())
-            bound = spec.signature.bind(line.args)
-            if not isinstance(bound, list):
+            bound = spec.bind(line.args)
+            if bound is None:
                 return Reply(result=spec.syntax_error())
             invocation = Invocation(line, bound)
         else:

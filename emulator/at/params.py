@@ -7,14 +7,20 @@ parsed arguments into Python values (int or str; None for an omitted optional pa
 MIPL commands).
 
 Integers are decimal, optionally signed; `IntParam(allow_hex=True)` also takes `0x...` (the
-manual's AT+MIPLNOTIFY `<flag>` values 0x200 / 0x400). `HexParam` is a string of hex digits of
-even length, quoted or not.
+manual's AT+MIPLNOTIFY `<flag>` values 0x200 / 0x400); `one_of` builds an `IntParam` of a set of
+values (AT+MIPLCFG `<platform>` 0, 1, 2, 3, 10). `StrParam(choices=...)` takes only those words
+(case-insensitive). `HexParam` is a string of hex digits of even length, quoted or not.
+
+`describe()` gives the test form's answer (manual §2.1 Table 2: `AT+<CMD>=?` "返回参数列表及参数值
+范围"), in the 3GPP TS 27.007 style: integers as their ranges `(0-3)`, `(0,1)`, `(0-2,0x200,0x400)`,
+word choices as `("platform")`, free strings and hex as the parameter's name `<host>`. It is drawn
+from the very fields `bind` validates with, so the answer and the validation cannot disagree.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from emulator.at.syntax import Arg
@@ -30,6 +36,10 @@ class IntParam:
     lo: int = 0
     hi: int = 65535
     allow_hex: bool = False
+    spans: tuple[tuple[int, int], ...] = ()  # when given, the allowed values (lo..hi is unused)
+
+    def allowed(self) -> tuple[tuple[int, int], ...]:
+        return self.spans or ((self.lo, self.hi),)
 
     def convert(self, arg: Arg) -> int | str:
         text = arg.text.strip()
@@ -39,9 +49,33 @@ class IntParam:
             value = int(text, 16)
         else:
             return f"{self.name}: not an integer"
-        if not self.lo <= value <= self.hi:
-            return f"{self.name}: {value} out of range {self.lo}..{self.hi}"
+        if not any(lo <= value <= hi for lo, hi in self.allowed()):
+            return f"{self.name}: {value} out of range {self.describe()}"
         return value
+
+    def describe(self) -> str:
+        return "(" + ",".join(self._span(lo, hi) for lo, hi in self.allowed()) + ")"
+
+    def _span(self, lo: int, hi: int) -> str:
+        def number(value: int) -> str:
+            return hex(value) if self.allow_hex and value > 0xFF else str(value)
+
+        if lo == hi:
+            return number(lo)
+        return f"{number(lo)}{',' if hi == lo + 1 else '-'}{number(hi)}"
+
+
+def one_of(name: str, values: Iterable[int], *, allow_hex: bool = False) -> IntParam:
+    """An integer parameter taking exactly `values` (runs of consecutive values become spans)."""
+    spans: list[tuple[int, int]] = []
+    for value in sorted(set(values)):
+        if spans and value == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], value)
+        else:
+            spans.append((value, value))
+    if not spans:
+        raise ValueError(f"{name}: no values")
+    return IntParam(name, spans[0][0], spans[-1][1], allow_hex, tuple(spans))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +83,7 @@ class StrParam:
     name: str
     max_len: int | None = None
     must_quote: bool = False
+    choices: tuple[str, ...] = ()  # when given, the only words taken (case-insensitive)
 
     def convert(self, arg: Arg) -> str:
         return arg.text
@@ -58,7 +93,14 @@ class StrParam:
             return f"{self.name}: must be quoted"
         if self.max_len is not None and len(arg.text) > self.max_len:
             return f"{self.name}: longer than {self.max_len}"
+        if self.choices and arg.text.lower() not in (c.lower() for c in self.choices):
+            return f"{self.name}: not one of {self.describe()}"
         return None
+
+    def describe(self) -> str:
+        if self.choices:
+            return "(" + ",".join(f'"{c}"' for c in self.choices) + ")"
+        return f"<{self.name}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +114,9 @@ class HexParam:
         if self.max_len is not None and len(arg.text) > self.max_len:
             return f"{self.name}: longer than {self.max_len}"
         return None
+
+    def describe(self) -> str:
+        return f"<{self.name}>"
 
 
 Param = IntParam | StrParam | HexParam
@@ -112,6 +157,10 @@ class Signature:
                     return ParamFault(problem)
                 values.append(arg.text)
         return values
+
+    def describe(self) -> str:
+        """The parameter list and value ranges, `(0-65535),<host>,(0-3)` (27.007 test form)."""
+        return ",".join(param.describe() for param in self.params)
 
 
 def sig(*params: Param, required: int | None = None) -> Signature:

@@ -2,13 +2,18 @@
 
 Data, not code: the module builds one `CommandSpec` per command of the manual and the engine
 dispatches on it. A form without a handler is a syntax error in the command's error style
-(`+CIS ERROR: 601` for MIPL commands, `+CME ERROR: 50` for 3GPP ones, `ERROR` for V.250 ones);
-a test form (`=?`) without a handler answers `OK`.
+(`+CIS ERROR: 601` for MIPL commands, `+CME ERROR: 50` for 3GPP ones, `ERROR` for V.250 ones).
+
+A set form has one signature, or several alternatives (AT+MIPLCFG's "platform" and "binding"
+forms, manual §4.1): the first that binds the arguments is used. A test form (`=?`) without a
+handler answers the parameter list and ranges of each signature, one line each
+(`+MIPLNMI: (0-65535),(0-2),(0,1)`), drawn from the signatures that validate the set form (manual
+§2.1 Table 2), and a bare `OK` for a command without parameters (as 3GPP TS 27.007 does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,7 +27,7 @@ from emulator.at.results import (
     Reply,
     Result,
 )
-from emulator.at.syntax import CommandLine, Form
+from emulator.at.syntax import Arg, CommandLine, Form
 
 ErrorStyle = Literal["cis", "cme", "plain"]
 
@@ -52,9 +57,26 @@ class CommandSpec:
     execute: Handler | None = None
     read: Handler | None = None
     set: Handler | None = None
-    signature: Signature | None = None
+    signature: Signature | tuple[Signature, ...] | None = None
     test: Handler | None = None
     errors: ErrorStyle = "cis"
+
+    def signatures(self) -> tuple[Signature, ...]:
+        if self.signature is None:
+            return ()
+        return self.signature if isinstance(self.signature, tuple) else (self.signature,)
+
+    def bind(self, args: Sequence[Arg]) -> list[Value] | None:
+        """The values of the first signature that takes `args`, else None."""
+        for signature in self.signatures():
+            bound = signature.bind(args)
+            if isinstance(bound, list):
+                return bound
+        return None
+
+    def parameter_lines(self) -> list[str]:
+        """The test form's answer: `+CMD: (range),(range),...` per signature."""
+        return [f"{self.name}: {signature.describe()}" for signature in self.signatures()]
 
     def handler(self, form: Form) -> Handler | None:
         return {Form.EXECUTE: self.execute, Form.READ: self.read, Form.SET: self.set, Form.TEST: self.test}[

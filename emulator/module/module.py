@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from emulator.at.engine import AtEngine, EchoSink, LineSink
-from emulator.at.params import HexParam, IntParam, Signature, StrParam, sig
+from emulator.at.params import HexParam, IntParam, Signature, StrParam, one_of, sig
 from emulator.at.results import (
     CIS_NOT_ALLOWED,
     CIS_NOT_REGISTERED,
@@ -102,6 +102,7 @@ AUTO_UPDATE_MIN_LIFETIME: Final = 60
 AUTO_UPDATE_LEAD: Final = 30
 MAX_LIFETIME: Final = 0x0FFFFFFF
 MIN_LIFETIME: Final = 15
+MIN_DTLS_NAT: Final = 60
 MAX_PSK_BYTES: Final = 16
 BLOCKWISE_THRESHOLD: Final = 1024
 RELEASE_AFTER_SEND: Final = 0x200
@@ -325,7 +326,7 @@ class Module:
                 signature=sig(
                     _REF,
                     u16("objid"),
-                    IntParam("result", 0, 255),
+                    one_of("result", {1}),
                     IntParam("length", 0, 4096),
                     StrParam("data", 4096),
                 ),
@@ -335,7 +336,10 @@ class Module:
                 set=self._open,
                 read=self._open_query,
                 signature=sig(
-                    _REF, IntParam("lifetime", 0, 2**31 - 1), IntParam("timeout", 1, 65535), required=2
+                    _REF,
+                    IntParam("lifetime", MIN_LIFETIME, MAX_LIFETIME),
+                    IntParam("timeout", 1, 65535),
+                    required=2,
                 ),
             ),
             CommandSpec(
@@ -357,7 +361,7 @@ class Module:
                     IntParam("len", 0, 65535),
                     StrParam("value", 2048),
                     IntParam("index", 0, 255),
-                    IntParam("flag", 0, 0xFFFF, allow_hex=True),
+                    one_of("flag", self._notify_flags(), allow_hex=True),
                     u16("ackid"),
                     IntParam("contentType", 0, 4),
                     required=10,
@@ -369,7 +373,7 @@ class Module:
                 signature=sig(
                     _REF,
                     u16("mid"),
-                    IntParam("result", 0, 255),
+                    one_of("result", self._allowed_results(READ_RESULTS)),
                     u16("objid"),
                     u16("insid"),
                     u16("resid"),
@@ -381,22 +385,18 @@ class Module:
                     required=3,
                 ),
             ),
-            CommandSpec("+MIPLWRITERSP", set=self._write_rsp, signature=self._rsp_signature()),
-            CommandSpec("+MIPLEXECUTERSP", set=self._execute_rsp, signature=self._rsp_signature()),
-            CommandSpec("+MIPLPARAMETERRSP", set=self._ack_rsp, signature=self._rsp_signature()),
-            CommandSpec("+MIPLOBSERVERSP", set=self._ack_rsp, signature=self._rsp_signature()),
+            CommandSpec("+MIPLWRITERSP", set=self._write_rsp, signature=self._rsp_signature(CHANGE_RESULTS)),
             CommandSpec(
-                "+MIPLCFG",
-                set=self._cfg,
-                signature=sig(
-                    StrParam("item", 16), _REF, IntParam("value", 0, 255), StrParam("extra", 128), required=3
-                ),
+                "+MIPLEXECUTERSP", set=self._execute_rsp, signature=self._rsp_signature(CHANGE_RESULTS)
             ),
+            CommandSpec("+MIPLPARAMETERRSP", set=self._ack_rsp, signature=self._rsp_signature(ACK_RESULTS)),
+            CommandSpec("+MIPLOBSERVERSP", set=self._ack_rsp, signature=self._rsp_signature(ACK_RESULTS)),
+            CommandSpec("+MIPLCFG", set=self._cfg, signature=self._cfg_signatures()),
             CommandSpec(
                 "+MIPLNMI",
                 set=self._nmi,
                 read=self._nmi_query,
-                signature=sig(_REF, IntParam("nnmi", 0, 2), IntParam("nsmi", 0, 1)),
+                signature=sig(_REF, IntParam("nnmi", 0, 2), IntParam("nsmi", 0, self._nsmi_max())),
             ),
             CommandSpec("+MIPLMGR", set=self._mgr, signature=sig(_REF)),
             CommandSpec("+MIPLQMGR", set=self._qmgr, signature=sig(_REF)),
@@ -405,14 +405,50 @@ class Module:
             ),
             CommandSpec("+MIPLDEVINFO", read=self._devinfo),
             CommandSpec(
-                "+MIPLDTLSNAT", set=self._dtls_nat, signature=sig(_REF, IntParam("timeout", 0, 2**31 - 1))
+                "+MIPLDTLSNAT",
+                set=self._dtls_nat,
+                signature=sig(_REF, IntParam("timeout", spans=((0, 0), (MIN_DTLS_NAT, 2**31 - 1)))),
             ),
             CommandSpec("+MIPLLTRDP", execute=self._ltrdp),
         ]
 
-    @staticmethod
-    def _rsp_signature() -> Signature:
-        return sig(_REF, IntParam("mid", 0, _U16), IntParam("result", 0, 255))
+    def _rsp_signature(self, results: frozenset[int]) -> Signature:
+        return sig(_REF, IntParam("mid", 0, _U16), one_of("result", self._allowed_results(results)))
+
+    def _notify_flags(self) -> set[int]:
+        """AT+MIPLNOTIFY `<flag>`: 1 first, 2 middle, 0 last (§3.9); 0x200 / 0x400 release the RRC
+        connection (§3.9 footnote 3) except where the model rejects them."""
+        release = (
+            set()
+            if self.caps.release_flags is ReleaseFlags.REJECTED
+            else {RELEASE_AFTER_SEND, RELEASE_AFTER_ACK}
+        )
+        return {0, 1, 2} | release
+
+    def _nsmi_max(self) -> int:
+        """AT+MIPLNMI `<nsmi>` 1 only where the model has send reports (§4.2 note)."""
+        return 0 if self.caps.nsmi is NsmiStyle.UNSUPPORTED else 1
+
+    def _cfg_signatures(self) -> tuple[Signature, ...]:
+        """The three set forms of AT+MIPLCFG (§4.1 syntax table): "platform" with `<pattern>` 0-4,
+        "platform" 10 with `<epname>`, "binding" with `<binding_mode>`; `<platform>` as the model
+        has it (§4.1 footnote 7)."""
+        platform, binding = StrParam("item", choices=("platform",)), StrParam("item", choices=("binding",))
+        forms = [
+            sig(
+                platform,
+                _REF,
+                one_of("platform", self.caps.platforms - {CUSTOM}),
+                IntParam("pattern", 0, 4),
+                required=3,
+            ),
+            sig(binding, _REF, one_of("binding_mode", BINDINGS)),
+        ]
+        if CUSTOM in self.caps.platforms:
+            forms.insert(
+                1, sig(platform, _REF, one_of("platform", {CUSTOM}), StrParam("epname", 128), required=3)
+            )
+        return tuple(forms)
 
     # ------------------------------------------------------------------ create / delete
 
@@ -546,11 +582,11 @@ class Module:
         `<length>` the length of `<data>` ("5500;5501;5750" is 14). Answers OK only, as the example
         (the syntax table's "+MIPLCREATE: <ref>" is a copy slip of the manual)."""
         device = self._device(inv.number(0))
-        _ref, objid, result, length, data = inv.values
+        _ref, objid, _result, length, data = inv.values
         if device is None or objid not in device.objects:
             return _err(CIS_RESOURCE)
         assert isinstance(data, str) and isinstance(objid, int)
-        if result != 1 or length != len(data):
+        if length != len(data):
             return _err(CIS_SYNTAX)
         parts = [p for p in data.split(";")] if data else []
         if any(not p.isdigit() or int(p) > _U16 for p in parts):
@@ -568,8 +604,6 @@ class Module:
             return _err(CIS_RESOURCE)
         lifetime = inv.number(1) or 0
         timeout = inv.number(2, DEFAULT_OPEN_TIMEOUT) or DEFAULT_OPEN_TIMEOUT
-        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
-            return _err(CIS_SYNTAX)
         if device.state is not State.CREATED:
             return _err(CIS_NOT_ALLOWED)
         if device.dtls and device.platform not in self.caps.dtls_platforms:
@@ -703,45 +737,30 @@ class Module:
 
     def _cfg(self, inv: Invocation) -> Reply:
         """AT+MIPLCFG="platform",<ref>,<platform>[,<pattern>|<epname>] / "binding",<ref>,<mode>
-        (§4.1). Only before AT+MIPLOPEN (651 after)."""
+        (§4.1; the forms and ranges are `_cfg_signatures`). Only before AT+MIPLOPEN (651 after)."""
         item = str(inv.values[0]).lower()
         device = self._device(inv.number(1))
         value = inv.number(2) or 0
-        extra = inv.text(3)
-        if item not in ("platform", "binding"):
-            return _err(CIS_SYNTAX)
         if device is None:
             return _err(CIS_RESOURCE)
         if device.state is not State.CREATED:
             return _err(CIS_NOT_ALLOWED)
         if item == "binding":
-            if value not in BINDINGS or extra is not None:
-                return _err(CIS_SYNTAX)
             device.binding_mode = value
             return Reply()
-        if value not in self.caps.platforms:
-            return _err(CIS_SYNTAX)
-        pattern, epname = 0, None
-        if extra is not None:
-            if value == CUSTOM:
-                epname = extra
-            elif extra.isdigit() and int(extra) <= 4:
-                pattern = int(extra)
-            else:
-                return _err(CIS_SYNTAX)
+        extra = inv.values[3] if len(inv.values) > 3 else None
+        pattern = extra if isinstance(extra, int) else 0
+        epname = extra if isinstance(extra, str) else None
         device.platform, device.pattern, device.epname = value, pattern, epname
         return Reply()
 
     def _nmi(self, inv: Invocation) -> Reply:
         """AT+MIPLNMI=<ref>,<nnmi>,<nsmi> (§4.2); `<nsmi>`=1 is refused where the model has no
-        send reports (601)."""
+        send reports (601, `_nsmi_max`)."""
         device = self._device(inv.number(0))
         if device is None:
             return _err(CIS_RESOURCE)
-        nsmi = inv.number(2) or 0
-        if nsmi and self.caps.nsmi is NsmiStyle.UNSUPPORTED:
-            return _err(CIS_SYNTAX)
-        device.nnmi, device.nsmi = inv.number(1) or 0, nsmi
+        device.nnmi, device.nsmi = inv.number(1) or 0, inv.number(2) or 0
         return Reply()
 
     def _nmi_query(self, _inv: Invocation) -> Reply:
@@ -761,14 +780,11 @@ class Module:
         return Reply()
 
     def _dtls_nat(self, inv: Invocation) -> Reply:
-        """AT+MIPLDTLSNAT=<ref>,<timeout>: 0 (off) or at least 60 s (§4.8)."""
+        """AT+MIPLDTLSNAT=<ref>,<timeout>: 0 (off) or at least 60 s (§4.8, in the signature)."""
         device = self._device(inv.number(0))
-        timeout = inv.number(1) or 0
         if device is None:
             return _err(CIS_RESOURCE)
-        if 0 < timeout < 60:
-            return _err(CIS_SYNTAX)
-        device.dtls_nat = timeout
+        device.dtls_nat = inv.number(1) or 0
         return Reply()
 
     def _devinfo(self, _inv: Invocation) -> Reply:
@@ -805,13 +821,9 @@ class Module:
         assert isinstance(flag, int) and isinstance(type_, int) and isinstance(mid, int)
         release = Release.NONE
         if flag in (RELEASE_AFTER_SEND, RELEASE_AFTER_ACK):
-            if self.caps.release_flags is ReleaseFlags.REJECTED:
-                return _err(CIS_SYNTAX)
             if self.caps.release_flags is ReleaseFlags.SUPPORTED and not device.dtls:
                 release = Release.AFTER_SEND if flag == RELEASE_AFTER_SEND else Release.AFTER_ACK
             flag = FLAG_LAST
-        if flag not in (0, 1, 2):
-            return _err(CIS_SYNTAX)
         if self.caps.nsmi is NsmiStyle.M5311 and device.nsmi and mid == 0:
             return _err(CIS_SYNTAX)
         at_type = AtType(type_)
@@ -897,8 +909,6 @@ class Module:
         if isinstance(op, Reply):
             return op
         result = inv.number(2)
-        if result not in self._allowed_results(READ_RESULTS):
-            return _err(CIS_SYNTAX)
         if result != 1:
             self._resolve(op, ReadResult(RESULT_CODES[result]))
             return Reply()
@@ -934,19 +944,15 @@ class Module:
         if isinstance(op, Reply):
             return op
         result = inv.number(2)
-        if result not in self._allowed_results(CHANGE_RESULTS):
-            return _err(CIS_SYNTAX)
+        assert result is not None
         self._resolve(op, RESULT_CODES[result])
         return Reply()
 
     def _ack_rsp(self, inv: Invocation) -> Reply:
         """AT+MIPLPARAMETERRSP / AT+MIPLOBSERVERSP: the module already answered the platform
         (§3.17, §3.19 notes), so a well-formed answer is accepted and changes nothing."""
-        device = self._device(inv.number(0))
-        if device is None:
+        if self._device(inv.number(0)) is None:
             return _err(CIS_RESOURCE)
-        if inv.number(2) not in self._allowed_results(ACK_RESULTS):
-            return _err(CIS_SYNTAX)
         return Reply()
 
     def _resolve(self, op: PendingOperation, outcome: object) -> None:

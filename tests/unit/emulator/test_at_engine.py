@@ -19,7 +19,7 @@ from emulator.at import (
     on_bytes,
     parse_line,
 )
-from emulator.at.params import sig
+from emulator.at.params import one_of, sig
 from emulator.at.results import CisError
 
 
@@ -138,8 +138,16 @@ def test_cmee_selects_plain_numeric_or_verbose_errors() -> None:
 
 def test_unknown_commands_and_garbage_answer_plain_error() -> None:
     engine, lines = make_engine(echo=False)
-    engine.feed(b"AT+NOPE\rhello\rAT+TEST=?\r")
-    assert lines == ["ERROR", "ERROR", "OK"]
+    engine.feed(b"AT+NOPE\rhello\rAT+NOPE=?\r")
+    assert lines == ["ERROR", "ERROR", "ERROR"]
+
+
+def test_the_test_form_answers_the_parameter_list_and_ranges_of_the_signature() -> None:
+    """Manual §2.1 Table 2: "测试命令 AT+<CMD>=? 返回参数列表及参数值范围"; a command without
+    parameters answers OK alone."""
+    engine, lines = make_engine(echo=False)
+    engine.feed(b"AT+TEST=?\rAT+FAIL=?\r")
+    assert lines == ["+TEST: (0-10),<b>,<c>", "OK", "OK"]
 
 
 def test_a_handler_that_raises_answers_unknown_error_instead_of_raising() -> None:
@@ -179,3 +187,17 @@ def test_on_bytes_gives_a_line_sink_that_writes_framed_bytes() -> None:
     sink = on_bytes(out.append)
     sink("OK")
     assert out == [b"\r\nOK\r\n"]
+
+
+def test_parameter_ranges_are_described_as_they_are_validated() -> None:
+    flag = one_of("flag", {0, 1, 2, 0x200, 0x400}, allow_hex=True)
+    assert flag.describe() == "(0-2,0x200,0x400)"
+    assert [flag.convert(Arg(t)) for t in ("2", "0x200", "1024")] == [2, 0x200, 0x400]
+    assert isinstance(flag.convert(Arg("3")), str) and isinstance(flag.convert(Arg("0x300")), str)
+    assert one_of("platform", {0, 1, 2, 3, 10}).describe() == "(0-3,10)"
+    assert IntParam("enable", 0, 1).describe() == "(0,1)"
+    assert IntParam("timeout", spans=((0, 0), (60, 120))).describe() == "(0,60-120)"
+    item = StrParam("item", choices=("platform",))
+    assert item.describe() == '("platform")'
+    assert item.check(Arg("PLATFORM", quoted=True)) is None and item.check(Arg("binding")) is not None
+    assert sig(IntParam("a", 0, 10), StrParam("b"), HexParam("c")).describe() == "(0-10),<b>,<c>"

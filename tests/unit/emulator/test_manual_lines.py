@@ -86,3 +86,82 @@ def test_addresses_no_carrier_host_routes_to_are_kept() -> None:
     # A carrier host already, or a name: kept as given.
     assert HostMap().carrier_host("183.230.40.149", 5684) == "183.230.40.149"
     assert HostMap().carrier_host("nbiotacc.heclouds.com", 5684) == "nbiotacc.heclouds.com"
+
+
+# --- Chapter 2, Table 2: AT+<CMD>=? ------------------------------------------------------------------
+
+# §2.1 Table 2, line 205: "测试命令	AT+<CMD>=?	返回参数列表及参数值范围"
+
+
+def mipl_commands(h: Harness) -> list[str]:
+    return [name for name in h.module.engine.table.names() if name.startswith("+MIPL")]
+
+
+@pytest.mark.parametrize("model", ALL_MODELS)
+def test_every_mipl_test_form_answers_the_parameters_its_set_form_validates(model: str) -> None:
+    h = Harness(model)
+    for name in mipl_commands(h):
+        spec = h.module.engine.table.get(name)
+        assert spec is not None
+        answer = h.send(f"AT{name}=?")
+        assert answer[-1] == "OK", name
+        assert answer[:-1] == [f"{name}: {signature.describe()}" for signature in spec.signatures()], name
+        if spec.set is not None:
+            assert answer[:-1], f"{name} has a set form: its test form lists its parameters"
+            assert all(re.fullmatch(rf"\{name}: [^ ]+", line) for line in answer[:-1]), answer
+
+
+def test_test_forms_print_the_ranges_of_the_manual() -> None:
+    h = Harness("MN316")
+    # §3.5 line 350: <result> "保留，应设置为1".
+    assert h.send("AT+MIPLDISCOVERRSP=?") == [
+        "+MIPLDISCOVERRSP: (0-65535),(0-65535),(1),(0-4096),<data>",
+        "OK",
+    ]
+    # §3.6: <lifetime> in seconds (15 s ... 0x0FFFFFFF, platforms.md), <timeout> optional.
+    assert h.send("AT+MIPLOPEN=?") == ["+MIPLOPEN: (0-65535),(15-268435455),(1-65535)", "OK"]
+    # §4.1: the three set forms of the syntax table; <platform> 0-3, 10; <pattern> 0-4.
+    assert h.send("AT+MIPLCFG=?") == [
+        '+MIPLCFG: ("platform"),(0-65535),(0-3),(0-4)',
+        '+MIPLCFG: ("platform"),(0-65535),(10),<epname>',
+        '+MIPLCFG: ("binding"),(0-65535),(0-2)',
+        "OK",
+    ]
+    # §4.2: <nnmi> 0-2, <nsmi> 0/1.
+    assert h.send("AT+MIPLNMI=?") == ["+MIPLNMI: (0-65535),(0-2),(0,1)", "OK"]
+    # §4.8 line 1295: "设置间隔时间不能低于60s" (0 turns it off).
+    assert h.send("AT+MIPLDTLSNAT=?") == ["+MIPLDTLSNAT: (0-65535),(0,60-2147483647)", "OK"]
+    # §3.9 footnote 3: <flag> 0x200 / 0x400 beside 0, 1, 2.
+    (notify, _ok) = h.send("AT+MIPLNOTIFY=?")
+    assert ",<value>,(0-255),(0-2,0x200,0x400),(0-65535),(0-4)" in notify
+    # §4.7: a read command only; §4.6: <flag> bits 0 and 1, <psk_encode> 0/1.
+    assert h.send("AT+MIPLDEVINFO=?") == ["OK"]
+    assert h.send("AT+MIPLCREATEEX=?") == ["+MIPLCREATEEX: <host>,(0-3),<authcode>,<PSK>,<PSKID>,(0,1)", "OK"]
+
+
+@pytest.mark.parametrize("model", ["ML305A", "ML307A", "ML307R"])
+def test_test_forms_follow_the_model_row_where_the_manual_narrows_a_range(model: str) -> None:
+    h = Harness(model)
+    # §4.2 line 1103: "ML305A/ML307A/ML307R不支持发送消息上报功能" -> <nsmi> 0 only.
+    assert h.send("AT+MIPLNMI=?") == ["+MIPLNMI: (0-65535),(0-2),(0)", "OK"]
+    h.send("AT+MIPLCREATE")
+    assert h.send("AT+MIPLNMI=0,0,1") == ["+CIS ERROR: 601"]
+    # §4.1 footnote 7: no Yanfei (2) on ML305A/ML307A/ML307R.
+    assert h.send("AT+MIPLCFG=?")[0] == '+MIPLCFG: ("platform"),(0-65535),(0,1),(0-4)'
+    # §3.9 footnote 3: no release flags.
+    (notify, _ok) = h.send("AT+MIPLNOTIFY=?")
+    assert ",<value>,(0-255),(0-2),(0-65535),(0-4)" in notify
+
+
+@pytest.mark.parametrize("model", ALL_MODELS)
+def test_test_forms_of_optional_commands_answer_error_on_models_without_them(model: str) -> None:
+    h = Harness(model)
+    # §4.5 line 1227: "仅MN318/ML305A/ML307A/ML307R支持该命令".
+    expected = (
+        ["+MIPLUPDATESET: (0-65535),(0,1)", "OK"]
+        if model in ("MN318", "ML305A", "ML307A", "ML307R")
+        else ["ERROR"]
+    )
+    assert h.send("AT+MIPLUPDATESET=?") == expected
+    # §4.9 line 1370: "该命令仅适用于M5310-A模组" (an execute command: no parameters to list).
+    assert h.send("AT+MIPLLTRDP=?") == (["OK"] if model == "M5310-A" else ["ERROR"])
