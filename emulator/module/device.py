@@ -32,6 +32,17 @@ AUTO_ACK_WRITES: Final[dict[int, frozenset[Path]]] = {
 }
 
 
+# How +MIPLWRITE prints opaque data written to a resource whose type the MCU never declared (by
+# AT+MIPLNOTIFY or AT+MIPLREADRSP), per platform. The rule is the §3.12 note (manual line 717):
+# "未申明过类型的值将默认以16进制字符串类型打印" -> type 6, hex string; the Huawei downlink of §5.6
+# (line 1812) prints it so: `+MIPLWRITE: 0,23550,19,1,0,6,8,05010203,0`. The CTWing downlink of
+# §5.3 (line 1635) prints the platform's opaque data as type 2 instead:
+# `+MIPLWRITE: 0,24265,19,1,0,2,8,34353637,0`, so CTWing keeps the opaque type. Other undeclared
+# values (text, numbers) print as hex strings on every platform.
+UNDECLARED_OPAQUE_TYPE: Final[dict[int, AtType]] = {CTWING: AtType.OPAQUE}
+DEFAULT_UNDECLARED_TYPE: Final = AtType.HEX_STRING
+
+
 class State(Enum):
     CREATED = "created"
     OPENING = "opening"

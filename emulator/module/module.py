@@ -54,10 +54,12 @@ from emulator.module.device import (
     AUTO_ACK_WRITES,
     BINDINGS,
     CUSTOM,
+    DEFAULT_UNDECLARED_TYPE,
     DEVICE_OBJECT,
     MONITOR_OBJECT,
     ONENET,
     REF,
+    UNDECLARED_OPAQUE_TYPE,
     Device,
     ObjectEntry,
     State,
@@ -1067,9 +1069,10 @@ class Module:
             return CoapCode.BAD_REQUEST
         mid = self._next_mid()
         lines: list[str] = []
+        undeclared = UNDECLARED_OPAQUE_TYPE.get(device.platform, DEFAULT_UNDECLARED_TYPE)
         for n, (vpath, value, rtype) in enumerate(values):
             o, i, r = vpath.ids[:3]
-            at_type, text = format_for_write(value, device.declared.get((o, i, r)), rtype)
+            at_type, text = format_for_write(value, device.declared.get((o, i, r)), rtype, undeclared)
             flag = 0 if n == len(values) - 1 else (1 if n == 0 else 2)
             lines.append(f"+MIPLWRITE: {REF},{mid},{o},{i},{r},{int(at_type)},{len(text)},{text},{flag}")
         size = sum(value_size(v) for _p, v, _t in values)

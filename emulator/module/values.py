@@ -125,13 +125,17 @@ def _as_bytes(value: Value) -> bytes:
 
 
 def format_for_write(
-    value: Value, declared: AtType | None, written_as: ResourceType | None = None
+    value: Value,
+    declared: AtType | None,
+    written_as: ResourceType | None = None,
+    undeclared_opaque: AtType = AtType.HEX_STRING,
 ) -> tuple[AtType, str]:
     """How +MIPLWRITE prints a written value: as the type the MCU declared for the resource
-    (by AT+MIPLNOTIFY / AT+MIPLREADRSP), else as a hex string (manual §3.12 note) — typed opaque
-    when the platform wrote opaque data, as the CTWing downlink of manual §5.3 shows
-    (`+MIPLWRITE: 0,24265,19,1,0,2,8,34353637,0`)."""
-    if declared is None and written_as is ResourceType.OPAQUE:
+    (by AT+MIPLNOTIFY / AT+MIPLREADRSP), else as a hex string (manual §3.12 note) — except opaque
+    data the platform wrote, printed as `undeclared_opaque` (the platform's rule: opaque on
+    CTWing, as manual §5.3 prints `+MIPLWRITE: 0,24265,19,1,0,2,8,34353637,0`; see
+    `emulator.module.device.UNDECLARED_OPAQUE_TYPE`)."""
+    if declared is None and written_as is ResourceType.OPAQUE and undeclared_opaque is AtType.OPAQUE:
         return AtType.OPAQUE, _as_bytes(value).hex().upper()
     if declared is None or declared is AtType.HEX_STRING:
         return AtType.HEX_STRING, _as_bytes(value).hex().upper()

@@ -4,14 +4,22 @@ number of the manual's text as shipped with the project's reference copy)."""
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import re
+from importlib import resources
 
 import pytest
 
+from emulator.module import device as device_module
+from emulator.module.device import CTWING, HUAWEI, UNDECLARED_OPAQUE_TYPE, YANFEI
 from emulator.module.models import MODELS
 from emulator.module.network import CARRIER_HOSTS, HostMap
-from tests.unit.emulator.harness import Harness
+from emulator.module.values import AtType
+from lwm2m.node import SingleResource
+from lwm2m.numbers import CoapCode, ResourceType
+from lwm2m.path import Path
+from tests.unit.emulator.harness import Harness, normalise
 
 ALL_MODELS = sorted(MODELS)
 
@@ -165,3 +173,91 @@ def test_test_forms_of_optional_commands_answer_error_on_models_without_them(mod
     assert h.send("AT+MIPLUPDATESET=?") == expected
     # §4.9 line 1370: "该命令仅适用于M5310-A模组" (an execute command: no parameters to list).
     assert h.send("AT+MIPLLTRDP=?") == (["OK"] if model == "M5310-A" else ["ERROR"])
+
+
+# --- §5.3 / §5.6: the object 19 downlink of a value the MCU never declared -----------------------------
+
+# §5.3, line 1635 (CTWing) and §5.6, line 1812 (Huawei Cloud IoTDA).
+MANUAL_5_3_DOWNLINK = "+MIPLWRITE: 0,24265,19,1,0,2,8,34353637,0"
+MANUAL_5_6_DOWNLINK = "+MIPLWRITE: 0,23550,19,1,0,6,8,05010203,0"
+
+
+def appdata_registered(model: str, host: str, platform: int) -> Harness:
+    """§5.3 / §5.6 lines 1604-1611 / 1783-1790: create, platform, object 19, open."""
+    h = Harness(model)
+    assert h.send(f'AT+MIPLCREATEEX="{host}",0') == ["+MIPLCREATEEX: 0", "OK"]
+    assert h.send(f'AT+MIPLCFG="platform",0,{platform}') == ["OK"]
+    assert h.send('AT+MIPLADDOBJ=0,19,2,"11",0,0') == ["OK"]
+    assert h.send('AT+MIPLDISCOVERRSP=0,19,1,3,"1;0"') == ["OK"]
+    assert h.send("AT+MIPLOPEN=0,3000,30")[-1] == "+MIPLEVENT: 0,6"
+    return h
+
+
+async def downlink(h: Harness, data: bytes) -> list[str]:
+    """The platform's PUT /19/1/0 (octet-stream); the module acknowledges it itself."""
+    code = await h.module.write(Path(19, 1, 0), SingleResource(0, data, ResourceType.OPAQUE), True)
+    assert code is CoapCode.CHANGED
+    return h.new()
+
+
+@pytest.mark.parametrize("model", [m for m in ALL_MODELS if CTWING in MODELS[m].platforms])
+async def test_ctwing_downlink_of_undeclared_data_prints_type_2_as_manual_5_3(model: str) -> None:
+    h = appdata_registered(model, "221.229.214.202:5683", CTWING)
+    (line,) = await downlink(h, bytes.fromhex("34353637"))
+    assert normalise(line) == normalise(MANUAL_5_3_DOWNLINK)
+
+
+@pytest.mark.parametrize("model", [m for m in ALL_MODELS if HUAWEI in MODELS[m].platforms])
+async def test_huawei_downlink_of_undeclared_data_prints_type_6_as_manual_5_6(model: str) -> None:
+    h = appdata_registered(model, "iot-coaps.cn-north-4.myhuaweicloud.com", HUAWEI)
+    (line,) = await downlink(h, bytes.fromhex("05010203"))
+    assert normalise(line) == normalise(MANUAL_5_6_DOWNLINK)
+
+
+def test_the_decision_and_its_source_are_in_the_platform_table() -> None:
+    source = inspect.getsource(device_module)
+    assert UNDECLARED_OPAQUE_TYPE == {CTWING: AtType.OPAQUE}
+    for quoted in (MANUAL_5_3_DOWNLINK, MANUAL_5_6_DOWNLINK, "未申明过类型的值将默认以16进制字符串类型打印"):
+        assert quoted.split(",", 1)[-1] in source
+
+
+# --- §5.5 / §5.6: the manual's typo AT+MIPDELETE=0 ------------------------------------------------------
+
+# §5.5, line 1770 and §5.6, line 1835: "AT+MIPDELETE=0 //删除本地通信实例" (for AT+MIPLDELETE=0).
+TYPO = "AT+MIPDELETE=0"
+
+
+# The flows and the models they apply to (§4.1 footnote 7: no Yanfei on ML305A/ML307A/ML307R;
+# §5.6 note: not for ML305A/ML307A/ML307R).
+TYPO_FLOWS = [
+    ("5.5-yanfei", "dmp-coap.cuiot.cn:5683", YANFEI),
+    ("5.6-huawei", "iot-coaps.cn-north-4.myhuaweicloud.com", HUAWEI),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "flow", "host", "platform"),
+    [(m, *flow) for flow in TYPO_FLOWS for m in ALL_MODELS if flow[2] in MODELS[m].platforms],
+)
+def test_the_manual_typo_mipdelete_answers_error_and_deletes_nothing(
+    model: str, flow: str, host: str, platform: int
+) -> None:
+    h = Harness(model)
+    h.send(f'AT+MIPLCREATEEX="{host}",0')
+    assert h.send(f'AT+MIPLCFG="platform",0,{platform}') == ["OK"]
+    assert h.send("AT+MIPLOPEN=0,3000,30")[-1] == "+MIPLEVENT: 0,6"
+    assert h.send("AT+MIPLCLOSE=0") == ["OK", "+MIPLEVENT: 0,15"]
+    assert h.send(TYPO) == ["ERROR"]
+    assert h.send("AT+MIPDELETE=?") == ["ERROR"]
+    assert h.send("AT+MIPLDEVINFO?")[-1] == "OK", "the device instance is still there"
+    assert h.send("AT+MIPLDELETE=0") == ["OK"]
+
+
+@pytest.mark.parametrize("flow", ["5.5-yanfei", "5.6-huawei"])
+def test_the_flows_send_the_corrected_command_with_a_comment_naming_the_typo(flow: str) -> None:
+    text = (resources.files("emulator.scenarios") / "flows" / f"{flow}.txt").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert TYPO not in [line.removeprefix("send ").strip() for line in lines if line.startswith("send")]
+    (index,) = [i for i, line in enumerate(lines) if line == "send AT+MIPLDELETE=0"]
+    comment = " ".join(line for line in lines[index - 2 : index] if line.startswith("#"))
+    assert f'"{TYPO}"' in comment and f"§{flow[:3]}" in comment
