@@ -4,8 +4,9 @@ ports 5683 / 5684 (here at loopback addresses of the test's own, `PrivateCloud`)
 bootstrap server and the HTTP API. The carrier host names of the scripts resolve through the
 cloud's host map, the devices are provisioned through the HTTP API as a carrier console would,
 and the `do` steps go through the HTTP API with the very actions `testbed scenario --api` uses.
-One more test runs `testbed up` and `testbed scenario FLOW --api ...` as processes (5.1, and the
-DTLS flows 5.2 and 5.4, whose `do psk` step changes the device's PSK through the API).
+One more test runs `testbed up` and `testbed scenario FLOW --api ...` as processes, for each of
+the seven chapter-5 flows (the DTLS flows 5.2 and 5.4 change the device's PSK through the API in
+their `do psk` step).
 
 Each flow gets its own IMEI, so one cloud serves them all (its start is the slow part)."""
 
@@ -350,11 +351,28 @@ def run_testbed_scenario(flow: str, imei: str, imsi: str, base_url: str, api_key
     return result.stdout
 
 
-def test_testbed_scenario_runs_the_flows_against_testbed_up(testbed_up: tuple[str, str]) -> None:
-    """Manual §5.1, §5.2 and §5.4 literally: `testbed up`, devices created through its HTTP API,
-    then `testbed scenario FLOW --api ... --api-key ...` as a user runs it; exit code 0. In the
-    DTLS flows the `do psk` step sets the OneNET access PSK (§5.2) and the CTWing hex PSK (§5.4)
-    through the API, between the two parts of the flow."""
+# Registrations each chapter-5 flow makes: §5.2 bootstrap, direct and API-PSK access; §5.4 the
+# string-PSK and the hex-PSK login; the others one login.
+LOGINS: dict[str, int] = {
+    "5.1-onenet": 1,
+    "5.2-onenet-dtls": 3,
+    "5.3-ctwing": 1,
+    "5.4-ctwing-dtls": 2,
+    "5.5-yanfei": 1,
+    "5.6-huawei": 1,
+    "5.7-huawei-dtls": 1,
+}
+
+
+def test_logins_cover_every_chapter_5_flow() -> None:
+    assert set(LOGINS) == {name for name in flow_names() if name.startswith("5.")}
+
+
+def test_testbed_scenario_runs_every_chapter_5_flow_against_testbed_up(testbed_up: tuple[str, str]) -> None:
+    """Manual §5.1-§5.7 literally: `testbed up`, devices created through its HTTP API, then
+    `testbed scenario FLOW --api ... --api-key ...` as a user runs it, for each of the seven
+    flows; exit code 0 each time. In the DTLS flows the `do psk` step sets the OneNET access PSK
+    (§5.2) and the CTWing hex PSK (§5.4) through the API, between the two parts of the flow."""
     base_url, api_key = testbed_up
     with httpx.Client(base_url=base_url, headers={"api-key": api_key}, timeout=15.0) as http:
         products: dict[str, str] = {}
@@ -376,15 +394,15 @@ def test_testbed_scenario_runs_the_flows_against_testbed_up(testbed_up: tuple[st
             assert device.status_code == 200, device.text
             return imei, imsi, int(device.json()["id"])
 
-        imei, imsi, device_id = provision("5.1-onenet")
-        run_testbed_scenario("5.1-onenet", imei, imsi, base_url, api_key)
-        # The platform side of the flow happened in `testbed up`: the notify was stored.
-        points = http.get(f"/api/v1/devices/{device_id}/datapoints").json()
-        assert any(p["path"] == "/3200/0/5750" and p["value"] == "abcd" for p in points["items"]), points
-
-        for flow, logins in (("5.2-onenet-dtls", 3), ("5.4-ctwing-dtls", 2)):
+        for flow, logins in LOGINS.items():
             imei, imsi, device_id = provision(flow)
             run_testbed_scenario(flow, imei, imsi, base_url, api_key)
+            # The platform side of the flow happened in `testbed up`.
             events = http.get(f"/api/v1/devices/{device_id}/events", params={"limit": 1000}).json()
             registered = [e for e in events["items"] if e["kind"] == "registration.registered"]
-            assert len(registered) == logins, events
+            assert len(registered) == logins, (flow, events)
+            if flow == "5.1-onenet":
+                points = http.get(f"/api/v1/devices/{device_id}/datapoints").json()
+                assert any(p["path"] == "/3200/0/5750" and p["value"] == "abcd" for p in points["items"]), (
+                    points
+                )
