@@ -261,3 +261,15 @@ def test_the_flows_send_the_corrected_command_with_a_comment_naming_the_typo(flo
     (index,) = [i for i, line in enumerate(lines) if line == "send AT+MIPLDELETE=0"]
     comment = " ".join(line for line in lines[index - 2 : index] if line.startswith("#"))
     assert f'"{TYPO}"' in comment and f"§{flow[:3]}" in comment
+
+
+def test_3gpp_test_forms_come_from_the_same_signatures() -> None:
+    """3GPP TS 27.007: AT+CFUN=? lists <fun> 0, 1, 4 and <rst> 0/1, and the set form takes
+    exactly those."""
+    h = Harness("MN316")
+    assert h.send("AT+CFUN=?") == ["+CFUN: (0,1,4),(0,1)", "OK"]
+    assert h.send("AT+CFUN=2") == ["+CME ERROR: 50"]
+    assert h.send("AT+CGATT=?") == ["+CGATT: (0,1)", "OK"]
+    assert h.send("AT+CEREG=?") == ["+CEREG: (0-5)", "OK"]
+    assert h.send("AT+CGSN=?") == ["+CGSN: (0,1)", "OK"]
+    assert h.send("AT+CSQ=?") == ["+CSQ: (0-31,99),(0-7,99)", "OK"]
