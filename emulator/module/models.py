@@ -14,7 +14,9 @@ a model name. Sources, by field:
   (2); *(inferred)* the Huawei (3) and CTWing-DTLS examples "do not apply" to them, read here as
   no Huawei platform and DTLS on OneNET only.
 * `cipher_suites` (§4.6 note): MN316/MN316-S/MN316A/MN318/MN326 AES_128_CBC_SHA256; MN319 also
-  AES_128_CCM_8. *(inferred)* The ML and M53xx models, not named, get AES_128_CBC_SHA256.
+  AES_128_CCM_8. *(inferred)* The ML and M53xx models, not named, get AES_128_CBC_SHA256. The
+  ClientHello offers exactly these, in this order (the DTLS client refuses a name it could not
+  offer rather than leave it out).
 * `content_type_keeps_value` (§3.9 footnote 4): on MN319/MN316A `<contentType>` does not change
   `<value>`; elsewhere `<contentType>`=2 (OPAQUE) sends a string value as opaque bytes.
 * `result_codes` (platforms.md): ML307 adds 16 -> 2.31, 17 -> 4.08, 18 -> 4.13, 19 -> 4.15.
