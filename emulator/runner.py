@@ -23,6 +23,7 @@ from pathlib import Path as FsPath
 from emulator.at.framing import ByteFramer
 from emulator.module.basic import DEFAULT_IMEI, DEFAULT_IMSI
 from emulator.module.clock import AsyncioScheduler
+from emulator.module.fota import FotaFaults
 from emulator.module.module import Module
 from emulator.module.network import AiocoapClientPort, HostMap, port_factory
 from emulator.transcript import TranscriptWriter, open_transcript
@@ -48,8 +49,13 @@ class EmulatedModule:
         request_timeout: float = 10.0,
         echo: bool = True,
         transcript: str | FsPath | TranscriptWriter | None = None,
+        fota_faults: FotaFaults | None = None,
     ) -> None:
         self.model_name = model
+        self.fota_faults = fota_faults
+        # The MCU's login commands, typed again whenever the module prints its power-on lines
+        # (after a firmware update's reboot): `remember_login()`.
+        self.login_lines: list[str] = []
         self.imei = imei
         self.imsi = imsi
         self.hosts = HostMap(hosts)
@@ -80,7 +86,18 @@ class EmulatedModule:
             sink=framer.on_line,
             echo_sink=framer.on_echo,
             echo=self.echo,
+            fota_faults=self.fota_faults,
         )
+
+    def remember_login(self, lines: list[str]) -> None:
+        """Log in again with `lines` (AT commands) each time the module powers up again."""
+        self.login_lines = list(lines)
+
+    def _relogin(self) -> None:
+        if self.module is None or self.module.halted:
+            return
+        for line in self.login_lines:
+            self.feed(line.encode("utf-8") + b"\r")
 
     async def stop(self) -> None:
         """Close the front-ends and drop the client's socket (a module powered off)."""
@@ -121,6 +138,9 @@ class EmulatedModule:
 
     def _output(self, data: bytes) -> None:
         self._transcript += data
+        if self.login_lines and self.module is not None:
+            if any(f"\r\n{urc}\r\n".encode() in data for urc in self.module.caps.power_on_urcs):
+                asyncio.get_running_loop().call_soon(self._relogin)
         if self.transcript_writer is not None:
             self.transcript_writer.from_module(data)
         self._changed.set()

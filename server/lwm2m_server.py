@@ -30,6 +30,7 @@ from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.carriers.policy import AppData, CarrierPolicy
 from server.coap.dtls import DtlsServer
+from server.coap.firmware_resource import FirmwareServer
 from server.coap.listener import CoapListener
 from server.domain import Registration
 from server.events import EventBus, Subscription
@@ -43,6 +44,8 @@ from server.services.device_management import (
     values_to_json,
 )
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
+from server.services.firmware_store import FirmwareStore
+from server.services.fota import FotaService
 from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
 from server.services.registration import OpenPolicy, RegistrationPolicy, RegistrationService
@@ -57,6 +60,7 @@ from server.services.requests import (
 )
 from server.services.security import PskEncoding, SecurityService
 from server.settings import ListenerSettings, Settings
+from server.store.fota_repository import FotaRepository
 from server.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -155,6 +159,13 @@ class Lwm2mServer:
         self.registrations.on_update(self._after_update)
         self.registrations.on_removal(self._after_removal)
         AppData(self.bus, self.carriers, self._listener_of)
+        # Firmware over the air: the package store, its CoAP side (`/fw/{id}`) and the tasks.
+        self.firmware = FirmwareStore(
+            FotaRepository(store), self.settings.firmware_dir, self.settings.firmware_max_size
+        )
+        await self.firmware.load()
+        self.fota = FotaService(self, self.firmware, FotaRepository(store))
+        self.firmware_server = FirmwareServer(self.firmware, self.fota.may_fetch, self.fota.on_served)
         for spec in self.settings.all_listeners():
             await self.add_listener(spec)
         access = access_servers_from(self.settings.all_listeners(), self.carriers)
@@ -163,6 +174,7 @@ class Lwm2mServer:
                 self.carriers, self.provisioning, self.model, self.bus, self.listeners, access
             )
         await self.registrations.start()
+        await self.fota.start()
         for reg in self.registrations.all():
             if not reg.queue_mode:
                 self._spawn(
@@ -173,6 +185,7 @@ class Lwm2mServer:
     async def add_listener(self, spec: ListenerSettings) -> CoapListener:
         self.carriers.attach_listener(spec.name, spec.carrier, spec.role)
         listener = CoapListener(spec.name, spec.host, spec.port, self, max_payload=self.settings.max_payload)
+        listener.firmware = self.firmware_server
         await listener.start()
         self.listeners[spec.name] = listener
         if spec.dtls_port is not None:
@@ -186,6 +199,8 @@ class Lwm2mServer:
         return listener
 
     async def stop(self) -> None:
+        if hasattr(self, "fota"):
+            await self.fota.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # `auth_failure_window` seconds; the next ones are answered 429 until the window passes.
     auth_failure_limit: int = 20
     auth_failure_window: float = 60.0
+    # Firmware packages (object 5 updates): where their files live, and the largest accepted.
+    firmware_dir: str = "./data/firmware"
+    firmware_max_size: int = 8 * 1024 * 1024
     # Add the default carrier listeners (`carrier_listeners()`) to `listeners`.
     carrier_map: bool = False
 

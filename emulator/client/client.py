@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 from aiocoap import Context, Message
 from aiocoap import error as coap_error
 from aiocoap.numbers.codes import Code
-from aiocoap.optiontypes import OpaqueOption
+from aiocoap.optiontypes import BlockOption, OpaqueOption
 
 from emulator.client.delivery import DeliveryTracker
 from emulator.client.events import ClientEvent, EventCallback
@@ -298,6 +298,27 @@ class Lwm2mClient:
 
     def _notify_now(self, observation_id: int, node: Node | None) -> None:
         self.site.notify(observation_id, node)
+
+    async def get_block(
+        self, remote: tuple[str, int], path: tuple[str, ...], query: tuple[str, ...], number: int, szx: int
+    ) -> Message:
+        """One `GET` with Block2 (RFC 7959) `number` of size 2**(szx+4) to `remote`, from this
+        client's socket (a firmware download, object 5); raises ClientError on no answer."""
+        if self._context is None:
+            raise ClientError("get", None, "client not started")
+        host, port = remote
+        shown_host = f"[{host}]" if ":" in host else host
+        message = Message(code=Code.GET, uri=f"coap://{shown_host}:{port}")
+        message.opt.uri_path = path
+        message.opt.uri_query = query
+        message.opt.block2 = BlockOption.BlockwiseTuple(number, False, szx)
+        try:
+            request = self._context.request(message, handle_blockwise=False)
+            return await asyncio.wait_for(request.response, self.settings.request_timeout)
+        except TimeoutError as exc:
+            raise ClientError("get", None, "timeout") from exc
+        except coap_error.Error as exc:
+            raise ClientError("get", None, str(exc)) from exc
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -24,11 +24,14 @@ DEFAULT_IMSI = "460041064826326"
 DEFAULT_ICCID = "89860400000000000001"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Identity:
     imei: str = DEFAULT_IMEI
     imsi: str = DEFAULT_IMSI
     iccid: str = DEFAULT_ICCID
+    # The firmware revision AT+CGMR and ATI show; empty = the model's factory revision. A
+    # firmware update over the air (object 5) changes it.
+    revision: str = ""
 
 
 @dataclass(slots=True)
@@ -60,6 +63,9 @@ def basic_commands(
 ) -> list[CommandSpec]:
     def info(*lines: str) -> Callable[[Invocation], Reply]:
         return lambda _inv: Reply(list(lines))
+
+    def revision() -> str:
+        return identity.revision or caps.revision
 
     def need_sim(reply: Callable[[Invocation], Reply]) -> Callable[[Invocation], Reply]:
         def guarded(inv: Invocation) -> Reply:
@@ -107,11 +113,13 @@ def basic_commands(
 
     return [
         CommandSpec(
-            "I", execute=info(caps.manufacturer, caps.name, f"Revision: {caps.revision}"), errors="plain"
+            "I",
+            execute=lambda _inv: Reply([caps.manufacturer, caps.name, f"Revision: {revision()}"]),
+            errors="plain",
         ),
         CommandSpec("+CGMI", execute=info(caps.manufacturer), errors="cme"),
         CommandSpec("+CGMM", execute=info(caps.name), errors="cme"),
-        CommandSpec("+CGMR", execute=info(caps.revision), errors="cme"),
+        CommandSpec("+CGMR", execute=lambda _inv: Reply([revision()]), errors="cme"),
         CommandSpec(
             "+CGSN",
             execute=info(identity.imei),

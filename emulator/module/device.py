@@ -101,10 +101,13 @@ class Device:
             return False
         return instance_id is None or instance_id in entry.instances
 
-    def object_links(self) -> tuple[Path, ...]:
+    def object_links(self, builtin: tuple[int, ...] = ()) -> tuple[Path, ...]:
+        """The instances to register: /3/0 and the `builtin` objects' instance 0 (the module's
+        own, e.g. /5/0 of FOTA) unless the MCU added the object, then the MCU's objects."""
         links: list[Path] = []
-        if DEVICE_OBJECT not in self.objects:
-            links.append(Path(DEVICE_OBJECT, 0))
+        for object_id in (DEVICE_OBJECT, *builtin):
+            if object_id not in self.objects:
+                links.append(Path(object_id, 0))
         for object_id in sorted(self.objects):
             entry = self.objects[object_id]
             if entry.instances:

@@ -68,6 +68,13 @@ class ModelCapabilities:
     result_codes: frozenset[int] = BASE_RESULT_CODES
     events: frozenset[Event] = field(default=MANUAL_EVENTS)
     default_cmee: int = 1
+    # Object 5 (FOTA) answered by the module itself: the §3.3 note ("FOTA功能会默认使用3/0, 4/0,
+    # 5/0资源的读、写、执行操作") is general, so every model of Table 1 has it.
+    fota: bool = True
+    # What the module prints when it powers up (after a firmware update's reboot). *(inferred)*:
+    # the manual shows no power-on output; the ML30x series print `+MATREADY` (their own AT
+    # manual), the NB-IoT models are given the SIM's `+CPIN: READY`.
+    power_on_urcs: tuple[str, ...] = ("+CPIN: READY",)
 
 
 _ML30X_PLATFORMS: Final = frozenset({0, 1, 10})
@@ -98,6 +105,7 @@ MODELS: Final[dict[str, ModelCapabilities]] = {
             nsmi=NsmiStyle.UNSUPPORTED,
             platforms=_ML30X_PLATFORMS,
             dtls_platforms=frozenset({0}),
+            power_on_urcs=("+MATREADY",),
         ),
         ModelCapabilities(
             "ML307A",
@@ -108,6 +116,7 @@ MODELS: Final[dict[str, ModelCapabilities]] = {
             nsmi=NsmiStyle.UNSUPPORTED,
             platforms=_ML30X_PLATFORMS,
             dtls_platforms=frozenset({0}),
+            power_on_urcs=("+MATREADY",),
             result_codes=ML307_RESULT_CODES,
             events=MANUAL_EVENTS | {Event.UNREG_FAILED},
         ),
@@ -120,6 +129,7 @@ MODELS: Final[dict[str, ModelCapabilities]] = {
             nsmi=NsmiStyle.UNSUPPORTED,
             platforms=_ML30X_PLATFORMS,
             dtls_platforms=frozenset({0}),
+            power_on_urcs=("+MATREADY",),
             result_codes=ML307_RESULT_CODES,
             events=MANUAL_EVENTS | {Event.UNREG_FAILED},
         ),

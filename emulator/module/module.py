@@ -67,6 +67,7 @@ from emulator.module.device import (
     monitor_object,
 )
 from emulator.module.events import Event, shown_as
+from emulator.module.fota import FirmwareUpdate, FotaFaults, PackageSource
 from emulator.module.models import OPTIONAL_COMMANDS, ModelCapabilities, NsmiStyle, ReleaseFlags, capabilities
 from emulator.module.operations import (
     FLAG_LAST,
@@ -90,6 +91,7 @@ from emulator.module.values import (
     parse_value,
     value_size,
 )
+from lwm2m.firmware_update import OBJECT_ID as FIRMWARE_OBJECT
 from lwm2m.node import LwM2MObject, Node, ObjectInstance, SingleResource, Value, iter_values
 from lwm2m.numbers import CoapCode, ResourceType
 from lwm2m.path import Path
@@ -162,6 +164,7 @@ class Module:
         response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
         queued_response_timeout: float = DEFAULT_QUEUED_RESPONSE_TIMEOUT,
         first_mid: int = 18172,
+        fota_faults: FotaFaults | None = None,
     ) -> None:
         self.caps: ModelCapabilities = capabilities(model)
         self.identity = Identity(imei, imsi, iccid)
@@ -188,6 +191,21 @@ class Module:
         self._registered_at = 0.0
         self._bootstrapping = False
         self._timers: dict[str, Handle] = {}
+        # Object 5 and its flash (emulator.module.fota): they outlive power cycles.
+        self.fota: FirmwareUpdate | None = None
+        if self.caps.fota:
+            self.fota = FirmwareUpdate(
+                self.caps.name,
+                changed=self._fota_changed,
+                reboot=self._fota_reboot,
+                source=self._fota_source,
+                call_later=lambda delay, callback: self.clock.call_later(delay, callback),
+                faults=fota_faults,
+            )
+        # Observations of the module's own objects (/3/0, /5/0): observation id -> path.
+        self.builtin_observations: dict[int, Path] = {}
+        # Set when a firmware update's reboot never comes back: the module stays silent.
+        self.halted = False
         table = CommandTable(
             basic_commands(self.caps, self.identity, self.network, self.wall_time, self._on_attach_change)
         )
@@ -201,6 +219,8 @@ class Module:
 
     def feed(self, data: bytes) -> None:
         """Bytes from the MCU (any chunking); responses and URCs go to the sink."""
+        if self.halted:
+            return
         self.engine.feed(data)
 
     def send_line(self, line: str) -> None:
@@ -214,6 +234,9 @@ class Module:
         so an async owner can wait for its socket to close."""
         client = self.client
         self._end_login(abort=True)
+        if self.fota is not None:
+            self.fota.shutdown()
+        self.builtin_observations.clear()
         self.device = None
         self.values.clear()
         self.attributes.clear()
@@ -629,7 +652,7 @@ class Module:
             server_port=device.port,
             lifetime=lifetime,
             binding=BINDINGS[device.binding_mode],
-            object_links=device.object_links(),
+            object_links=device.object_links(self._builtin_objects()),
             bootstrap=device.bootstrap,
             dtls=device.dtls,
             psk_identity=device.psk_identity or self.identity.imei.encode(),
@@ -674,7 +697,7 @@ class Module:
             lifetime = UPDATE_DEFAULT_LIFETIME
         lifetime = min(lifetime, MAX_LIFETIME)
         self._pending_lifetime = lifetime
-        self.client.update(lifetime, inv.number(2) == 1, device.object_links())
+        self.client.update(lifetime, inv.number(2) == 1, device.object_links(self._builtin_objects()))
         return Reply()
 
     def _close(self, inv: Invocation) -> Reply:
@@ -722,7 +745,7 @@ class Module:
         self._timers.pop("auto_update", None)
         if self.client is not None and self.device is not None and self.device.state is State.REGISTERED:
             self._pending_lifetime = self._lifetime
-            self.client.update(None, False, self.device.object_links())
+            self.client.update(None, False, self.device.object_links(self._builtin_objects()))
 
     def _lifetime_expired(self) -> None:
         self._timers.pop("lifetime", None)
@@ -1006,15 +1029,83 @@ class Module:
                 self.caps.manufacturer,
                 self.caps.name,
                 self.identity.imei,
-                self.caps.revision,
+                self.identity.revision or self.caps.revision,
                 BINDINGS[device.binding_mode] or "U",
             )
+        elif (
+            path.object_id == FIRMWARE_OBJECT
+            and self.fota is not None
+            and FIRMWARE_OBJECT not in device.objects
+        ):
+            instance = self.fota.instance()
         elif path.object_id == MONITOR_OBJECT and device.monitor and device.platform == ONENET:
             n = self.network
             instance = monitor_object(n.cell_id, n.rsrp, n.snr, n.pci, n.earfcn)
         else:
             return None
         return _select(instance, path)
+
+    # ------------------------------------------------------------------ FOTA (object 5)
+
+    def _builtin_objects(self) -> tuple[int, ...]:
+        return (FIRMWARE_OBJECT,) if self.fota is not None else ()
+
+    def _is_fota(self, device: Device, path: Path) -> bool:
+        return (
+            path.object_id == FIRMWARE_OBJECT
+            and self.fota is not None
+            and FIRMWARE_OBJECT not in device.objects
+        )
+
+    def _fota_write(self, path: Path, node: Node) -> CoapCode:
+        """Writes of /5/0/0 (push) and /5/0/1 (the package URI), answered by the module."""
+        assert self.fota is not None
+        if path.instance_id not in (None, 0):
+            return CoapCode.NOT_FOUND
+        values = list(iter_values(node, path))
+        if not values:
+            return CoapCode.BAD_REQUEST
+        code = CoapCode.CHANGED
+        for vpath, value, _rtype in values:
+            if vpath.resource_id is None:
+                return CoapCode.BAD_REQUEST
+            code = self.fota.write(vpath.resource_id, value)
+            if not code.is_success:
+                return code
+        return code
+
+    def _fota_source(self) -> PackageSource | None:
+        client = self.client
+        return client if client is not None and hasattr(client, "fetch_block") else None  # type: ignore[return-value]
+
+    def _fota_changed(self) -> None:
+        """State or Update Result changed: notify the observers of /5, /5/0 and its resources."""
+        client, fota = self.client, self.fota
+        if client is None or fota is None or self._ready() is None:
+            return
+        instance = fota.instance()
+        for observation_id, path in list(self.builtin_observations.items()):
+            if path.object_id != FIRMWARE_OBJECT:
+                continue
+            node = _select(instance, path)
+            if node is not None:
+                client.notify(Notification(observation_id, path, node, confirmable=False))
+
+    def _fota_reboot(self, version: str | None, comes_back: bool) -> None:
+        """The update's reboot: as a power cycle (the MIPL configuration is lost), on `version`;
+        the power-on lines tell the MCU it may log in again. `comes_back` False: it never does."""
+        client = self.power_off()
+        if client is not None:
+            aclose = getattr(client, "aclose", None)
+            if aclose is not None:
+                asyncio.get_running_loop().create_task(aclose())
+        if version:
+            self.identity.revision = version
+        if not comes_back:
+            self.halted = True
+            return
+        for line in self.caps.power_on_urcs:
+            self._urc(line)
 
     async def _enqueue(self, kind: Kind, path: Path, lines: list[str], data_size: int, mid: int) -> object:
         device = self.device
@@ -1062,6 +1153,8 @@ class Module:
         device = self._ready()
         if device is None or path.object_id is None:
             return CoapCode.NOT_FOUND if device else NO_ANSWER
+        if self._is_fota(device, path):
+            return self._fota_write(path, node)
         if not device.has_instance(path.object_id, path.instance_id):
             return CoapCode.NOT_FOUND
         values = list(iter_values(node, path))
@@ -1090,6 +1183,9 @@ class Module:
         if device is None or not path.is_resource:
             return CoapCode.METHOD_NOT_ALLOWED if device else NO_ANSWER
         assert path.object_id is not None
+        if self._is_fota(device, path):
+            assert self.fota is not None and path.resource_id is not None
+            return self.fota.execute(path.resource_id) if path.instance_id == 0 else CoapCode.NOT_FOUND
         if not device.has_instance(path.object_id, path.instance_id):
             return CoapCode.NOT_FOUND
         mid = self._next_mid()
@@ -1156,6 +1252,7 @@ class Module:
             return ReadResult(NO_ANSWER)
         builtin = self._builtin(path)
         if builtin is not None:
+            self.builtin_observations[observation_id] = path
             return ReadResult(CoapCode.CONTENT, builtin)
         if not device.has_instance(path.object_id, path.instance_id):
             return ReadResult(CoapCode.NOT_FOUND)
@@ -1174,6 +1271,8 @@ class Module:
 
     async def cancel_observation(self, path: Path, observation_id: int) -> CoapCode:
         """+MIPLOBSERVE: <ref>,<mid>,0,<objid>,<insid>,<resid> (§3.18)."""
+        if self.builtin_observations.pop(observation_id, None) is not None:
+            return CoapCode.CONTENT
         found = [m for m, o in self.observations.items() if o.observation_id == observation_id]
         if not found or self._ready() is None:
             return CoapCode.NOT_FOUND

@@ -44,7 +44,9 @@ from emulator.client.client import ClientError, Lwm2mClient
 from emulator.client.dtls import DEFAULT_CIPHERS, DtlsClientTunnel, DtlsHandshakeError
 from emulator.client.handler import DiscoverResult, ReadResult
 from emulator.client.settings import ClientSettings, ObjectLinks
+from emulator.module.fota import BlockAnswer, DownloadFailed
 from emulator.module.ports import ClientConfig, ClientOwner, Notification
+from lwm2m.firmware_update import UpdateResult
 from lwm2m.model import ModelRegistry
 from lwm2m.node import Node, ObjectInstance, SingleResource
 from lwm2m.numbers import CoapCode
@@ -274,6 +276,8 @@ class AiocoapClientPort:
         self._lock = asyncio.Lock()
         self._aborted = False
         self._stopping: asyncio.Task[None] | None = None
+        # Where the LwM2M server really is (after the host map), for firmware downloads.
+        self._server_route: tuple[str, int] | None = None
 
     # -- ClientPort ---------------------------------------------------------------------------
 
@@ -409,6 +413,7 @@ class AiocoapClientPort:
             identity, psk = server.identity or config.psk_identity, server.psk
             self.owner.bootstrap_succeeded(self.hosts.carrier_host(host, port), port, psk)
         address = self.hosts.route(host, port)
+        self._server_route = address
         tunnel: DtlsClientTunnel | None = None
         if dtls:
             tunnel = await self._tunnel(config, address, identity, psk)
@@ -487,6 +492,47 @@ class AiocoapClientPort:
             self.owner.notify_acked(notification.ackid)
         else:
             self.owner.notify_failed(notification.ackid)
+
+    # -- firmware downloads (emulator.module.fota.PackageSource) --------------------------------
+
+    def route(self, host: str, port: int) -> tuple[str, int]:
+        return self.hosts.route(host, port)
+
+    async def fetch_block(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        path: tuple[str, ...],
+        query: tuple[str, ...],
+        number: int,
+        szx: int,
+    ) -> BlockAnswer:
+        """One Block2 of a package, from the LwM2M client's socket; `coaps` only to the server
+        this login's DTLS session goes to (*(choice)*: the module opens no second session)."""
+        client = self.client
+        if client is None or self._aborted:
+            raise OSError("not connected")
+        target = self.hosts.route(host, port)
+        remote = target
+        if scheme == "coaps":
+            if self.tunnel is None or target != self._server_route:
+                raise DownloadFailed(
+                    UpdateResult.UNSUPPORTED_PROTOCOL, "coaps only over the login's DTLS session"
+                )
+            remote = self.tunnel.plain_address
+        try:
+            answer = await client.get_block(remote, path, query, number, szx)
+        except ClientError as exc:
+            raise OSError(str(exc)) from exc
+        block = answer.opt.block2
+        return BlockAnswer(
+            code=int(answer.code),
+            payload=bytes(answer.payload),
+            more=bool(block.more) if block is not None else False,
+            etag=answer.opt.etag,
+            size=answer.opt.size2,
+        )
 
     async def aclose(self) -> None:
         """Stop everything without a message (used when the emulator shuts down)."""

@@ -46,16 +46,19 @@ from server.services.push import PushService
 class BodyLimit:
     """Refuse request bodies above `limit` bytes (Content-Length or counted while streaming)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        # Paths with a limit of their own (firmware uploads: `Settings.firmware_max_size`).
+        self.paths = paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope.get("path", ""), self.limit)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await self._refuse(send)
                 return
         seen = 0
@@ -65,7 +68,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise ApiError(errors.INVALID_PARAMETER, "request body too large", 413)
             return message
 
@@ -182,6 +185,7 @@ def create_app(
     from server.api.events import router as events_router
     from server.api.modules import router as modules_router
     from server.api.onenet import router as onenet_router
+    from server.api.v1 import firmware as firmware_routes
     from server.api.v1 import router as v1_router
 
     push_service = push if push is not None else PushService(server)
@@ -212,7 +216,15 @@ def create_app(
     app.include_router(v1_router.router, prefix="/api/v1", tags=["v1"])
     app.include_router(events_router, prefix="/api/v1", tags=["events"])
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
-    app.add_middleware(BodyLimit, limit=server.settings.max_payload)  # type: ignore[arg-type]
+    app.include_router(firmware_routes.router, prefix="/api/v1", tags=["firmware"])
+    app.include_router(firmware_routes.public_router)
+    # A multipart upload carries its form fields too: a little more than the package itself.
+    upload_limit = server.settings.firmware_max_size + 64 * 1024
+    app.add_middleware(
+        BodyLimit,  # type: ignore[arg-type]
+        limit=server.settings.max_payload,
+        paths={"/api/v1/firmware": upload_limit},
+    )
     limiter = KeyAttemptLimiter(server.settings.auth_failure_limit, server.settings.auth_failure_window)
     app.state.key_attempts = limiter
     app.add_middleware(KeyAttemptLimit, limiter=limiter)  # type: ignore[arg-type]

@@ -33,9 +33,11 @@ from server.services.errors import (
     DeviceSleeping,
     DeviceTimeout,
     DeviceUnreachable,
+    ItemInUse,
     RequestFailed,
     ServerError,
     UnknownEndpoint,
+    UnknownItem,
 )
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,10 @@ def from_server_error(exc: ServerError) -> ApiError:
         return device_failure(reason_of(exc.code), exc.dotted)
     if isinstance(exc, BadArgument):
         return invalid(str(exc))
+    if isinstance(exc, UnknownItem):
+        return ApiError(NOT_FOUND, str(exc), 404)
+    if isinstance(exc, ItemInUse):
+        return ApiError(LOGIC_LIMIT, str(exc), 409)
     return ApiError(INTERNAL, "service internal error", 500)
 
 

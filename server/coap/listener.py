@@ -52,6 +52,7 @@ from aiocoap.numbers.constants import TransportTuning
 from aiocoap.numbers.types import CON, NON
 
 from lwm2m.numbers import CoapCode, ContentFormat
+from server.coap.firmware_resource import FirmwareServer
 from server.services.errors import DeviceTimeout, DeviceUnreachable
 from server.services.requests import (
     BootstrapRequest,
@@ -178,7 +179,8 @@ class _UplinkResource(aiocoap.resource.Resource):
         self.listener = listener
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
-        return True
+        # Firmware downloads (`/fw/{id}`) are served block by block by `FirmwareServer`.
+        return not (request.opt.uri_path and request.opt.uri_path[0] == "fw")
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         listener = self.listener
@@ -222,6 +224,8 @@ class _UplinkResource(aiocoap.resource.Resource):
         origin = self.listener.origin_for(host, port)
         if len(request.payload) > self.listener.max_payload:
             return aiocoap.Message(code=Code.REQUEST_ENTITY_TOO_LARGE)
+        if path[:1] == ("fw",) and self.listener.firmware is not None:
+            return self.listener.firmware.render(request, origin)
         if path == ("rd",):
             if method != Code.POST:
                 return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
@@ -367,6 +371,8 @@ class CoapListener:
         self.context: aiocoap.Context | None = None
         # Set by the DTLS terminator: maps an inner address to the peer's identity.
         self.identity_lookup: Callable[[str, int], str | None] | None = None
+        # Serves `GET /fw/{id}` (server.coap.firmware_resource), set by the server.
+        self.firmware: FirmwareServer | None = None
         self._counter_handler = _MalformedCounter(self.counters)
         self._forced_tokens: dict[int, bytes] = {}
         # Acknowledge after commit: observation token -> subscription; (remote, mid) of every

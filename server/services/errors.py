@@ -53,3 +53,12 @@ class RequestFailed(ServerError):
 
 class BadArgument(ServerError, ValueError):
     pass
+
+
+class UnknownItem(ServerError, LookupError):
+    """A stored item (a firmware package, an update task) that does not exist, or one the caller
+    may not see."""
+
+
+class ItemInUse(ServerError):
+    """An item that running work still uses (a firmware package of an unfinished task)."""

@@ -195,3 +195,42 @@ push_deliveries = Table(
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
 )
+
+
+# Firmware packages (migration 0005): the file lives under `Settings.firmware_dir`.
+firmware = Table(
+    "firmware",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", String(32), nullable=True, index=True),
+    Column("version", String(64), nullable=False),
+    Column("models", JSON, nullable=False, default=list),
+    Column("filename", String(255), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Firmware update tasks and their devices (migration 0005).
+fota_tasks = Table(
+    "fota_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("firmware_id", Integer, nullable=False, index=True),
+    Column("product_id", String(32), nullable=True),
+    Column("method", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+fota_devices = Table(
+    "fota_devices",
+    metadata,
+    Column("task_id", Integer, primary_key=True),
+    Column("endpoint", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -150,13 +150,19 @@ def test_add_object_validates_bitmap_duplicates_and_ref() -> None:
     assert h.module.device is not None and h.module.device.objects[3200].instances == (0, 3)
 
 
-def test_objects_become_register_links_next_to_the_module_device_object() -> None:
+def test_objects_become_register_links_next_to_the_module_device_and_firmware_objects() -> None:
     h = Harness()
     h.send("AT+MIPLCREATE")
     h.send('AT+MIPLADDOBJ=0,3200,5,"10010",0,0')
     h.send('AT+MIPLADDOBJ=0,3303,1,"0",0,0')
     h.send("AT+MIPLOPEN=0,300")
-    assert h.client.configs[0].object_links == (Path(3, 0), Path(3200, 0), Path(3200, 3), Path(3303))
+    assert h.client.configs[0].object_links == (
+        Path(3, 0),
+        Path(5, 0),
+        Path(3200, 0),
+        Path(3200, 3),
+        Path(3303),
+    )
 
 
 def test_delete_unknown_object_is_653() -> None:
