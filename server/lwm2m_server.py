@@ -289,6 +289,10 @@ class Lwm2mServer:
         await self._flush(reg)
 
     async def _after_removal(self, reg: Registration, reason: str) -> None:
+        if self.registrations.get(reg.endpoint) is not None:
+            # Replaced by a new Register (a reboot): the device is here, heard just now; forgetting
+            # it would leave a queue-mode device asleep until its next Update.
+            return
         self.queue.forget(reg.endpoint)
         await self.reporting.forget_endpoint(reg.endpoint)
 

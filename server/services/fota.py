@@ -450,8 +450,10 @@ class FotaService:
         value = node.value if isinstance(node, SingleResource) else None
         return str(value) if value is not None else ""
 
-    async def _read_object(self, endpoint: str, timeout: float) -> tuple[int | None, int | None, str | None]:
-        node = await asyncio.wait_for(self.server.read(endpoint, "/5/0", queue=True), timeout)
+    async def _read_object(
+        self, endpoint: str, timeout: float, *, queue: bool = True
+    ) -> tuple[int | None, int | None, str | None]:
+        node = await asyncio.wait_for(self.server.read(endpoint, "/5/0", queue=queue), timeout)
         state = _value(node, Resource.STATE)
         result = _value(node, Resource.UPDATE_RESULT)
         version = _value(node, Resource.PKG_VERSION)
@@ -512,8 +514,11 @@ class FotaService:
             with self.server.subscribe(endpoint=endpoint, kinds=("notification", "registration.")) as events:
                 while True:
                     try:
-                        state, result, _v = await self._read_object(endpoint, timeouts["version_check"])
-                    except DeviceSleeping:
+                        # A sleeping queue-mode device is not asked: its notification wakes us.
+                        state, result, _v = await self._read_object(
+                            endpoint, timeouts["version_check"], queue=False
+                        )
+                    except (DeviceSleeping, TimeoutError):
                         state, result = None, None
                     if state == State.DOWNLOADED:
                         return int(state), result
@@ -531,6 +536,7 @@ class FotaService:
                     with contextlib.suppress(TimeoutError):
                         event = await registrations.get(timeout=poll)
                         if event.kind == "registration.registered":
+                            await self._settle(endpoint)
                             return
                     with contextlib.suppress(ServerError, TimeoutError):
                         node = await asyncio.wait_for(self.server.read(endpoint, "/5/0"), poll)
@@ -539,6 +545,15 @@ class FotaService:
                             raise DeviceFailed(meaning(int(result)), int(result))
         except TimeoutError as exc:
             raise DeviceFailed("the device did not come back after the update") from exc
+
+    async def _settle(self, endpoint: str) -> None:
+        """The registration event is published before the server has finished with the Register
+        (the device counts as awake, queued requests flushed): wait for that, briefly."""
+        for _ in range(100):
+            reg = self.server.registration(endpoint)
+            if reg is not None and self.server.queue.is_awake(reg):
+                return
+            await asyncio.sleep(0.01)
 
     async def _reset_device(self, endpoint: str) -> None:
         """After a cancel: reset the device's object (an empty Package URI)."""
