@@ -11,6 +11,7 @@ from pathlib import Path as FsPath
 import pytest
 
 from lwm2m.node import SingleResource
+from server.events import Event
 from server.lwm2m_server import Lwm2mServer
 from tests.conftest import ServerFactory
 from tests.e2e.fota_support import (
@@ -49,14 +50,12 @@ async def test_an_update_task_brings_the_module_to_the_new_version_which_it_boot
         assert (await cloud.server.read(endpoint, "/5/0/3")).value == 0
         assert "ML307R_V1.1.0" in await at(module, "AT+CGMR")
         firmware = await cloud.upload(package_for())
-        with cloud.server.subscribe(kinds=("fota.",)) as events:
-            task = await cloud.start_task(firmware["id"], [endpoint], method=method)
-            done = await cloud.wait_task(task["id"])
-            seen = []
-            while not events._queue.empty():  # noqa: SLF001 - everything published so far
-                event = events._queue.get_nowait()  # noqa: SLF001
-                if event.kind == "fota.device":
-                    seen.append(event.data["status"])
+        seen: list[str] = []
+        cloud.server.bus.add_listener(
+            lambda e: seen.append(e.data["status"]) if e.kind == "fota.device" else None
+        )
+        task = await cloud.start_task(firmware["id"], [endpoint], method=method)
+        done = await cloud.wait_task(task["id"])
         (device,) = done["devices"]
         assert device["status"] == "succeeded", str(device)
         assert device["update_result"] == 1
@@ -148,14 +147,15 @@ async def test_a_reboot_that_never_comes_back_fails_the_device_after_the_update_
 async def test_a_slow_link_shows_the_download_progressing(cloud: Cloud) -> None:
     async with logged_in_module(cloud.server, faults="rate=8192") as module:
         firmware = await cloud.upload(package_for())
-        with cloud.server.subscribe(kinds=("fota.device",)) as events:
-            task = await cloud.start_task(firmware["id"], [endpoint_of(module)])
-            done = await cloud.wait_task(task["id"])
-            percents = []
-            while not events._queue.empty():  # noqa: SLF001
-                event = events._queue.get_nowait()  # noqa: SLF001
-                if event.data["status"] == "downloading":
-                    percents.append(event.data["percent"])
+        percents: list[float] = []
+
+        def progress(event: Event) -> None:
+            if event.kind == "fota.device" and event.data["status"] == "downloading":
+                percents.append(event.data["percent"])
+
+        cloud.server.bus.add_listener(progress)
+        task = await cloud.start_task(firmware["id"], [endpoint_of(module)])
+        done = await cloud.wait_task(task["id"])
         assert done["devices"][0]["status"] == "succeeded"
         assert any(0 < p < 100 for p in percents), percents
         assert percents == sorted(percents)
@@ -235,7 +235,9 @@ async def test_a_task_survives_a_server_restart_and_the_download_resumes(
 ) -> None:
     from server.settings import ListenerSettings
 
-    first = await server_factory(firmware_dir=str(tmp_path / "firmware"), api_key=ADMIN_KEY, request_timeout=3.0)
+    first = await server_factory(
+        firmware_dir=str(tmp_path / "firmware"), api_key=ADMIN_KEY, request_timeout=3.0
+    )
     port = first.listeners["default"].port
     async with running_cloud(first) as cloud, logged_in_module(first, faults="rate=2048") as module:
         endpoint = endpoint_of(module)
