@@ -175,6 +175,7 @@ async def run_emulator(
     ready: Callable[[list[str]], None] | None = None,
     transcript: str | FsPath | None = None,
     stdio: bool = False,
+    fota_faults: FotaFaults | None = None,
 ) -> None:
     """Serve one emulated module until cancelled. `tcp` is "host:port" (or ":port"); `pty` opens a
     pseudo-terminal. `ready` receives the front-end addresses ("tcp://127.0.0.1:5000",
@@ -184,7 +185,9 @@ async def run_emulator(
     from emulator.frontends.pty import open_pty
     from emulator.frontends.tcp import serve_tcp
 
-    emulated = EmulatedModule(model, imei=imei, imsi=imsi, hosts=hosts, transcript=transcript)
+    emulated = EmulatedModule(
+        model, imei=imei, imsi=imsi, hosts=hosts, transcript=transcript, fota_faults=fota_faults
+    )
     await emulated.start()
     addresses: list[str] = []
     try:

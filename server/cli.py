@@ -32,6 +32,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from server.cli_firmware import firmware_app
 from server.settings import ListenerSettings, Settings
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(firmware_app, name="firmware")
 console = Console()
 
 DbOption = Annotated[
@@ -418,9 +420,22 @@ def emulator(
         bool, typer.Option(help="Talk AT over stdin/stdout (messages go to stderr); end of input stops.")
     ] = False,
     transcript: TranscriptOption = None,
+    fota_fault: Annotated[
+        str,
+        typer.Option(
+            help="Faults of firmware updates: cut=N (%), corrupt, no-storage, out-of-memory, "
+            "update-fails, rate=N (bytes/s), no-return; comma-separated."
+        ),
+    ] = "",
 ) -> None:
     """Run one emulated OneMO module speaking the AT commands of the module manual."""
+    from emulator.module.fota import FotaFaults
     from emulator.runner import run_emulator
+
+    try:
+        faults = FotaFaults.parse(fota_fault)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fota-fault") from None
 
     if tcp is None and not pty and not stdio:
         raise typer.BadParameter("give --tcp HOST:PORT, --pty and/or --stdio")
@@ -438,7 +453,17 @@ def emulator(
     async def main() -> None:
         signalled = _on_signal()
         runner = asyncio.create_task(
-            run_emulator(model, imei, imsi, tcp, pty, ready=ready, transcript=transcript, stdio=stdio)
+            run_emulator(
+                model,
+                imei,
+                imsi,
+                tcp,
+                pty,
+                ready=ready,
+                transcript=transcript,
+                stdio=stdio,
+                fota_faults=faults,
+            )
         )
         stop = asyncio.create_task(signalled.wait())
         await asyncio.wait([runner, stop], return_when=asyncio.FIRST_COMPLETED)
