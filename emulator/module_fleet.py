@@ -98,6 +98,8 @@ class McuBehaviour:
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self._last_command = ""
+        # The login commands, sent again when the module powers up again (a firmware update).
+        self.login_lines: list[str] = []
 
     def send(self, line: str) -> None:
         self._last_command = line
@@ -107,8 +109,21 @@ class McuBehaviour:
     def later(self, line: str) -> None:
         asyncio.get_running_loop().call_soon(self.send, line)
 
+    def login(self, lines: list[str]) -> None:
+        self.login_lines = lines
+        for line in lines:
+            self.send(line)
+
     def on_line(self, line: str) -> None:
         stats = self.fleet.stats
+        if self.module is not None and line in self.module.caps.power_on_urcs:
+            if self.registered.is_set():
+                self.fleet.stats.registered -= 1
+            self.registered.clear()
+            self.observations.clear()
+            for command in self.login_lines:
+                self.later(command)
+            return
         if line.startswith("+CIS ERROR") and self._last_command.startswith("AT+MIPLNOTIFY"):
             stats.notifies_refused += 1
             return
@@ -248,10 +263,14 @@ class ModuleFleet:
                 next_start = max(next_start + 1.0 / s.login_rate, loop.time() - 0.1)
                 if next_start > loop.time():
                     await asyncio.sleep(next_start - loop.time())
-            mcu.send(f'AT+MIPLCREATEEX="{s.server}",2')
-            mcu.send('AT+MIPLADDOBJ=0,3303,1,"1",1,0')
-            mcu.send('AT+MIPLDISCOVERRSP=0,3303,1,4,"5700"')
-            mcu.send(f"AT+MIPLOPEN=0,{s.lifetime},{s.open_timeout}")
+            mcu.login(
+                [
+                    f'AT+MIPLCREATEEX="{s.server}",2',
+                    'AT+MIPLADDOBJ=0,3303,1,"1",1,0',
+                    'AT+MIPLDISCOVERRSP=0,3303,1,4,"5700"',
+                    f"AT+MIPLOPEN=0,{s.lifetime},{s.open_timeout}",
+                ]
+            )
             while finished < len(self.mcus) and self.mcus[finished].done.is_set():
                 finished += 1
                 if progress is not None:

@@ -22,6 +22,8 @@ import importlib
 import inspect
 import itertools
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -89,6 +91,8 @@ class PrivateCloud:
         self._datapoint_cursors: dict[tuple[str, str], int] = {}
         self._products = itertools.count(1)
         self._created_database: str | None = None
+        # Firmware packages uploaded to this cloud live here and go with it.
+        self._firmware_dir = tempfile.mkdtemp(prefix="lwm2m-firmware-")
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -171,6 +175,7 @@ class PrivateCloud:
             request_timeout=self.request_timeout,
             expiry_sweep_interval=0.2,
             api_key=self.admin_key,
+            firmware_dir=self._firmware_dir,
         )
 
     async def _start_http(self) -> None:
@@ -187,8 +192,12 @@ class PrivateCloud:
             handle = await handle
         self._http_handle = handle
         self.api_url = f"http://127.0.0.1:{handle.port}"
+        fota = getattr(self.server, "fota", None)
+        if fota is not None:
+            fota.http_base = self.api_url
 
     def stop(self) -> None:
+        shutil.rmtree(self._firmware_dir, ignore_errors=True)
         loop, self._loop = self._loop, None
         if loop is None:
             return

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 from emulator.testkit.addresses import worker_index
 
 if TYPE_CHECKING:
+    from emulator.module.fota import FotaFaults
     from emulator.runner import EmulatedModule
     from emulator.testkit.cloud import CarrierProduct, PrivateCloud
     from server.services.provisioning import Device
@@ -181,13 +182,17 @@ class Module:
     def login(self, lifetime: int = 3600, objects: Mapping[int, int] | None = None) -> None:
         """Create the LwM2M client for the module's carrier, add `objects` ({object id: instance
         count}, default one 3303 temperature instance) and AT+MIPLOPEN. Returns after OK; the
-        registration result follows as `+MIPLEVENT: 0,6` (or 0,7)."""
-        self.command(f'AT+MIPLCREATEEX="{self.server_uri}",2')
+        registration result follows as `+MIPLEVENT: 0,6` (or 0,7). The module logs in the same
+        way again by itself whenever it powers up again (after a firmware update's reboot)."""
+        lines = [f'AT+MIPLCREATEEX="{self.server_uri}",2']
         if self.carrier not in ("onenet", "custom"):
-            self.command(f'AT+MIPLCFG="platform",0,{PLATFORMS[self.carrier]}')
+            lines.append(f'AT+MIPLCFG="platform",0,{PLATFORMS[self.carrier]}')
         for object_id, count in (objects or {3303: 1}).items():
-            self.command(f'AT+MIPLADDOBJ=0,{object_id},{count},"{"1" * count}",1,0')
-        self.command(f"AT+MIPLOPEN=0,{lifetime}")
+            lines.append(f'AT+MIPLADDOBJ=0,{object_id},{count},"{"1" * count}",1,0')
+        lines.append(f"AT+MIPLOPEN=0,{lifetime}")
+        self.cloud.loop.call(lambda: self.emulated.remember_login(lines))
+        for line in lines:
+            self.command(line)
 
     def stop(self) -> None:
         """Power the module off (front-ends closed, client socket dropped)."""
@@ -213,10 +218,15 @@ class ModuleFactory:
         product: CarrierProduct | None = None,
         provision: bool = True,
         request_timeout: float = 5.0,
+        fota_faults: str = "",
     ) -> Module:
         """A started module with TCP and PTY front-ends. For `onenet` and `ctwing` the device is
         provisioned in `product` (default: the factory's product of that carrier, created on
-        first use) unless `provision` is False."""
+        first use) unless `provision` is False. `fota_faults` asks for faults of firmware updates
+        (`emulator.module.fota.FotaFaults` text form: "cut=50,corrupt,rate=2048", ...)."""
+        from emulator.module.fota import FotaFaults
+
+        faults = FotaFaults.parse(fota_faults)
         if carrier not in PLATFORMS:
             raise ValueError(f"carrier must be one of {sorted(PLATFORMS)}")
         imei = imei or make_imei()
@@ -228,20 +238,25 @@ class ModuleFactory:
                 if product is None:
                     product = self.products[carrier] = self.cloud.create_product(carrier)
             device = self.cloud.provision(product, imei, imsi)
-        emulated, frontends = self.cloud.run(self._start(model, imei, imsi, request_timeout))
+        emulated, frontends = self.cloud.run(self._start(model, imei, imsi, request_timeout, faults))
         module = Module(self.cloud, emulated, frontends, carrier=carrier, device=device)
         self.modules.append(module)
         return module
 
     async def _start(
-        self, model: str, imei: str, imsi: str, request_timeout: float
+        self, model: str, imei: str, imsi: str, request_timeout: float, faults: FotaFaults | None = None
     ) -> tuple[EmulatedModule, Frontends]:
         from emulator.frontends.pty import open_pty
         from emulator.frontends.tcp import serve_tcp
         from emulator.runner import EmulatedModule
 
         emulated = EmulatedModule(
-            model, imei=imei, imsi=imsi, hosts=self.cloud.hosts, request_timeout=request_timeout
+            model,
+            imei=imei,
+            imsi=imsi,
+            hosts=self.cloud.hosts,
+            request_timeout=request_timeout,
+            fota_faults=faults,
         )
         emulated.hosts.default = self.cloud.default_host
         await emulated.start()
