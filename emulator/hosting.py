@@ -130,6 +130,18 @@ class ModuleHost:
         slot = self._slots.get(module_id)
         return slot.emulated if slot is not None else None
 
+    def set_fota_faults(self, module_id: str, text: str) -> str:
+        """Faults of the module's next firmware updates, in `FotaFaults` text form; returns them
+        as understood. KeyError for an unknown module (or one without object 5), ValueError for
+        an unknown fault."""
+        from emulator.module.fota import FotaFaults
+
+        module = self._slots[module_id].emulated.module
+        if module is None or module.fota is None:
+            raise KeyError(module_id)
+        module.fota.faults = FotaFaults.parse(text)
+        return module.fota.faults.describe()
+
     def list(self) -> list[HostedModule]:
         return [slot.info() for slot in self._slots.values()]
 

@@ -15,8 +15,9 @@ from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from server.api.deps import CurrentKey, Principal, ServerDep, expected_endpoint, visible_device
+from server.api.deps import AdminKey, CurrentKey, Principal, ServerDep, expected_endpoint, visible_device
 from server.api.errors import ApiError, auth_failed, invalid, not_found
+from server.api.modules import ModuleHostDep
 from server.lwm2m_server import Lwm2mServer
 from server.services.firmware_store import FirmwarePackage
 from server.services.fota import DEFAULT_TIMEOUTS, FotaTask
@@ -176,6 +177,28 @@ async def cancel_task(task_id: int, server: ServerDep, principal: CurrentKey) ->
     _not_device(principal)
     _visible_task(server, principal, task_id)
     return (await server.fota.cancel(task_id)).as_dict()
+
+
+class FaultsBody(BaseModel):
+    faults: str = Field(default="", max_length=200)
+
+
+@router.put("/modules/{module_id}/fota-faults")
+async def set_module_faults(
+    module_id: str, body: FaultsBody, host: ModuleHostDep, _admin: AdminKey
+) -> dict[str, Any]:
+    """Faults of a hosted module's next firmware updates (the console's control): `cut=N`,
+    `corrupt`, `no-storage`, `out-of-memory`, `update-fails`, `rate=N`, `no-return`."""
+    setter = getattr(host, "set_fota_faults", None)
+    if setter is None:
+        raise not_found("module")
+    try:
+        faults = setter(module_id, body.faults)
+    except KeyError:
+        raise not_found("module") from None
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    return {"id": module_id, "faults": faults}
 
 
 # --- the packages' HTTP side ---------------------------------------------------------------------

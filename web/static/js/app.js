@@ -5,6 +5,7 @@ import { clear } from "./dom.js";
 import { connect } from "./live.js";
 import * as devicePage from "./pages/device.js";
 import * as devicesPage from "./pages/devices.js";
+import * as firmwarePage from "./pages/firmware.js";
 import * as modulePage from "./pages/module.js";
 import * as modulesPage from "./pages/modules.js";
 import * as overviewPage from "./pages/overview.js";
@@ -18,6 +19,8 @@ const ROUTES = [
   [/^\/modules$/, modulesPage, "modules"],
   [/^\/modules\/([^/]+)$/, modulePage, "modules"],
   [/^\/provision$/, provisionPage, "provision"],
+  [/^\/firmware$/, firmwarePage, "firmware"],
+  [/^\/firmware\/tasks\/([^/]+)$/, firmwarePage, "firmware"],
 ];
 
 let cleanup = null;
