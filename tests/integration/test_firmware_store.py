@@ -159,3 +159,25 @@ async def test_curl_resumes_a_download_with_range(cloud: Cloud, tmp_path: FsPath
     assert ranged.headers["content-range"] == f"bytes 100-199/{len(PACKAGE)}"
     past = await cloud.client.get(stored["http_uri"], headers={"Range": f"bytes={len(PACKAGE)}-"})
     assert past.status_code == 416
+
+
+async def test_fota_device_events_become_push_messages_of_their_own_type(cloud: Cloud) -> None:
+    from server.events import Event
+    from server.services.push import FOTA_MESSAGE_TYPE, PushService
+
+    product = await cloud.server.provisioning.create_product("meters", "onenet")
+    device = await cloud.server.provisioning.create_device(product_id=product.id, imei="869975030000999")
+    event = Event(
+        "fota.device",
+        "869975030000999",
+        {"task_id": 3, "status": "failed", "percent": 40.0, "update_result": 5, "reason": "integrity"},
+    )
+    (message,) = PushService(cloud.server).messages_of(event, device)
+    assert message["type"] == FOTA_MESSAGE_TYPE and message["dev_id"] == device.id
+    assert message["fota"] == {
+        "task_id": 3,
+        "status": "failed",
+        "percent": 40.0,
+        "update_result": 5,
+        "reason": "integrity",
+    }
