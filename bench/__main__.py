@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet,rest,cloud_startup]
+"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet,rest,cloud_startup,fota]
 [--name latest]`."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         "--notify-clients", type=int, help="devices notifying at once in the notifies benchmark (default 200)"
     )
     parser.add_argument("--fleet", type=int, help="LwM2M devices for the fleet benchmark (default 10000)")
+    parser.add_argument("--fota", type=int, help="modules updated in the fota benchmark (default 1000)")
     return parser
 
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, notify_clients=args.notify_clients)
     if args.fleet:
         sizes = dataclasses.replace(sizes, fleet=args.fleet)
+    if args.fota:
+        sizes = dataclasses.replace(sizes, fota_devices=args.fota)
     console = Console(width=170)
     started = time.perf_counter()
     figures = asyncio.run(run_benchmarks(sizes, only))

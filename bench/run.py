@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bench.cloud_startup import bench_cloud_startup
 from bench.dtls import bench_dtls
+from bench.fota import bench_fota
 from bench.isolated import run_isolated
 from bench.measure import Figure
 from bench.memory import bench_memory
@@ -26,6 +27,7 @@ BENCHMARKS = (
     "fleet",
     "rest",
     "cloud_startup",
+    "fota",
 )
 
 
@@ -50,6 +52,10 @@ class Sizes:
     rest_requests: int = 2000
     rest_paced: int = 500
     cloud_startups: int = 3
+    # Firmware update campaign: modules pulling a package of `fota_kib` KiB over CoAP.
+    fota_devices: int = 1000
+    fota_kib: int = 256
+    fota_concurrency: int = 100
 
 
 QUICK = Sizes(
@@ -68,6 +74,9 @@ QUICK = Sizes(
     rest_requests=100,
     rest_paced=100,
     cloud_startups=1,
+    fota_devices=10,
+    fota_kib=8,
+    fota_concurrency=5,
 )
 
 
@@ -82,6 +91,7 @@ def _runners(sizes: Sizes) -> dict[str, Callable[[], Awaitable[list[Figure]]]]:
         "fleet": lambda: run_isolated("fleet", sizes.fleet, sizes.fleet_interval),
         "rest": lambda: bench_rest(sizes.clients, sizes.rest_requests, sizes.rest_paced),
         "cloud_startup": lambda: bench_cloud_startup(sizes.cloud_startups),
+        "fota": lambda: bench_fota(sizes.fota_devices, sizes.fota_kib, sizes.fota_concurrency),
     }
 
 

@@ -208,14 +208,15 @@ async def _child(args: argparse.Namespace) -> None:
     logging.getLogger("server").setLevel(logging.WARNING)
     async with AsyncExitStack() as stack:
         url = args.database
+        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="lwm2m-bench-server-"))
         if url is None:
-            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="lwm2m-bench-server-"))
             url = f"sqlite+aiosqlite:///{directory}/bench.db"
         settings = Settings(
             database_url=url,
             listeners=[ListenerSettings(name="default", host="127.0.0.1", port=0, dtls_port=None)],
             request_timeout=30.0,
             api_key=args.api_key,
+            firmware_dir=f"{directory}/firmware",
         )
         server = Lwm2mServer(settings)
         await server.start()
@@ -225,6 +226,7 @@ async def _child(args: argparse.Namespace) -> None:
             handle = await serve_http(create_app(server), "127.0.0.1", 0)
             stack.push_async_callback(handle.stop)
             hello["http_url"] = handle.url
+            server.fota.http_base = handle.url
         freeze_long_lived_objects()
         _emit(hello)
         child = _Child(server)

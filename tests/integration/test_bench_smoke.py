@@ -27,6 +27,9 @@ TINY = Sizes(
     rest_requests=50,
     rest_paced=20,
     cloud_startups=1,
+    fota_devices=4,
+    fota_kib=4,
+    fota_concurrency=2,
 )
 
 
@@ -81,3 +84,14 @@ def test_results_are_written_as_latest_and_timestamped_json(tmp_path: Path) -> N
     assert paths[0].name == "smoke.json" and len(paths) == 2
     saved = json.loads(paths[1].read_text())
     assert saved["figures"][0]["ratio"] == 0.5
+
+
+async def test_the_fota_benchmark_reports_completion_blocks_against_bare_aiocoap_and_memory() -> None:
+    from bench.fota import bench_fota
+
+    completion, blocks, memory = await bench_fota(devices=3, kib=4, concurrency=2)
+    assert completion.target_met, completion.details
+    assert completion.details["totals"]["succeeded"] == 3
+    assert blocks.unit == "blocks/s" and _positive(blocks.value) and _positive(blocks.ratio)
+    assert blocks.details["blocks"] == 3 * 4 and blocks.target == "ratio ≥ 0.7"
+    assert memory.unit == "MiB" and memory.target == "< 50 MiB" and memory.target_met is not None
