@@ -50,6 +50,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/devices/{device_id}/write-attributes"): {"path": "/3/0/9", "attributes": {"pmin": 1}},
     ("POST", "/api/v1/devices/{device_id}/observe"): {"path": "/3/0/9"},
     ("POST", "/api/v1/devices/{device_id}/cancel-observation"): {"observation_id": 1},
+    ("POST", "/api/v1/fota/tasks"): {"firmware_id": 1, "device_ids": [1]},
+    ("PUT", "/api/v1/modules/{module_id}/fota-faults"): {"faults": "corrupt"},
     ("POST", "/api/v1/push-targets"): {"url": "http://127.0.0.1:9/push", "token": "t", "verify": False},
 }
 
@@ -95,6 +97,9 @@ class Victim:
             "uuid": uuid,
             "target_id": str(target_id),
             "product_id": product_id,
+            "firmware_id": "1",
+            "task_id": "1",
+            "module_id": "no-such-module",
         }
         self.intruder = intruder
 

@@ -223,7 +223,8 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
-@public_router.get("/fw/{firmware_id}", include_in_schema=True, tags=["firmware"])
+# Not part of the API (no key: a device fetches it with the URI its task wrote into object 5).
+@public_router.get("/fw/{firmware_id}", include_in_schema=False)
 async def download_firmware(
     firmware_id: int,
     request: Request,
