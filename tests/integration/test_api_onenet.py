@@ -75,7 +75,7 @@ async def test_observe_attribute_rules_are_checked_before_anything_is_sent(api: 
     }
     for args in [
         (5700, 10, 5, None, None, None),
-        (5700, 0, None, None, None, None),
+        (5700, 0, 30, None, None, None),
         (None, None, None, 3.0, None, None),
         (5700, None, None, 10.0, 20.0, None),
         (5700, None, None, 20.0, 10.0, 5.0),

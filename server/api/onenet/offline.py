@@ -25,7 +25,13 @@ Timeout = Annotated[int, Query(ge=5, le=40)]
 
 
 def command_view(command: OfflineCommand) -> dict[str, Any]:
+    """A cached command as OneNET's history shows it (`cmd_uuid`, `type`, `confirm_status`,
+    `remain`, `feedback_time`, ...); `uuid` and `cmd_type` are kept beside them."""
     return {
+        "cmd_uuid": command.uuid,
+        "type": command.cmd_type,
+        "remain": max(0, command.retry + 1 - command.attempts),
+        "feedback_time": format_time(command.confirm_time),
         "uuid": command.uuid,
         "imei": command.imei,
         "cmd_type": command.cmd_type,
