@@ -13,6 +13,7 @@ uploaded point's `at` (Beijing time when it carries no zone) is its time. Stream
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -266,7 +267,7 @@ async def create_stream(
     await server.provisioning.update_device(
         device.id, attributes={**device.attributes, ATTR_STREAMS: declared}
     )
-    return ok({"ds_uuid": f"{device.id}:{body.id}"})
+    return ok({"ds_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"device/{device.id}/datastreams/{body.id}"))})
 
 
 @router.get("/devices/{device_id}/datastreams")
