@@ -20,6 +20,7 @@ from server.api.errors import invalid
 from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK_ENCODING
 from server.services.device_management import values_to_json
+from server.services.errors import RequestFailed
 from server.services.security import PskEncoding
 
 router = APIRouter()
@@ -233,7 +234,10 @@ async def resources(
     for oid in object_ids:
         if obj_id is not None and oid != obj_id:
             continue
-        grouped = discovered(await server.discover(endpoint, Path(oid), timeout=timeout))
+        try:
+            grouped = discovered(await server.discover(endpoint, Path(oid), timeout=timeout))
+        except RequestFailed:
+            continue  # an object the device declares nothing of (e.g. its built-in ones)
         items.append(
             {
                 "obj_id": oid,
