@@ -17,7 +17,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.api.deps import CurrentKey, ServerDep, expected_endpoint, visible_device
 from server.api.errors import invalid, not_found
@@ -91,7 +91,12 @@ def upload_points(body: Any, kind: int | None) -> list[tuple[str, Any, float]]:
     default), `{"ds": value}` (type 3) and `{"ds": {"at": value}}` (type 4)."""
     now = time.time()
     if kind in (None, 1):
-        upload = Upload.model_validate(body)
+        try:
+            upload = Upload.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise invalid(f"{where}: {first['msg']}") from None
         return [
             (s.id, p.value, parse_time(p.at, "at") if p.at else now)
             for s in upload.datastreams
