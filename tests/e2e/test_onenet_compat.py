@@ -279,10 +279,13 @@ async def test_a_onenet_application_runs_unchanged_against_the_cloud(cloud: Clou
             "POST",
             "/nbiot/offline",
             {**imei, "obj_id": 3200, "obj_inst_id": 0, "mode": 2, "expired_time": expires, "trigger_msg": 2},
-            {"data": [{"res_id": 5750, "val": "night"}]},
+            {"data": [{"res_id": 5750, "val": "night"}, {"res_id": 9001, "val": "CAFE", "type": 1}]},
         )
         await at(module, "AT+MIPLUPDATE=0,3000,0")
-        await answer(module, r"\+MIPLWRITE: 0,(\d+),3200,0,5750,1,5,night,0\r\n", "AT+MIPLWRITERSP=0,{mid},2")
+        await module.expect(r"\+MIPLWRITE: 0,\d+,3200,0,5750,1,5,night,1\r\n", timeout=10)
+        await answer(
+            module, r"\+MIPLWRITE: 0,(\d+),3200,0,9001,2,\d+,CAFE,0\r\n", "AT+MIPLWRITERSP=0,{mid},2"
+        )
 
         async def history() -> dict[str, Any]:
             return await app.call("GET", f"/nbiot/offline/history/{cached['uuid']}", imei)

@@ -8,7 +8,6 @@ res_id) and are written (Write-Attributes) before the Observe, as the platform d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,6 +21,7 @@ from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK_ENCODING
 from server.services.device_management import values_to_json
 from server.services.errors import RequestFailed
 from server.services.security import PskEncoding
+from server.services.write_types import typed_value
 
 router = APIRouter()
 
@@ -37,16 +37,7 @@ class WriteItem(BaseModel):
     type: int | None = Field(default=None, ge=1, le=2)
 
     def value(self) -> Any:
-        if self.type == 1:
-            try:
-                return bytes.fromhex(str(self.val))
-            except ValueError:
-                raise invalid(f"res {self.res_id}: type 1 takes hex text") from None
-        if self.type == 2:
-            if isinstance(self.val, bool) or not str(self.val).lstrip("-").isdigit():
-                raise invalid(f"res {self.res_id}: type 2 takes Unix seconds")
-            return datetime.fromtimestamp(int(self.val), tz=UTC)
-        return self.val
+        return typed_value(self.res_id, self.val, self.type)
 
 
 class WriteBody(BaseModel):

@@ -119,9 +119,12 @@ async def offline_write(
     trigger_msg: Trigger = 7,
 ) -> dict[str, Any]:
     device = device_by_imei(server, principal, imei)
+    for item in body.data:
+        item.value()  # a value its type refuses is refused now, not when the device comes
     params = {
         "path": str(Path(obj_id, obj_inst_id)),
         "values": {str(item.res_id): item.val for item in body.data},
+        "types": {str(item.res_id): item.type for item in body.data if item.type is not None},
         "replace": mode == 1,
     }
     return await _create(
