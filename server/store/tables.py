@@ -180,6 +180,7 @@ push_targets = Table(
     Column("product_id", String(32), nullable=True),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
+    Column("aes_key", String(43), nullable=True),  # OneNET's EncodingAESKey: encrypted deliveries
 )
 
 push_deliveries = Table(

@@ -104,6 +104,8 @@ class PushTargetCreate(BaseModel):
     token: str = Field(min_length=1, max_length=64)
     product_id: str | None = Field(default=None, max_length=32)
     verify: bool = True
+    # OneNET's EncodingAESKey (43 Base64 characters): deliveries are then `enc_msg`.
+    aes_key: str | None = Field(default=None, min_length=43, max_length=43)
 
 
 def _attrs(values: dict[str, float | None] | None) -> dict[str, float | int | None]:
@@ -451,7 +453,9 @@ async def add_push_target(body: PushTargetCreate, principal: CurrentKey, push: P
         if principal.product is None:
             raise auth_failed("auth failed: a device key cannot add push receivers", 403)
         product_id = principal.product.id
-    target = await push.add_target(body.url, body.token, product_id=product_id, verify=body.verify)
+    target = await push.add_target(
+        body.url, body.token, product_id=product_id, verify=body.verify, aes_key=body.aes_key
+    )
     return target.as_dict()
 
 

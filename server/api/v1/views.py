@@ -80,6 +80,8 @@ async def objects_view(server: Lwm2mServer, endpoint: str | None) -> list[dict[s
             if inst.object_id is not None and inst.instance_id is not None:
                 instances.setdefault(inst.object_id, set()).add(inst.instance_id)
     for raw in latest:
+        if not raw.startswith("/"):
+            continue  # a stream an application named (OneNET `POST /devices/{id}/datapoints`)
         path = Path.parse(raw)
         if path.object_id is not None and path.instance_id is not None:
             instances.setdefault(path.object_id, set()).add(path.instance_id)
