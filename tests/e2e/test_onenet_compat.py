@@ -223,8 +223,10 @@ async def test_a_onenet_application_runs_unchanged_against_the_cloud(cloud: Clou
             r"(?s)\+MIPLWRITE: 0,(\d+),3200,0,5750,1,5,lobby,1\r\n.*?\+MIPLWRITE: 0,\d+,3200,0,9001,(\d),(\d+),(\w+),0\r\n",
             timeout=10,
         )
-        # The opaque resource arrives as its 4 bytes (AT type 2, opaque), not as 8 characters of text.
-        assert (lines.group(2), lines.group(4)) == ("2", "0102ABFF")
+        # The opaque resource arrives as its 4 bytes, not as 8 characters of text (which would print as
+        # 3031303241424646). 9001 was never declared, so the module prints it as a hex string (type 6):
+        # "未申明过类型的值将默认以16进制字符串类型打印" (§3.12 note); <len> counts hex digits, as in §5.6.
+        assert (lines.group(2), lines.group(3), lines.group(4)) == ("6", "8", "0102ABFF")
         await at(module, f"AT+MIPLWRITERSP=0,{lines.group(1)},2")
         assert await write is None
         moment = 1_764_806_400
@@ -284,7 +286,7 @@ async def test_a_onenet_application_runs_unchanged_against_the_cloud(cloud: Clou
         await at(module, "AT+MIPLUPDATE=0,3000,0")
         await module.expect(r"\+MIPLWRITE: 0,\d+,3200,0,5750,1,5,night,1\r\n", timeout=10)
         await answer(
-            module, r"\+MIPLWRITE: 0,(\d+),3200,0,9001,2,\d+,CAFE,0\r\n", "AT+MIPLWRITERSP=0,{mid},2"
+            module, r"\+MIPLWRITE: 0,(\d+),3200,0,9001,6,\d+,CAFE,0\r\n", "AT+MIPLWRITERSP=0,{mid},2"
         )
 
         async def history() -> dict[str, Any]:
