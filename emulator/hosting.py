@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from emulator.module.device import CTWING, CUSTOM, HUAWEI, ONENET, YANFEI
+from emulator.module.network import Target
 from emulator.runner import EmulatedModule
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,10 @@ class _Slot:
 class ModuleHost:
     """Emulated modules by id; satisfies server.api.modules.ModuleHost."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: Mapping[str, Target] | None = None) -> None:
         self._slots: dict[str, _Slot] = {}
+        # The host map of the modules it starts (emulator.module.network.HostMap overrides).
+        self.hosts = dict(hosts or {})
 
     def add(self, emulated: EmulatedModule, module_id: str | None = None) -> str:
         """Host a started `EmulatedModule`; the id defaults to its IMEI (made unique)."""
@@ -122,6 +125,7 @@ class ModuleHost:
 
     async def start_module(self, model: str, *, imei: str, imsi: str, **options: Any) -> str:
         """Build, start and host an `EmulatedModule` (options as EmulatedModule takes them)."""
+        options.setdefault("hosts", self.hosts)
         emulated = EmulatedModule(model, imei=imei, imsi=imsi, **options)
         await emulated.start()
         return self.add(emulated)
