@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emulator.at.syntax import SyntaxFault, parse_line
 from emulator.module.device import CTWING, CUSTOM, HUAWEI, ONENET, YANFEI
+from emulator.module.models import MODELS
 from emulator.module.network import Target
 from emulator.runner import EmulatedModule
 
@@ -44,6 +46,42 @@ PLATFORM_CARRIERS: dict[int, str] = {
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
+# Quick lines a console offers for a module, kept to those its model's command table answers
+# (`quick_lines`): AT+MIPLVER? is not in the manual, AT+MIPLUPDATESET only on some models (§4.5).
+QUICK_LINES: tuple[str, ...] = (
+    "AT",
+    "AT+CGSN=1",
+    "AT+CIMI",
+    "AT+CGMR",
+    "AT+MIPLVER?",
+    "AT+MIPLCREATE",
+    'AT+MIPLADDOBJ=0,3303,1,"1",1,0',
+    "AT+MIPLOPEN=0,3600",
+    "AT+MIPLUPDATE=0,3600,0",
+    "AT+MIPLUPDATESET=0,1",
+    "AT+MIPLLTRDP",
+    "AT+MIPLDEVINFO?",
+    "AT+MIPLCLOSE=0",
+    "AT+MIPLDELETE=0",
+)
+
+
+def quick_lines(emulated: EmulatedModule) -> tuple[str, ...]:
+    """The `QUICK_LINES` the module's command table has a handler for (name and form)."""
+    module = emulated.module
+    if module is None:
+        return ()
+    table = module.engine.table
+    result = []
+    for line in QUICK_LINES:
+        parsed = parse_line(line)
+        if isinstance(parsed, SyntaxFault):
+            continue
+        spec = table.get(parsed.name)
+        if spec is not None and spec.handler(parsed.form) is not None:
+            result.append(line)
+    return tuple(result)
+
 
 @dataclass(frozen=True, slots=True)
 class HostedModule:
@@ -55,6 +93,7 @@ class HostedModule:
     imsi: str
     endpoint: str | None
     carrier: str | None
+    quick_lines: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +141,15 @@ class _Slot:
             device = module.device
             endpoint = device.endpoint(emulated.imei, emulated.imsi)
             carrier = PLATFORM_CARRIERS.get(device.platform, "custom")
-        return HostedModule(self.id, emulated.model_name, emulated.imei, emulated.imsi, endpoint, carrier)
+        return HostedModule(
+            self.id,
+            emulated.model_name,
+            emulated.imei,
+            emulated.imsi,
+            endpoint,
+            carrier,
+            quick_lines(emulated),
+        )
 
 
 class ModuleHost:
@@ -129,6 +176,10 @@ class ModuleHost:
         emulated = EmulatedModule(model, imei=imei, imsi=imsi, **options)
         await emulated.start()
         return self.add(emulated)
+
+    def models(self) -> list[str]:
+        """The models a module can be started as (emulator.module.models)."""
+        return list(MODELS)
 
     def get(self, module_id: str) -> EmulatedModule | None:
         slot = self._slots.get(module_id)

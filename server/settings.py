@@ -33,6 +33,16 @@ CARRIER_ADDRESSES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# The carrier host name of each carrier listener, as the module manual writes it (chapter 5); the
+# emulator maps these names to the listeners (emulator.module.network.CARRIER_HOSTS).
+CARRIER_HOST_NAMES: dict[str, str] = {
+    "onenet-bootstrap": "nbiotbt.heclouds.com",
+    "onenet": "nbiotacc.heclouds.com",
+    "ctwing": "lwm2m.ctwing.cn",
+    "yanfei": "dmp-coap.cuiot.cn",
+    "huawei": "iot-coaps.cn-north-4.myhuaweicloud.com",
+}
+
 # In a container the carrier host names all resolve to the container's one address, so the
 # carrier listeners share it (`Settings.carrier_host`) and each carrier has its own ports, matching
 # the emulator's port routes (`emulator.carrier_ports.CARRIER_PORTS`); the open listener keeps

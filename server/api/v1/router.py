@@ -16,6 +16,9 @@ from server.api.events import event_visible
 from server.api.modules import ModuleHostDep
 from server.api.onenet.common import OfflineDep, PushDep
 from server.api.onenet.nbiot import set_device_key
+from server.api.v1.connect import connect_commands
+from server.api.v1.device_admin import remove_device
+from server.api.v1.device_admin import router as device_admin_router
 from server.api.v1.views import device_view, event_view, objects_view, product_view
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
@@ -26,8 +29,8 @@ from server.services.push import PushTarget
 from server.services.security import decode_key
 
 router = APIRouter()
+router.include_router(device_admin_router)
 
-PLATFORM_NUMBERS = {"onenet": 0, "ctwing": 1, "yanfei": 2, "huawei": 3, "custom": 10}
 PathText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")]
 Timeout = Annotated[float | None, Field(default=None, ge=1, le=120)]
 
@@ -233,12 +236,7 @@ async def get_device(
 async def delete_device(
     device_id: int, server: ServerDep, principal: CurrentKey, offline: OfflineDep
 ) -> dict[str, Any]:
-    device = _device(server, principal, device_id)
-    endpoint = server.endpoint_of(device)
-    await server.provisioning.delete_device(device.id)
-    await offline.forget_device(device.id)
-    if endpoint is not None:
-        await server.remove_psk(endpoint)
+    await remove_device(server, offline, _device(server, principal, device_id))
     return {"ok": True}
 
 
@@ -398,33 +396,6 @@ async def device_events(
     endpoint = server.endpoint_of(_device(server, principal, device_id))
     rows = await server.store.events(endpoint, limit) if endpoint else []
     return {"items": [event_view(r) for r in rows]}
-
-
-def connect_commands(server: Lwm2mServer, device: Device) -> list[str]:
-    """The AT commands (module manual §4) that connect an emulated or real module to this server."""
-    spec = next((s for s in server.settings.listeners if s.carrier == device.carrier), None)
-    spec = spec or next(iter(server.settings.listeners), None)
-    host, port = "127.0.0.1", 5683
-    if spec is not None:
-        listener = server.listeners.get(spec.name)
-        host, port = listener.address if listener is not None else (spec.host, spec.port)
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    psk = device.attributes.get(ATTR_ACCESS_PSK) or device.attributes.get("psk")
-    dtls_port = spec.dtls_port if spec is not None else None
-    if psk and dtls_port:
-        port = (
-            server.dtls[spec.name].address[1] if spec is not None and spec.name in server.dtls else dtls_port
-        )
-    commands = [f'AT+MIPLCFG="platform",0,{PLATFORM_NUMBERS.get(device.carrier, 10)}']
-    create = f'AT+MIPLCREATEEX="{host}:{port}",0'
-    if device.auth_code or psk:
-        create += f',"{device.auth_code or ""}"'
-    if psk:
-        create += f',"{psk}"'
-    commands.append(create)
-    commands.append('AT+MIPLADDOBJ=0,3303,1,"1",1,0')
-    commands.append("AT+MIPLOPEN=0,86400")
-    return commands
 
 
 @router.get("/devices/{device_id}/connect-commands")
