@@ -152,7 +152,7 @@ def _reachable(address: tuple[str, int]) -> tuple[str, int]:
     return ("127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]), address[1]
 
 
-def _module_routes(server: Any) -> dict[str, tuple[str, int]]:
+def module_routes(server: Any) -> dict[str, tuple[str, int]]:
     """Host-map overrides for modules hosted in this process: each carrier's default address
     (server.settings.CARRIER_ADDRESSES), on 5683 and 5684, -> where its listener really is (a
     wildcard address is reached on 127.0.0.1), e.g. when the carriers share one address."""
@@ -198,7 +198,7 @@ async def _run_server(
             from server.console import mount_console
 
             products = await ensure_demo_products(server, api_key)
-            host = ModuleHost(hosts=_module_routes(server))
+            host = ModuleHost(hosts=module_routes(server))
             app = create_app(server, module_host=host)
             mount_console(app)
             handle = await serve_http(app, settings.http_host, settings.http_port)

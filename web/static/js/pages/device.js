@@ -304,16 +304,26 @@ export function render(view, [ref], { notify }) {
     numeric.sort((a, b) => (updated(b) - updated(a)) || (b.endsWith("/5700") - a.endsWith("/5700")) || a.localeCompare(b));
     chartPath.replaceChildren(...numeric.map((p) => {
       const info = resourceInfo.get(p);
-      const label = `${p} ${info?.name || ""}${info?.units ? ` (${info.units})` : ""}${updated(p) < 0 ? " · no data" : ""}`;
+      const units = unitsOf(p);
+      const label = `${p} ${info?.name || ""}${units ? ` (${units})` : ""}${updated(p) < 0 ? " · no data" : ""}`;
       return h("option", { value: p, dataset: { hasData: String(updated(p) >= 0) } }, label);
     }));
     if (numeric.length) loadChart();
     else chartBox.replaceChildren(h("p", { class: "muted" }, "No numeric resources."));
   }
 
+  // The object model's units of a resource, else (IPSO) the instance's Sensor Units value.
+  function unitsOf(path) {
+    const info = resourceInfo.get(path);
+    if (info?.units) return info.units;
+    const sensorUnits = path.endsWith("/5700") ? valueCells.get(path.replace(/5700$/, "5701")) : null;
+    const text = sensorUnits ? sensorUnits.textContent.trim() : "";
+    return text && text !== "—" ? text : "";
+  }
+
   function drawChart() {
     const info = resourceInfo.get(chartPath.value);
-    chartBox.replaceChildren(lineChart(chartPoints, { label: `${chartPath.value} ${info?.name || ""}`, units: info?.units || "" }));
+    chartBox.replaceChildren(lineChart(chartPoints, { label: `${chartPath.value} ${info?.name || ""}`, units: unitsOf(chartPath.value) }));
   }
 
   async function loadChart() {
