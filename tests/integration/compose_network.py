@@ -86,8 +86,26 @@ async def main(config: dict[str, Any]) -> None:
     headers = {"api-key": config["environment"]["TESTBED_API_KEY"]}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as api:
         outcomes = await asyncio.gather(*(login(api, spec, hosts) for spec in config["logins"]))
-    for outcome in outcomes:
+        hosted = await hosted_modules(api)
+    for outcome in [*outcomes, hosted]:
         print(json.dumps(outcome), flush=True)
+
+
+async def hosted_modules(api: httpx.AsyncClient, timeout: float = 20.0) -> dict[str, Any]:
+    """The modules `testbed up` hosts in the server container: {"hosted": [[carrier, the
+    listener its registration arrived on]]} once every one has registered (or the time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for module in (await api.get("/api/v1/modules")).json()["items"]:
+            listing = (
+                await api.get("/api/v1/devices", params={"q": module["endpoint"] or module["imei"]})
+            ).json()
+            registration = next((d["registration"] for d in listing["items"] if d["registration"]), None)
+            found.append([module["carrier"], registration and registration["listener"]])
+        if all(listener for _carrier, listener in found) or time.monotonic() > deadline:
+            return {"hosted": found}
+        await asyncio.sleep(0.2)
 
 
 def run() -> None:
