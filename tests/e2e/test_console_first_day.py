@@ -220,6 +220,13 @@ async def test_operations_show_they_are_pending_and_fail_in_words(console: Conso
     failed = page.locator("#device-timeline li[data-kind='operation.failed']").first
     await expect(failed).to_contain_text("read /3303/0/5700")
     await expect(failed).to_contain_text("4.04 Not Found")
+    async with asyncio.timeout(5):  # the event log keeps it: it is there after a reload
+        while not any(e["kind"] == "operation.failed" for e in await cloud.server.store.events(endpoint)):
+            await asyncio.sleep(0.05)
+    await page.reload()
+    await expect(page.locator("#device-timeline li[data-kind='operation.failed']").first).to_contain_text(
+        "read /3303/0/5700: CoAP 4.04 Not Found"
+    )
     await shot(page, "13-failed-in-words", full_page=False)
 
     # The console's one table explains every +CIS ERROR code the module can print (manual §6).

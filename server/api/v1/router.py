@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lwm2m.path import Path
@@ -19,6 +19,7 @@ from server.api.onenet.nbiot import set_device_key
 from server.api.v1.connect import connect_commands
 from server.api.v1.device_admin import remove_device
 from server.api.v1.device_admin import router as device_admin_router
+from server.api.v1.failures import record_failed_operations
 from server.api.v1.views import device_view, event_view, objects_view, product_view
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
@@ -28,7 +29,7 @@ from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
 from server.services.security import decode_key
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(record_failed_operations)])
 router.include_router(device_admin_router)
 
 PathText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")]

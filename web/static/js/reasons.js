@@ -69,3 +69,10 @@ export function explainAtLine(text) {
   const match = /^\+CIS ERROR: ?(\d+)/.exec(text);
   return match ? explainCis(match[1]) : null;
 }
+
+// An `operation.failed` event (server/api/v1/failures.py) as a sentence.
+export function explainFailure(data) {
+  if (data.code) return explainCoap(data.code);
+  if (data.timeout) return DEVICE_FAILURE_REASONS[5];
+  return data.error || "failed";
+}

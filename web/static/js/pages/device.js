@@ -139,13 +139,6 @@ export function render(view, [ref], { notify }) {
     for (const el of tree.querySelectorAll("button[data-op]")) if (el !== button) el.disabled = busy;
   }
 
-  function timelineFailure(kind, path, reason) {
-    timeline.prepend(h("li", { dataset: { kind: "operation.failed" }, "data-testid": "event" },
-      h("span", { class: "muted" }, formatTime(Date.now() / 1000), " "),
-      h("span", { class: "kind kind-failed" }, "operation.failed"),
-      h("span", {}, `${kind} ${path} `), h("span", { class: "reason" }, reason)));
-  }
-
   async function run(kind, path, arg = "", button = null) {
     if (pending) return;
     const type = resourceTypes.get(path);
@@ -183,8 +176,7 @@ export function render(view, [ref], { notify }) {
     } catch (err) {
       stopPending(button);
       const reason = explainError(err);
-      showResult(`${kind} ${path}: failed`, reason, true);
-      timelineFailure(kind, path, reason);
+      showResult(`${kind} ${path}: failed`, reason, true); // the timeline gets the server's operation.failed
     }
   }
 
