@@ -124,6 +124,7 @@ class _Slot:
         self.callbacks: list[LineCallback] = []
         self.splitter = LineSplitter(self._emit)
         emulated.add_listener(self.splitter.feed)
+        self.quick_lines = quick_lines(emulated)  # the model's command table does not change
 
     def _emit(self, line: str) -> None:
         for callback in list(self.callbacks):
@@ -148,7 +149,7 @@ class _Slot:
             emulated.imsi,
             endpoint,
             carrier,
-            quick_lines(emulated),
+            self.quick_lines,
         )
 
 

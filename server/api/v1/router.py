@@ -173,28 +173,35 @@ async def list_devices(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    views = [device_view(server, d, host) for d in server.provisioning.devices() if principal.can_see(d)]
+    # (device or None, endpoint, carrier) rows, filtered on what they hold; the JSON views are
+    # drawn for the requested page only, so a page of a large fleet costs a page of views.
+    rows: list[tuple[Device | None, str | None, str]] = [
+        (d, server.endpoint_of(d), d.carrier) for d in server.provisioning.devices() if principal.can_see(d)
+    ]
     if principal.is_admin:
-        known = {v["endpoint"] for v in views}
-        views.extend(
-            device_view(server, None, host, reg.endpoint)
-            for reg in server.registered()
-            if reg.endpoint not in known
+        known = {endpoint for _d, endpoint, _c in rows}
+        rows.extend(
+            (None, reg.endpoint, "custom") for reg in server.registered() if reg.endpoint not in known
         )
     needle = (q or "").lower()
 
-    def matches(view: dict[str, Any]) -> bool:
-        if carrier and view["carrier"] != carrier:
+    def matches(row: tuple[Device | None, str | None, str]) -> bool:
+        device, endpoint, row_carrier = row
+        if carrier and row_carrier != carrier:
             return False
-        if online is not None and view["online"] != online:
+        if (
+            online is not None
+            and (endpoint is not None and server.registration(endpoint) is not None) != online
+        ):
             return False
         if needle:
-            fields = (view["endpoint"], view["imei"], view["title"])
-            return any(needle in str(f).lower() for f in fields if f)
+            fields = (endpoint, device.imei, device.title) if device is not None else (endpoint,)
+            return any(needle in f.lower() for f in fields if f)
         return True
 
-    selected = [v for v in views if matches(v)]
-    return {"items": selected[offset : offset + limit], "total": len(selected)}
+    selected = [row for row in rows if matches(row)]
+    page = selected[offset : offset + limit]
+    return {"items": [device_view(server, d, host, e) for d, e, _c in page], "total": len(selected)}
 
 
 @router.post("/devices")
