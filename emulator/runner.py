@@ -24,7 +24,7 @@ from emulator.at.framing import ByteFramer
 from emulator.module.basic import DEFAULT_IMEI, DEFAULT_IMSI
 from emulator.module.clock import AsyncioScheduler
 from emulator.module.module import Module
-from emulator.module.network import AiocoapClientPort, HostMap, port_factory
+from emulator.module.network import AiocoapClientPort, HostMap, Target, port_factory
 from emulator.transcript import TranscriptWriter, open_transcript
 from lwm2m.model import ModelRegistry
 from lwm2m.model.builtin import builtin_registry
@@ -43,7 +43,7 @@ class EmulatedModule:
         *,
         imei: str = DEFAULT_IMEI,
         imsi: str = DEFAULT_IMSI,
-        hosts: Mapping[str, str] | None = None,
+        hosts: Mapping[str, Target] | None = None,
         registry: ModelRegistry | None = None,
         request_timeout: float = 10.0,
         echo: bool = True,
@@ -151,7 +151,7 @@ async def run_emulator(
     tcp: str | None,
     pty: bool,
     *,
-    hosts: Mapping[str, str] | None = None,
+    hosts: Mapping[str, Target] | None = None,
     ready: Callable[[list[str]], None] | None = None,
     transcript: str | FsPath | None = None,
     stdio: bool = False,

@@ -147,6 +147,27 @@ async def _start_demo_module(
     return module_id, int(tcp.sockets[0].getsockname()[1])
 
 
+def _reachable(address: tuple[str, int]) -> tuple[str, int]:
+    """A listening address as a client in this process reaches it (a wildcard on 127.0.0.1)."""
+    return ("127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]), address[1]
+
+
+def module_routes(server: Any) -> dict[str, tuple[str, int]]:
+    """Host-map overrides for modules hosted in this process: each carrier's default address
+    (server.settings.CARRIER_ADDRESSES), on 5683 and 5684, -> where its listener really is (a
+    wildcard address is reached on 127.0.0.1), e.g. when the carriers share one address."""
+    from server.settings import CARRIER_ADDRESSES
+
+    local = _reachable
+    routes: dict[str, tuple[str, int]] = {}
+    for name, (_carrier, _role, default) in CARRIER_ADDRESSES.items():
+        if name in server.listeners:
+            routes[f"{default}:5683"] = local(server.listeners[name].address)
+        if name in server.dtls:
+            routes[f"{default}:5684"] = local(server.dtls[name].address)
+    return routes
+
+
 async def _run_server(
     settings: Settings, fleet_size: int, interval: float, quiet: bool, *, http: bool
 ) -> None:
@@ -177,7 +198,7 @@ async def _run_server(
             from server.console import mount_console
 
             products = await ensure_demo_products(server, api_key)
-            host = ModuleHost()
+            host = ModuleHost(hosts=module_routes(server))
             app = create_app(server, module_host=host)
             mount_console(app)
             handle = await serve_http(app, settings.http_host, settings.http_port)
@@ -203,7 +224,7 @@ async def _run_server(
             from emulator.fleet import Fleet
 
             first = server.listeners.get("default") or next(iter(server.listeners.values()))
-            fleet = Fleet(first.address, fleet_size, interval=interval)
+            fleet = Fleet(_reachable(first.address), fleet_size, interval=interval)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("starting the emulated fleet", total=fleet_size)
                 await fleet.start(lambda done: progress.update(task, completed=done))
@@ -418,6 +439,14 @@ def emulator(
         bool, typer.Option(help="Talk AT over stdin/stdout (messages go to stderr); end of input stops.")
     ] = False,
     transcript: TranscriptOption = None,
+    carrier_ports: Annotated[
+        bool,
+        typer.Option(
+            envvar="TESTBED_CARRIER_PORTS",
+            help="Reach each carrier by its host name on its own ports (a server with"
+            " TESTBED_CARRIER_HOST, as in docker compose).",
+        ),
+    ] = False,
 ) -> None:
     """Run one emulated OneMO module speaking the AT commands of the module manual."""
     from emulator.runner import run_emulator
@@ -428,6 +457,11 @@ def emulator(
     _check_model(model)
     if tcp is not None:
         _address(tcp, "--tcp")
+    hosts = None
+    if carrier_ports:
+        from emulator.carrier_ports import port_routes
+
+        hosts = port_routes()
 
     def ready(addresses: list[str]) -> None:
         for address in addresses:
@@ -438,7 +472,9 @@ def emulator(
     async def main() -> None:
         signalled = _on_signal()
         runner = asyncio.create_task(
-            run_emulator(model, imei, imsi, tcp, pty, ready=ready, transcript=transcript, stdio=stdio)
+            run_emulator(
+                model, imei, imsi, tcp, pty, ready=ready, transcript=transcript, stdio=stdio, hosts=hosts
+            )
         )
         stop = asyncio.create_task(signalled.wait())
         await asyncio.wait([runner, stop], return_when=asyncio.FIRST_COMPLETED)

@@ -54,6 +54,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/devices/{device_id}/observe"): {"path": "/3/0/9"},
     ("POST", "/api/v1/devices/{device_id}/cancel-observation"): {"observation_id": 1},
     ("POST", "/api/v1/push-targets"): {"url": "http://127.0.0.1:9/push", "token": "t", "verify": False},
+    ("POST", "/api/v1/modules"): {"device_id": "{device_id}", "model": "ML307R"},
 }
 
 # Query values by parameter name (the first product's device where a device is named).
@@ -99,6 +100,7 @@ class Victim:
             "target_id": str(target_id),
             "product_id": product_id,
             "stream": "3311_0_5850",
+            "module_id": "any",
         }
         self.intruder = intruder
 
