@@ -35,7 +35,9 @@ from rich.console import Console
 from server.settings import ListenerSettings, Settings
 
 app = typer.Typer(
-    help="lwm2m-testbed: a private carrier cloud for NB-IoT/LTE-M devices.", no_args_is_help=True
+    help="lwm2m-testbed: a private carrier cloud for NB-IoT/LTE-M devices.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -63,7 +65,14 @@ ModelsOption = Annotated[
 def _settings(
     db: str | None, host: str, port: int, dtls_port: int | None, models: str | None = None
 ) -> Settings:
+    from server.cli_errors import database_url_problem, models_problem
+
     settings = Settings()
+    problem = database_url_problem(db or settings.database_url)
+    if problem is None and models:
+        problem = models_problem(models)
+    if problem is not None:
+        _explain(problem)
     overrides: dict[str, Any] = {
         "listeners": [ListenerSettings(name="default", host=host, port=port, dtls_port=dtls_port)]
     }
@@ -155,9 +164,23 @@ async def _run_server(
     api_key = _api_key(settings) if http else None
     if api_key:
         settings = settings.model_copy(update={"api_key": api_key})
+    from server.cli_errors import StartFailed, busy_addresses
+
+    bindings = _bindings(settings, http=http)
+    busy = busy_addresses(bindings)
+    if busy is not None:
+        raise StartFailed(busy)
     server = Lwm2mServer(settings)
     stop = _on_signal()
-    await server.start()
+    try:
+        await server.start()
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await server.stop()  # releases what was bound, so the probes can name the culprit
+        problem = _start_problem(exc, settings, bindings)
+        if problem is None:
+            raise
+        raise StartFailed(problem) from exc
     fleet = None
     handle = None
     host = None
@@ -180,7 +203,10 @@ async def _run_server(
             host = ModuleHost()
             app = create_app(server, module_host=host)
             mount_console(app)
-            handle = await serve_http(app, settings.http_host, settings.http_port)
+            try:
+                handle = await serve_http(app, settings.http_host, settings.http_port)
+            except OSError as exc:
+                raise StartFailed(_start_problem(exc, settings, bindings[-1:])) from exc
             shown = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
             base = f"http://{shown}:{handle.port}"
             console.print(f"[bold]Console[/]  {base}/#key={api_key}")
@@ -238,6 +264,16 @@ async def _run_server(
         console.print("stopped")
 
 
+def _run_explained(main: Any) -> None:
+    """asyncio.run(main); a start that fails for a reason the user can fix ends in two lines."""
+    from server.cli_errors import StartFailed
+
+    try:
+        asyncio.run(main)
+    except StartFailed as exc:
+        _explain(exc.problem)
+
+
 @app.command()
 def up(
     db: DbOption = None,
@@ -267,7 +303,7 @@ def up(
     updates: dict[str, Any] = {"carrier_map": carriers}
     if http_port is not None:
         updates["http_port"] = http_port
-    asyncio.run(_run_server(settings.model_copy(update=updates), fleet, interval, quiet, http=True))
+    _run_explained(_run_server(settings.model_copy(update=updates), fleet, interval, quiet, http=True))
 
 
 @app.command()
@@ -279,7 +315,7 @@ def server(
     models: ModelsOption = None,
 ) -> None:
     """Run the LwM2M server only (no HTTP API, no emulated devices)."""
-    asyncio.run(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet, http=False))
+    _run_explained(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet, http=False))
 
 
 @app.command("fleet")
@@ -397,6 +433,18 @@ def _address(value: str, option: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _imei(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and len(value) == 15):
+        raise typer.BadParameter(f"{value!r} is not an IMEI: give 15 digits (AT+CGSN answers it)")
+    return value
+
+
+def _imsi(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 15):
+        raise typer.BadParameter(f"{value!r} is not an IMSI: give up to 15 digits (AT+CIMI answers it)")
+    return value
+
+
 TranscriptOption = Annotated[
     Path | None,
     typer.Option(
@@ -410,8 +458,12 @@ TranscriptOption = Annotated[
 @app.command()
 def emulator(
     model: Annotated[str, typer.Option(help="Module model: ML307R, MN316, MN316-S, ML305A, ...")] = "ML307R",
-    imei: Annotated[str, typer.Option(help="IMEI the module reports (AT+CGSN).")] = "869975030000461",
-    imsi: Annotated[str, typer.Option(help="IMSI the module reports (AT+CIMI).")] = "460041234567890",
+    imei: Annotated[
+        str, typer.Option(callback=_imei, help="IMEI the module reports (AT+CGSN): 15 digits.")
+    ] = "869975030000461",
+    imsi: Annotated[
+        str, typer.Option(callback=_imsi, help="IMSI the module reports (AT+CIMI): up to 15 digits.")
+    ] = "460041234567890",
     tcp: Annotated[str | None, typer.Option(help='Serve AT on host:port (":0" picks a port).')] = None,
     pty: Annotated[bool, typer.Option(help="Serve AT on a pseudo-terminal and print its path.")] = False,
     stdio: Annotated[
@@ -453,6 +505,13 @@ def emulator(
     try:
         asyncio.run(main())
     except OSError as exc:
+        if tcp is not None:
+            from server.cli_errors import Binding, busy_addresses
+
+            host, port = _address(tcp, "--tcp")
+            busy = busy_addresses([Binding("tcp", host, port, "AT interface of the module", "--tcp")])
+            if busy is not None:
+                _explain(busy)
         _fail(f"cannot serve the module: {exc}")
 
 
@@ -460,6 +519,45 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     """A red message on stderr and exit `code` (2: bad input or environment, 1: a failed run)."""
     Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _explain(problem: Any) -> NoReturn:
+    """A `server.cli_errors.Problem` on stderr, two lines (what is wrong; the fix and `testbed
+    doctor`), exit 2."""
+    from server.cli_errors import DOCTOR
+
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(f"[red]error:[/] {problem.what}", highlight=False, markup=True)
+    err.print(f"  {problem.fix} {DOCTOR}.", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
+def _bindings(settings: Settings, *, http: bool) -> list[Any]:
+    """Every address `up`/`server` listens on, with the option that moves it."""
+    from server.cli_errors import Binding
+
+    result = []
+    for spec in settings.all_listeners():
+        custom = spec.name == "default"
+        role = f"CoAP, {spec.name} listener"
+        result.append(Binding("udp", spec.host, spec.port, role, "--port" if custom else "--no-carriers"))
+        if spec.dtls_port is not None:
+            option = "--dtls-port" if custom else "--no-carriers"
+            result.append(Binding("udp", spec.host, spec.dtls_port, f"DTLS, {spec.name} listener", option))
+    if http:
+        result.append(Binding("tcp", settings.http_host, settings.http_port, "HTTP API and console", "--http-port"))
+    return result
+
+
+def _start_problem(error: BaseException, settings: Settings, bindings: list[Any]) -> Any:
+    """The Problem behind a failed start, or None when it is none the user can fix."""
+    import errno
+
+    from server.cli_errors import database_problem, describe_bind_failure
+
+    if isinstance(error, OSError) and error.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+        return describe_bind_failure(error, bindings)
+    return database_problem(settings.database_url, error)
 
 
 # --- scenario --------------------------------------------------------------------------------------
@@ -634,8 +732,12 @@ def scenario(
         str | None,
         typer.Option(help="Model of the in-process module (default: the script's @model, else ML307R)."),
     ] = None,
-    imei: Annotated[str, typer.Option(help="IMEI of the in-process module.")] = "869975030000461",
-    imsi: Annotated[str, typer.Option(help="IMSI of the in-process module.")] = "460041234567890",
+    imei: Annotated[
+        str, typer.Option(callback=_imei, help="IMEI of the in-process module: 15 digits.")
+    ] = "869975030000461",
+    imsi: Annotated[
+        str, typer.Option(callback=_imsi, help="IMSI of the in-process module: up to 15 digits.")
+    ] = "460041234567890",
     var: Annotated[
         list[str] | None, typer.Option("--var", help="Set a script variable: NAME=VALUE (repeatable).")
     ] = None,
@@ -1019,35 +1121,52 @@ def doctor(
     console.print("[green]all required checks passed[/]")
 
 
-@db_app.command("upgrade")
-def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
-    """Apply the migrations (the server also does this at start)."""
+def _run_on_database(db: str | None, work: Any) -> None:
+    """Run `await work(database)` on the --db database; a database that is not reachable (or a
+    URL that is none) ends in two lines."""
+    from server.cli_errors import database_problem, database_url_problem
     from server.store.database import Database
 
+    url = db or Settings().database_url
+    problem = database_url_problem(url)
+    if problem is not None:
+        _explain(problem)
+
     async def main() -> None:
-        database = Database.connect(db or Settings().database_url)
+        database = Database.connect(url)
         try:
-            await database.migrate(revision)
-            console.print(f"database at revision {await database.current_revision()}")
+            await work(database)
         finally:
             await database.dispose()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        problem = database_problem(url, exc)
+        if problem is None:
+            raise
+        _explain(problem)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
+    """Apply the migrations (the server also does this at start)."""
+
+    async def work(database: Any) -> None:
+        await database.migrate(revision)
+        console.print(f"database at revision {await database.current_revision()}")
+
+    _run_on_database(db, work)
 
 
 @db_app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database."""
-    from server.store.database import Database
 
-    async def main() -> None:
-        database = Database.connect(db or Settings().database_url)
-        try:
-            console.print(await database.current_revision() or "empty")
-        finally:
-            await database.dispose()
+    async def work(database: Any) -> None:
+        console.print(await database.current_revision() or "empty")
 
-    asyncio.run(main())
+    _run_on_database(db, work)
 
 
 def main() -> None:
