@@ -102,18 +102,28 @@ def _print_event(event: Any) -> None:
     console.print(f"[{style}]{event.kind:<26}[/] {event.endpoint or '':<18} {detail}")
 
 
+# The demo's own identities: IMEIs and endpoint names starting 8699750399 (modules) and
+# 8699750398 (the small fleet of `up`), so that the manual's example IMEI (869975030000461, chapter
+# 5) and the fleets a user starts never meet a demo device.
 DEMO_MODULES = {
     # carrier: (model, IMEI, IMSI, server as the manual writes it, AT+MIPLCFG platform line or None)
-    "onenet": ("ML307R", "869975030000461", "460041234567890", "183.230.40.40:5683", None),
+    "onenet": ("ML307R", "869975039900001", "460049900000001", "183.230.40.40:5683", None),
     "ctwing": (
         "MN316",
-        "869975030000479",
-        "460111234567891",
+        "869975039900002",
+        "460119900000002",
         "221.229.214.202:5683",
         'AT+MIPLCFG="platform",0,1',
     ),
 }
-
+# Demo devices of earlier versions, which used the manual's example IMEIs: removed at start.
+FORMER_DEMO_IMEIS = {"onenet": "869975030000461", "ctwing": "869975030000479"}
+DEMO_FLEET_PREFIX = "8699750398"
+DEMO_PREFIXES = ("8699750398", "8699750399")
+# TCP ports of the demo modules' AT interfaces: base + position in DEMO_MODULES.
+MODULE_PORT_BASE = 7100
+# Objects whose sensor value (resource 5700) the cloud observes on devices of the open listener.
+SENSOR_VALUE = 5700
 
 def _api_key(settings: Settings) -> str:
     """TESTBED_API_KEY when set; otherwise a key generated once and kept beside the SQLite data."""
@@ -132,21 +142,24 @@ def _api_key(settings: Settings) -> str:
 
 
 async def _start_demo_module(
-    server: Any, host: Any, products: dict[str, Any], carrier: str
+    server: Any, host: Any, products: dict[str, Any], carrier: str, port: int
 ) -> tuple[str, int]:
-    """Provision (once) and start one hosted AT module of `carrier`, serve it on a TCP port and
-    log it in with the manual's commands; returns (module id, TCP port)."""
+    """Provision (once) and start one hosted AT module of `carrier`, serve it on TCP `port` (0:
+    any) and log it in with the manual's commands; returns (module id, TCP port)."""
     from emulator.frontends.tcp import serve_tcp
 
     model, imei, imsi, address, platform_line = DEMO_MODULES[carrier]
     product = products[carrier]
+    for former in server.provisioning.devices_by_imei(FORMER_DEMO_IMEIS[carrier], carrier):
+        if former.product_id == product.id and former.title == f"Demo {model} ({carrier})":
+            await server.provisioning.delete_device(former.id)
     if not server.provisioning.devices_by_imei(imei, carrier):
         await server.provisioning.create_device(
             product_id=product.id, imei=imei, imsi=imsi, title=f"Demo {model} ({carrier})"
         )
     module_id = await host.start_module(model, imei=imei, imsi=imsi)
     emulated = host.get(module_id)
-    tcp = await serve_tcp(emulated, "127.0.0.1", 0)
+    tcp = await serve_tcp(emulated, "127.0.0.1", port)
     lines = [f'AT+MIPLCREATEEX="{address}",2']
     if platform_line:
         lines.append(platform_line)
@@ -156,17 +169,69 @@ async def _start_demo_module(
     return module_id, int(tcp.sockets[0].getsockname()[1])
 
 
+def _sensor_paths(server: Any, object_links: str) -> list[str]:
+    """/<object>/<instance>/5700 of every declared instance whose object has a sensor value."""
+    from lwm2m.codec.link_format import parse_object_links
+    from lwm2m.errors import CodecError
+
+    try:
+        instances = parse_object_links(object_links).instances
+    except CodecError:
+        return []
+    return [
+        f"/{i.object_id}/{i.instance_id}/{SENSOR_VALUE}"
+        for i in instances
+        if server.model.get_resource(i.object_id, SENSOR_VALUE) is not None
+    ]
+
+
+async def _observe_sensor_values(server: Any, subscription: Any) -> None:
+    """The cloud observes the sensor values of every device that registers on an open (custom)
+    listener, the demo fleet's and any fleet a user starts, so that their pages show data.
+    Carrier listeners keep their own rules (OneNET observes by itself)."""
+    open_listeners = {spec.name for spec in server.settings.all_listeners() if spec.carrier == "custom"}
+    observing: set[asyncio.Task[None]] = set()
+
+    async def observe(endpoint: str, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                await server.observe(endpoint, path)
+            except Exception as exc:  # a device that does not answer: its page stays empty
+                logging.getLogger(__name__).info("cannot observe %s %s: %s", endpoint, path, exc)
+
+    async for event in subscription:
+        reg = server.registrations.get(event.endpoint) if event.endpoint else None
+        if reg is None or reg.listener not in open_listeners:
+            continue
+        paths = _sensor_paths(server, reg.object_links)
+        if paths:
+            task = asyncio.create_task(observe(reg.endpoint, paths))
+            observing.add(task)
+            task.add_done_callback(observing.discard)
+
+
 async def _run_server(
-    settings: Settings, fleet_size: int, interval: float, quiet: bool, *, http: bool
+    settings: Settings,
+    fleet_size: int,
+    interval: float,
+    quiet: bool,
+    *,
+    http: bool,
+    module_port_base: int = MODULE_PORT_BASE,
 ) -> None:
     from server.lwm2m_server import Lwm2mServer
 
     api_key = _api_key(settings) if http else None
     if api_key:
         settings = settings.model_copy(update={"api_key": api_key})
-    from server.cli_errors import StartFailed, busy_addresses
+    from server.cli_errors import Binding, StartFailed, busy_addresses
 
     bindings = _bindings(settings, http=http)
+    if http and module_port_base:
+        bindings += [
+            Binding("tcp", "127.0.0.1", module_port_base + i, f"AT of the demo {c} module", "--module-port-base")
+            for i, c in enumerate(DEMO_MODULES)
+        ]
     busy = busy_addresses(bindings)
     if busy is not None:
         raise StartFailed(busy)
@@ -184,6 +249,8 @@ async def _run_server(
     fleet = None
     handle = None
     host = None
+    registrations = server.subscribe(kinds=["registration.registered"])
+    observer = asyncio.create_task(_observe_sensor_values(server, registrations))
     try:
         for listener in server.listeners.values():
             dtls = server.dtls.get(listener.name)
@@ -206,7 +273,8 @@ async def _run_server(
             try:
                 handle = await serve_http(app, settings.http_host, settings.http_port)
             except OSError as exc:
-                raise StartFailed(_start_problem(exc, settings, bindings[-1:])) from exc
+                http_binding = [b for b in bindings if b.option == "--http-port"]
+                raise StartFailed(_start_problem(exc, settings, http_binding)) from exc
             shown = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
             base = f"http://{shown}:{handle.port}"
             console.print(f"[bold]Console[/]  {base}/#key={api_key}")
@@ -216,9 +284,10 @@ async def _run_server(
                 console.print(
                     f"           {carrier:<7} product {product.id}  master key {product.master_key}"
                 )
-            for carrier in DEMO_MODULES:
+            for index, carrier in enumerate(DEMO_MODULES):
+                wanted = module_port_base + index if module_port_base else 0
                 try:
-                    module_id, port = await _start_demo_module(server, host, products, carrier)
+                    module_id, port = await _start_demo_module(server, host, products, carrier, wanted)
                 except Exception as exc:  # a demo module is a convenience: report, keep serving
                     console.print(f"[red]demo {carrier} module not started: {exc}[/]")
                     continue
@@ -229,7 +298,7 @@ async def _run_server(
             from emulator.fleet import Fleet
 
             first = server.listeners.get("default") or next(iter(server.listeners.values()))
-            fleet = Fleet(first.address, fleet_size, interval=interval)
+            fleet = Fleet(first.address, fleet_size, interval=interval, prefix=DEMO_FLEET_PREFIX)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("starting the emulated fleet", total=fleet_size)
                 await fleet.start(lambda done: progress.update(task, completed=done))
@@ -237,9 +306,6 @@ async def _run_server(
                 f"[bold]Fleet[/]    {fleet_size} emulated devices: "
                 + ", ".join(d.endpoint for d in fleet.devices[:5])
             )
-            for device in fleet.devices:
-                for path in ("/3303/0/5700", "/3304/0/5700"):
-                    await server.observe(device.endpoint, path)
         freeze_long_lived_objects()
         console.print("Press Ctrl-C to stop.")
         subscription = server.subscribe()
@@ -254,6 +320,8 @@ async def _run_server(
         printer.cancel()
         subscription.close()
     finally:
+        observer.cancel()
+        registrations.close()
         if fleet is not None:
             await fleet.stop()
         if host is not None:
@@ -294,6 +362,15 @@ def up(
     interval: Annotated[float, typer.Option(help="Seconds between sensor changes of the fleet.")] = 10.0,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
+    module_port_base: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535 - len(DEMO_MODULES),
+            help="TCP port of the first demo module's AT interface (OneNET); the next ones follow "
+            "(CTWing on base + 1). 0 picks free ports.",
+        ),
+    ] = MODULE_PORT_BASE,
 ) -> None:
     """Run the private cloud: LwM2M server, HTTP API and console, demo modules, a small fleet.
 
@@ -303,7 +380,16 @@ def up(
     updates: dict[str, Any] = {"carrier_map": carriers}
     if http_port is not None:
         updates["http_port"] = http_port
-    _run_explained(_run_server(settings.model_copy(update=updates), fleet, interval, quiet, http=True))
+    _run_explained(
+        _run_server(
+            settings.model_copy(update=updates),
+            fleet,
+            interval,
+            quiet,
+            http=True,
+            module_port_base=module_port_base,
+        )
+    )
 
 
 @app.command()
@@ -331,8 +417,13 @@ def fleet_command(
         float, typer.Option(min=0.01, help="Seconds between sensor changes / notifies.")
     ] = 10.0,
     prefix: Annotated[
-        str, typer.Option(help="Endpoint-name prefix (IMEI-like names; LwM2M fleet).")
-    ] = "86997503",
+        str | None,
+        typer.Option(
+            help="Endpoint-name prefix (IMEI-like names, padded to 15 digits with the device "
+            "index). Default: 86997504 and a run id, so that no two runs and no demo device share "
+            "a name."
+        ),
+    ] = None,
     at: Annotated[
         bool,
         typer.Option(
@@ -343,9 +434,33 @@ def fleet_command(
     ] = False,
     model: Annotated[str, typer.Option(help="Module model of the --at fleet.")] = "ML307R",
 ) -> None:
-    """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops."""
+    """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops.
+
+    Each run picks its own endpoint names (a run id in the prefix, printed at start), so a fleet
+    never takes over the registrations of the demo devices of `testbed up` or of another fleet.
+    A server that observes them (`testbed up` does, on its open listener) gets their sensor
+    values every --interval seconds."""
+    from emulator.fleet import run_prefix
+
+    if prefix is None:
+        prefix = run_prefix(count)
+    elif not prefix.isdigit() or len(prefix) > 15 - len(str(max(count - 1, 0))):
+        raise typer.BadParameter(
+            f"{prefix!r} leaves no room for {count} IMEI-like names: give at most "
+            f"{15 - len(str(max(count - 1, 0)))} digits",
+            param_hint="--prefix",
+        )
+    if prefix.startswith(DEMO_PREFIXES) or any(p.startswith(prefix) for p in DEMO_PREFIXES):
+        raise typer.BadParameter(
+            f"names starting {prefix} are taken by the demo devices of `testbed up` "
+            f"({', '.join(p + '…' for p in DEMO_PREFIXES)}); leave --prefix out to get a run of your own",
+            param_hint="--prefix",
+        )
+    width = 15 - len(prefix)
+    first, last = f"{prefix}{0:0{width}d}", f"{prefix}{count - 1:0{width}d}"
+    console.print(f"[bold]Fleet[/]    endpoints {first} … {last}", highlight=False)
     if at:
-        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval)
+        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval, int(first))
         return
     from rich.progress import Progress
 
@@ -370,7 +485,7 @@ def fleet_command(
     asyncio.run(main())
 
 
-def _run_module_fleet(count: int, server_address: str, model: str, interval: float) -> None:
+def _run_module_fleet(count: int, server_address: str, model: str, interval: float, first_imei: int) -> None:
     from rich.progress import Progress
 
     from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
@@ -380,7 +495,13 @@ def _run_module_fleet(count: int, server_address: str, model: str, interval: flo
     async def main() -> None:
         stop = _on_signal()
         fleet = ModuleFleet(
-            ModuleFleetSettings(count=count, server=server_address, model=model, notify_interval=interval)
+            ModuleFleetSettings(
+                count=count,
+                server=server_address,
+                model=model,
+                notify_interval=interval,
+                first_imei=first_imei,
+            )
         )
         try:
             with Progress(console=console, transient=True) as progress:
