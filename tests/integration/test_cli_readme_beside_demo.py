@@ -170,10 +170,19 @@ def test_readme_commands_in_order_leave_the_demo_intact(demo: tuple[Output, dict
                 fleet_endpoints = (first, last)
                 assert not first.startswith(("8699750398", "8699750399")) and first != MANUAL_IMEI
                 output.wait_for(notified(first))  # observed by the cloud: its page shows data
+                output.wait_for(notified(last))
         finally:
             stop(process)
         assert process.returncode == 0, (args, own.text)
     assert fleet_endpoints is not None, "the README starts no fleet"
+
+    # The fleet's devices have pages with data (their device record and its datapoints).
+    for endpoint in fleet_endpoints:
+        listed = httpx.get(base + "/api/v1/devices", headers=headers, params={"q": endpoint}, timeout=10).json()
+        (device,) = [d for d in listed["items"] if d["endpoint"] == endpoint]
+        assert device["id"] is not None, device
+        points = httpx.get(f"{base}/api/v1/devices/{device['id']}/datapoints", headers=headers, timeout=10)
+        assert {p["path"] for p in points.json()["items"]} >= {"/3303/0/5700"}, points.text
 
     # The demo fleet kept its registrations and keeps reporting.
     reported = len(output.lines)
