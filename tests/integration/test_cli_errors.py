@@ -85,6 +85,20 @@ def test_busy_dtls_port_names_the_dtls_option(tmp_path: Path) -> None:
     assert_explained(result, f"UDP port {dtls} on 127.0.0.1 (DTLS", "--dtls-port")
 
 
+def test_busy_at_port_of_the_emulator_names_its_holder() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("emulator", "--tcp", f"127.0.0.1:{port}")
+    assert_explained(result, f"TCP port {port} on 127.0.0.1", f"(pid {os.getpid()})", "--tcp")
+
+
+def test_an_address_not_on_this_machine_is_explained(tmp_path: Path) -> None:
+    result = run("server", "--host", "192.0.2.1", "--port", str(free_udp_port()), cwd=tmp_path)
+    assert_explained(result, "the address 192.0.2.1 is not on this machine")
+
+
 @pytest.mark.parametrize(
     ("url", "words"),
     [
