@@ -125,6 +125,7 @@ MODULE_PORT_BASE = 7100
 # Objects whose sensor value (resource 5700) the cloud observes on devices of the open listener.
 SENSOR_VALUE = 5700
 
+
 def _api_key(settings: Settings) -> str:
     """TESTBED_API_KEY when set; otherwise a key generated once and kept beside the SQLite data."""
     if settings.api_key:
@@ -219,13 +220,12 @@ async def _run_server(
     http: bool,
     module_port_base: int = MODULE_PORT_BASE,
 ) -> None:
+    from server.cli_errors import Binding, StartFailed, busy_addresses
     from server.lwm2m_server import Lwm2mServer
 
     api_key = _api_key(settings) if http else None
     if api_key:
         settings = settings.model_copy(update={"api_key": api_key})
-    from server.cli_errors import Binding, StartFailed, busy_addresses
-
     bindings = _bindings(settings, http=http)
     if http and module_port_base:
         bindings += [
@@ -450,14 +450,16 @@ def fleet_command(
             f"{15 - len(str(max(count - 1, 0)))} digits",
             param_hint="--prefix",
         )
-    if prefix.startswith(DEMO_PREFIXES) or any(p.startswith(prefix) for p in DEMO_PREFIXES):
-        raise typer.BadParameter(
-            f"names starting {prefix} are taken by the demo devices of `testbed up` "
-            f"({', '.join(p + '…' for p in DEMO_PREFIXES)}); leave --prefix out to get a run of your own",
-            param_hint="--prefix",
-        )
     width = 15 - len(prefix)
     first, last = f"{prefix}{0:0{width}d}", f"{prefix}{count - 1:0{width}d}"
+    for demo in DEMO_PREFIXES:
+        rest = 15 - len(demo)
+        if int(first) <= int(demo + "9" * rest) and int(demo + "0" * rest) <= int(last):
+            raise typer.BadParameter(
+                f"names {first} … {last} include the demo devices' of `testbed up` ({demo}…); "
+                "leave --prefix out to get a run of your own",
+                param_hint="--prefix",
+            )
     console.print(f"[bold]Fleet[/]    endpoints {first} … {last}", highlight=False)
     if at:
         _run_module_fleet(count, f"{server_host}:{server_port}", model, interval, int(first))

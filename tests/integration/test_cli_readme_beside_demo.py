@@ -217,14 +217,26 @@ def test_readme_commands_in_order_leave_the_demo_intact(demo: tuple[Output, dict
     assert created["errno"] == 0, created
 
 
-@pytest.mark.parametrize("prefix", ["8699750398", "86997503990", "869975039"])
-def test_fleet_refuses_a_prefix_of_the_demo_devices(prefix: str) -> None:
+@pytest.mark.parametrize(
+    ("prefix", "count"), [("8699750398", 3), ("86997503990", 3), ("869975039", 1_000_000)]
+)
+def test_fleet_refuses_a_prefix_of_the_demo_devices(prefix: str, count: int) -> None:
     result = subprocess.run(
-        [*TESTBED, "fleet", "--count", "3", "--prefix", prefix, "--server-port", str(free_port())],
+        [*TESTBED, "fleet", "--count", str(count), "--prefix", prefix, "--server-port", str(free_port())],
         capture_output=True, text=True, timeout=60, env=ENV,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "taken by the demo devices" in result.stderr and "Traceback" not in result.stderr
+    assert "include the demo devices'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_short_prefix_whose_names_miss_the_demo_range_is_accepted() -> None:
+    process = start(["fleet", "--count", "3", "--prefix", "8699", "--server-port", str(free_port())], CHECKOUT)
+    output = Output(process)
+    try:
+        output.wait_for(lambda line: "Ctrl-C" in line)
+    finally:
+        stop(process)
+    assert "endpoints 869900000000000 … 869900000000002" in output.text
 
 
 def test_two_fleet_runs_get_different_endpoint_names() -> None:
