@@ -108,6 +108,11 @@ class EmulatedModule:
             self.transcript_writer.to_module(data)
         self.module.feed(data)
 
+    def discard_partial_line(self) -> None:
+        """Forget a half-typed command line (a new MCU connection starts with an empty line)."""
+        if self.module is not None:
+            self.module.engine.discard_partial_line()
+
     def add_listener(self, listener: OutputListener) -> None:
         self._listeners.append(listener)
 

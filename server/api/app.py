@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api import errors
 from server.api.deps import KeyAttemptLimiter
+from server.api.docs import install_docs
 from server.api.errors import ApiError
 from server.api.modules import ModuleHost
 from server.api.onenet.requests import OneNetRequests
@@ -206,6 +207,8 @@ def create_app(
         version="1.0",
         description="OneNET-compatible northbound API and the native /api/v1 of the testbed.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by server.api.docs
+        redoc_url=None,
     )
     app.state.server = server
     app.state.module_host = module_host
@@ -216,6 +219,7 @@ def create_app(
     app.include_router(v1_router.router, prefix="/api/v1", tags=["v1"])
     app.include_router(events_router, prefix="/api/v1", tags=["events"])
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
+    install_docs(app)
     app.add_middleware(BodyLimit, limit=server.settings.max_payload)  # type: ignore[arg-type]
     limiter = KeyAttemptLimiter(server.settings.auth_failure_limit, server.settings.auth_failure_window)
     app.state.key_attempts = limiter

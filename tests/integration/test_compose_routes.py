@@ -29,7 +29,7 @@ LOGINS: list[dict[str, Any]] = [
         "carrier": "onenet",
         "listener": "onenet",
         "model": "ML307R",
-        "imei": "869975039900001",
+        "imei": "869975037700001",
         "imsi": "460041234599001",
         "auth_code": "cmiot",
         "lines": [
@@ -43,7 +43,7 @@ LOGINS: list[dict[str, Any]] = [
         "carrier": "onenet",
         "listener": "onenet",
         "model": "ML307R",
-        "imei": "869975039900002",
+        "imei": "869975037700002",
         "imsi": "460041234599002",
         "lines": [
             'AT+MIPLCREATEEX="nbiotacc.heclouds.com:5683",0',
@@ -55,7 +55,7 @@ LOGINS: list[dict[str, Any]] = [
         "carrier": "ctwing",
         "listener": "ctwing",
         "model": "ML307R",
-        "imei": "869975039900003",
+        "imei": "869975037700003",
         "imsi": "460111234599003",
         "lines": [
             'AT+MIPLCREATEEX="lwm2m.ctwing.cn:5683",0',
@@ -69,7 +69,7 @@ LOGINS: list[dict[str, Any]] = [
         "carrier": "yanfei",
         "listener": "yanfei",
         "model": "MN316",
-        "imei": "869975039900004",
+        "imei": "869975037700004",
         "imsi": "460011234599004",
         "lines": [
             'AT+MIPLCREATEEX="dmp-coap.cuiot.cn:5683",0',
@@ -83,7 +83,7 @@ LOGINS: list[dict[str, Any]] = [
         "carrier": "huawei",
         "listener": "huawei",
         "model": "MN316",
-        "imei": "869975039900005",
+        "imei": "869975037700005",
         "imsi": "460011234599005",
         "lines": [
             'AT+MIPLCREATEEX="iot-coaps.cn-north-4.myhuaweicloud.com",0',

@@ -132,6 +132,9 @@ async def upload(
     principal: CurrentKey,
     type: Annotated[int | None, Query(ge=1, le=5)] = None,
 ) -> dict[str, Any]:
+    """Upload datapoints. Stores values under any datastream id the application chooses: OneNET's
+    `datastreams[{id, datapoints[{at, value}]}]` body and its simple forms (type 3 `{stream:
+    value}`, type 4 `{stream: {at: value}}`); an `at` without a zone is Beijing time."""
     device = visible_device(server, principal, device_id)
     if type in (2, 5):
         raise invalid("type 2 and 5 (binary and text forms) are not JSON: use type 1, 3 or 4")
@@ -209,6 +212,8 @@ async def datapoints(
 async def devices_latest(
     server: ServerDep, principal: CurrentKey, devIds: Annotated[str, Query(min_length=1, max_length=12000)]
 ) -> dict[str, Any]:
+    """Latest values of several devices. `devIds` lists the device ids (comma-separated); the answer has
+    each device's datastreams with their newest value, as OneNET's batch datapoint query."""
     ids = [part.strip() for part in devIds.split(",") if part.strip()]
     if len(ids) > 100:
         raise invalid("at most 100 devIds")
@@ -262,6 +267,8 @@ def stream_view(stream: str, meta: dict[str, Any] | None, latest: dict[str, Any]
 async def create_stream(
     device_id: str, body: StreamCreate, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
+    """Create a datastream. Adds a user-named datastream (`id`, optional `unit`, `unit_symbol`) to the
+    device, as OneNET's datastream add."""
     device = visible_device(server, principal, device_id)
     declared = dict(device.attributes.get(ATTR_STREAMS) or {})
     if body.id in declared:
@@ -282,6 +289,8 @@ async def streams(
     principal: CurrentKey,
     datastream_ids: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> dict[str, Any]:
+    """List a device's datastreams. Each with `id`, `create_time`, `update_at` and `current_value`, as
+    OneNET documents them."""
     device = visible_device(server, principal, device_id)
     declared = device.attributes.get(ATTR_STREAMS) or {}
     latest = await latest_streams(server, device)
@@ -294,6 +303,8 @@ async def streams(
 
 @router.get("/devices/{device_id}/datastreams/{stream}")
 async def stream(device_id: str, stream: str, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """One datastream of a device. Its `id`, `create_time`, `update_at` and `current_value`, as OneNET
+    documents them."""
     device = visible_device(server, principal, device_id)
     declared = device.attributes.get(ATTR_STREAMS) or {}
     latest = (await latest_streams(server, device)).get(stream)
