@@ -36,8 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api import errors
 from server.api.deps import KeyAttemptLimiter
+from server.api.docs import install_docs
 from server.api.errors import ApiError
 from server.api.modules import ModuleHost
+from server.api.onenet.requests import OneNetRequests
 from server.lwm2m_server import Lwm2mServer
 from server.services.offline_commands import OfflineCommands
 from server.services.push import PushService
@@ -95,9 +97,9 @@ _BLOCKED_BODY = b'{"errno":1,"error":"auth failed: too many failed key attempts"
 
 
 def carries_key(scope: Scope) -> bool:
-    """Whether the request names a key (header `api-key` or query `api_key`, non-empty)."""
+    """Whether the request names a key (header `api-key` or `authorization`, or query `api_key`)."""
     for name, value in scope.get("headers", []):
-        if name == b"api-key" and value:
+        if name in (b"api-key", b"authorization") and value:
             return True
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return any(query.get("api_key", []))
@@ -123,7 +125,7 @@ class KeyAttemptLimit:
             if retry_after is not None:
                 await self._refuse_http(send, retry_after)
                 return
-            await self.app(scope, receive, self._watch_http(send, address, keyed))
+            await self.app(scope, receive, self._watch_http(scope, send, address, keyed))
             return
         if retry_after is not None:
             await receive()  # websocket.connect
@@ -134,9 +136,12 @@ class KeyAttemptLimit:
             return
         await self.app(scope, receive, self._watch_websocket(send, address, keyed))
 
-    def _watch_http(self, send: Send, address: str, keyed: bool) -> Send:
+    def _watch_http(self, scope: Scope, send: Send, address: str, keyed: bool) -> Send:
         async def watched(message: Message) -> None:
-            if keyed and message["type"] == "http.response.start" and message["status"] == 401:
+            # OneNET routes answer a refused key with HTTP 200 and errno 1 (server.api.errors):
+            # the error handler marks the request instead.
+            refused = message.get("status") == 401 or scope.get("state", {}).get("auth_failed")
+            if keyed and message["type"] == "http.response.start" and refused:
                 self.limiter.failed(address)
             await send(message)
 
@@ -206,6 +211,8 @@ def create_app(
         version="1.0",
         description="OneNET-compatible northbound API and the native /api/v1 of the testbed.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by server.api.docs
+        redoc_url=None,
     )
     app.state.server = server
     app.state.module_host = module_host
@@ -218,6 +225,7 @@ def create_app(
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
     app.include_router(firmware_routes.router, prefix="/api/v1", tags=["firmware"])
     app.include_router(firmware_routes.public_router)
+    install_docs(app)
     # A multipart upload carries its form fields too: a little more than the package itself.
     upload_limit = server.settings.firmware_max_size + 64 * 1024
     app.add_middleware(
@@ -228,6 +236,7 @@ def create_app(
     limiter = KeyAttemptLimiter(server.settings.auth_failure_limit, server.settings.auth_failure_window)
     app.state.key_attempts = limiter
     app.add_middleware(KeyAttemptLimit, limiter=limiter)  # type: ignore[arg-type]
+    app.add_middleware(OneNetRequests)  # type: ignore[arg-type]
     return app
 
 

@@ -4,6 +4,9 @@ Keys (header `api-key`, or `?api_key=` where browsers cannot set headers):
 - the admin key (`Settings.api_key`) sees everything; without one configured there is no admin;
 - a product's master key sees that product's devices;
 - a device's api_key sees only that device.
+Beside `api-key`, OneNET's `authorization` token (server/api/onenet/token.py: `res=products/{pid}`,
+signed with that product's key, not expired) stands for the product's master key. A refused token
+is errno 1 `auth failed` with the reason.
 
 Failed key attempts (a key given that is none of ours) are counted per client address by
 `KeyAttemptLimiter`; the app's `KeyAttemptLimit` middleware (server/api/app.py) answers 429 once
@@ -21,7 +24,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, WebSocket
 
-from server.api.errors import ApiError, auth_failed, not_found
+from server.api.errors import AUTH_FAILED, ApiError, auth_failed, not_found
+from server.api.onenet.token import TokenError, check_token, parse_token
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Device, Product
 
@@ -129,12 +133,28 @@ def get_ws_server(websocket: WebSocket) -> Lwm2mServer:
 ServerDep = Annotated[Lwm2mServer, Depends(get_server)]
 
 
+def token_principal(server: Lwm2mServer, authorization: str) -> Principal:
+    """The product an `authorization` token was signed for (errno 1 when it is refused)."""
+    try:
+        token = parse_token(authorization)
+        product = server.provisioning.product(token.product_id)
+        if product is None:
+            raise TokenError("token res names no product")
+        check_token(token, product.master_key, time.time())
+    except TokenError as exc:
+        raise auth_failed(f"auth failed: {exc}") from None
+    return Principal("product", product=product)
+
+
 async def current_principal(
     server: ServerDep,
     api_key_header: Annotated[str | None, Header(alias="api-key")] = None,
     api_key_query: Annotated[str | None, Query(alias="api_key")] = None,
+    authorization: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Principal:
     key = api_key_header or api_key_query
+    if not key and authorization:
+        return token_principal(server, authorization)
     if not key:
         raise auth_failed("auth failed: api-key required")
     principal = resolve_key(server, key)
@@ -169,10 +189,12 @@ def visible_device(server: Lwm2mServer, principal: Principal, device_id: Any) ->
 
 
 def device_by_imei(server: Lwm2mServer, principal: Principal, imei: str) -> Device:
-    """The device with this IMEI that the caller may see (OneNET devices first)."""
+    """The device with this IMEI that the caller may see (OneNET devices first). None is errno 1
+    `auth failed`, as in OneNET's NB-IoT error table ("check that the api-key matches the imei"),
+    for an unknown IMEI as for another product's (so that keys cannot probe)."""
     candidates = [d for d in server.provisioning.devices_by_imei(imei) if principal.can_see(d)]
     if not candidates:
-        raise not_found("device")
+        raise ApiError(AUTH_FAILED, "auth failed: the api-key does not match the imei", 404)
     candidates.sort(key=lambda d: (d.carrier != "onenet", d.id))
     return candidates[0]
 

@@ -1,6 +1,12 @@
-"""The one place where errors become HTTP answers: OneNET envelopes `{"errno", "error"}` with an
-HTTP status (OneNET itself answers 200 with a non-zero errno; our contract uses 4xx/5xx and keeps
-OneNET's body so OneNET clients still find their errno).
+"""The one place where errors become HTTP answers: OneNET envelopes `{"errno", "error"}`.
+
+HTTP status: on the OneNET-compatible routes (everything outside `/api/`) an API-level error is
+answered with HTTP 200 and its errno, as OneNET does: its clients read `errno` from every answer
+(the PHP SDK's `_call` decodes the body and takes `errno` 0 as success whatever the HTTP status),
+and clients that treat a non-2xx as a transport failure would lose the errno. The native `/api/v1`
+keeps the meaningful statuses below. Whatever the route, a request that reaches no route keeps its
+404/405, a body over the limit its 413, and a crash (errno 7) its 500: those are not API answers.
+The status each error would have on `/api/v1` travels in `ApiError.status`; `status_for` decides.
 
     ApiError (errno, error, status)      raised by routes and dependencies
     ServerError tree (services/errors)   mapped here:
@@ -11,6 +17,8 @@ OneNET's body so OneNET clients still find their errno).
         BadArgument                      -> 400, errno 5108 "invalid parameter"
     request validation                   -> 400, errno 3 (missing) or 5108 (invalid)
     anything else                        -> 500, errno 7 "service internal error" (logged)
+    an `auth failed` answer              -> also marks the request (`request.state.auth_failed`)
+                                            for the failed-key limiter, whatever its status
 
 The 5106 reasons are OneNET's: 0 success, 1 method not allowed, 2 forbidden, 3 not found,
 4 internal error, 5 timeout, 6 request parameter error, 7 response error, 8 unauthorized,
@@ -152,36 +160,58 @@ def from_validation(exc: RequestValidationError) -> ApiError:
     return invalid(f"{where}: {message}" if where else message)
 
 
-def _respond(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
+API_PREFIX = "/api/"
+
+
+def is_onenet_path(path: str) -> bool:
+    """Whether `path` is one of the OneNET-compatible routes (mounted at the root)."""
+    return not path.startswith(API_PREFIX) and path not in ("/openapi.json", "/docs", "/redoc")
+
+
+def status_for(path: str, error: ApiError) -> int:
+    """HTTP 200 for an API-level error on a OneNET route, else the error's own status."""
+    if error.status == 413:
+        return 413  # the body over the limit was never read: not an API answer
+    if is_onenet_path(path) and (error.status < 500 or error.errno == DEVICE_FAILURE):
+        return 200  # a device failure (502/504 on /api/v1) is an API answer too: errno 5106
+    return error.status
+
+
+def _respond(request: Request, error: ApiError, *, api_level: bool = True) -> JSONResponse:
+    if error.errno == AUTH_FAILED and error.status == 401:
+        request.state.auth_failed = True
+    status = status_for(request.url.path, error) if api_level else error.status
+    return JSONResponse(error.body(), status_code=status)
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
 
-    async def api_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return _respond(exc)
+        return _respond(request, exc)
 
-    async def server_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServerError)
-        return _respond(from_server_error(exc))
+        return _respond(request, from_server_error(exc))
 
-    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return _respond(from_validation(exc))
+        return _respond(request, from_validation(exc))
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        # No route took the request: not an API answer, the status stays.
         if exc.status_code == 404:
-            return _respond(ApiError(NOT_FOUND, "no such API", 404))
+            return _respond(request, ApiError(NOT_FOUND, "no such API", 404), api_level=False)
         if exc.status_code == 405:
-            return _respond(ApiError(INVALID_PARAMETER, "method not allowed", 405))
-        return _respond(ApiError(INVALID_PARAMETER, str(exc.detail), exc.status_code))
+            return _respond(request, ApiError(INVALID_PARAMETER, "method not allowed", 405), api_level=False)
+        error = ApiError(INVALID_PARAMETER, str(exc.detail), exc.status_code)
+        return _respond(request, error, api_level=False)
 
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected API error", exc_info=exc)
-        return _respond(ApiError(INTERNAL, "service internal error", 500))
+        return _respond(request, ApiError(INTERNAL, "service internal error", 500), api_level=False)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ServerError, server_error)

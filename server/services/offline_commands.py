@@ -28,6 +28,7 @@ from server.events import Event
 from server.services.device_management import values_to_json
 from server.services.errors import BadArgument, DeviceTimeout, RequestFailed, ServerError
 from server.services.provisioning import Device
+from server.services.write_types import typed_values
 from server.store.api_repository import ApiRepository
 
 if TYPE_CHECKING:
@@ -249,8 +250,9 @@ class OfflineCommands:
                 body = values_to_json(node, Path.parse(p["path"]))
                 code = CoapCode.CONTENT
             elif command.cmd_type == "write":
+                values = typed_values(p["values"], p.get("types"))
                 await self.server.write(
-                    endpoint, p["path"], p["values"], replace=p.get("replace", True), timeout=command.timeout
+                    endpoint, p["path"], values, replace=p.get("replace", True), timeout=command.timeout
                 )
                 code = CoapCode.CHANGED
             else:

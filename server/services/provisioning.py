@@ -12,6 +12,7 @@ step with the database: registration checks run on the hot path and must not que
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -64,6 +65,13 @@ def new_key(length: int = 28) -> str:
     return secrets.token_urlsafe(length)[:length]
 
 
+def new_access_key() -> str:
+    """A product key in OneNET's format: Base64 of 20 random bytes (28 characters ending in `=`),
+    so that applications can sign OneNET's `authorization` token with Base64Decode(key). Keys
+    issued before (URL-safe text) stay valid as `api-key`s; only a token needs the new format."""
+    return base64.b64encode(secrets.token_bytes(20)).decode()
+
+
 class Provisioning:
     def __init__(self, store: Store | None = None) -> None:
         self.repository = ProvisioningRepository(store) if store is not None else None
@@ -113,7 +121,7 @@ class Provisioning:
     ) -> Product:
         if carrier not in CARRIERS:
             raise BadArgument(f"unknown carrier {carrier!r}; one of {', '.join(CARRIERS)}")
-        key = master_key or new_key()
+        key = master_key or new_access_key()
         if key in self._products_by_key:
             raise BadArgument("that master key is taken")
         pid = product_id or secrets.token_hex(6)

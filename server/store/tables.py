@@ -180,6 +180,7 @@ push_targets = Table(
     Column("product_id", String(32), nullable=True),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
+    Column("aes_key", String(43), nullable=True),  # OneNET's EncodingAESKey: encrypted deliveries
 )
 
 push_deliveries = Table(
@@ -197,7 +198,7 @@ push_deliveries = Table(
 )
 
 
-# Firmware packages (migration 0005): the file lives under `Settings.firmware_dir`.
+# Firmware packages (migration 0006): the file lives under `Settings.firmware_dir`.
 firmware = Table(
     "firmware",
     metadata,
@@ -211,7 +212,7 @@ firmware = Table(
     Column("created_at", Float, nullable=False),
 )
 
-# Firmware update tasks and their devices (migration 0005).
+# Firmware update tasks and their devices (migration 0006).
 fota_tasks = Table(
     "fota_tasks",
     metadata,

@@ -29,7 +29,7 @@ async def test_keys_see_only_their_product_or_device(api: Api) -> None:
     device_id = await create_onenet_device(api)
     other = await api.server.provisioning.create_product("other", "onenet")
     hidden = await api.client.get(f"/devices/{device_id}", headers=api.headers(other.master_key))
-    assert hidden.status_code == 404 and hidden.json()["errno"] == 3
+    assert hidden.status_code == 200 and hidden.json()["errno"] == 3
     device = api.server.provisioning.device(int(device_id))
     assert device is not None and device.api_key is not None
     own = await api.client.get(f"/devices/{device_id}", headers=api.headers(device.api_key))
@@ -37,29 +37,29 @@ async def test_keys_see_only_their_product_or_device(api: Api) -> None:
     admin = await api.client.get(f"/devices/{device_id}", headers=api.headers(ADMIN_KEY))
     assert admin.status_code == 200
     no_key = await api.client.get(f"/devices/{device_id}")
-    assert no_key.status_code == 401 and no_key.json()["errno"] == 1
+    assert no_key.status_code == 200 and no_key.json()["errno"] == 1
     bad_key = await api.client.get(f"/devices/{device_id}", headers={"api-key": "nope"})
-    assert bad_key.status_code == 401 and bad_key.json() == {"errno": 1, "error": "auth failed"}
+    assert bad_key.status_code == 200 and bad_key.json() == {"errno": 1, "error": "auth failed"}
 
 
-async def test_offline_device_answers_errno_2001(api: Api) -> None:
+async def test_offline_device_answers_errno_2001_with_http_200(api: Api) -> None:
     await create_onenet_device(api)
     response = await api.client.get("/nbiot", params={"imei": IMEI, "obj_id": 3303}, headers=api.headers())
-    assert response.status_code == 409 and response.json() == {"errno": 2001, "error": "device not online"}
+    assert response.status_code == 200 and response.json() == {"errno": 2001, "error": "device not online"}
 
 
-async def test_bad_parameters_answer_errno_3_or_5108_with_400(api: Api) -> None:
+async def test_bad_parameters_answer_errno_3_or_5108_with_http_200(api: Api) -> None:
     await create_onenet_device(api)
     missing = await api.client.get("/nbiot", params={"imei": IMEI}, headers=api.headers())
-    assert missing.status_code == 400 and missing.json()["errno"] == 3
+    assert missing.status_code == 200 and missing.json()["errno"] == 3
     out_of_range = await api.client.get(
         "/nbiot", params={"imei": IMEI, "obj_id": 3303, "timeout": 99}, headers=api.headers()
     )
-    assert out_of_range.status_code == 400 and out_of_range.json()["errno"] == 5108
+    assert out_of_range.status_code == 200 and out_of_range.json()["errno"] == 5108
     short_psk = await api.client.post(
         "/devices", json={"title": "x", "auth_info": {"1": "2"}, "psk": "abc"}, headers=api.headers()
     )
-    assert short_psk.status_code == 400 and short_psk.json()["errno"] == 5108
+    assert short_psk.status_code == 200 and short_psk.json()["errno"] == 5108
 
 
 async def test_observe_attribute_rules_are_checked_before_anything_is_sent(api: Api) -> None:
@@ -75,7 +75,7 @@ async def test_observe_attribute_rules_are_checked_before_anything_is_sent(api: 
     }
     for args in [
         (5700, 10, 5, None, None, None),
-        (5700, 0, None, None, None, None),
+        (5700, 0, 30, None, None, None),
         (None, None, None, 3.0, None, None),
         (5700, None, None, 10.0, 20.0, None),
         (5700, None, None, 20.0, 10.0, 5.0),

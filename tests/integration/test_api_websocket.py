@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -26,7 +27,7 @@ api = api_support.api
 
 
 def ws_url(http_url: str, path: str, **params: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in params.items())
+    query = urlencode(params)  # keys are Base64 (OneNET's format): `+`, `/`, `=` must be encoded
     return f"{http_url.replace('http://', 'ws://')}{path}" + (f"?{query}" if query else "")
 
 

@@ -47,10 +47,12 @@ def format_time(epoch: float | None, millis: bool = False) -> str | None:
 
 
 def onenet_value(value: Any) -> Any:
-    """A stored JSON-safe value as OneNET shows it: opaque as hex text, time as epoch seconds."""
+    """A stored JSON-safe value as OneNET shows it: Opaque as the array of its byte values (the
+    one representation of every answer and push: OneNET pushes bytes so, and its cached read
+    turns them into hex text only when asked with `bin2hex`), Time as epoch seconds."""
     if isinstance(value, dict):
         if "hex" in value:
-            return value["hex"]
+            return list(bytes.fromhex(value["hex"]))
         if "time" in value:
             return int(value["time"])
         if "objlnk" in value:

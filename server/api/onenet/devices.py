@@ -3,11 +3,12 @@
 Device id = the provisioning `Device.id` as text; `auth_info` is `{IMEI: IMSI}`; `psk` (8-16 letters
 and digits) becomes the device's DTLS PSK (identity = IMEI). The admin key creates devices in the
 product it names (`product_id`) or in the first OneNET product; a device key creates nothing.
-Data streams are named `<obj>_<inst>_<res>` from the stored values.
+Data streams: server/api/onenet/datastreams.py.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import CurrentKey, ServerDep, expected_endpoint, visible_device
 from server.api.errors import auth_failed, invalid, not_found
-from server.api.onenet.common import OfflineDep, format_time, ok, onenet_value, parse_time
+from server.api.onenet.common import OfflineDep, format_time, ok, parse_time
+from server.api.onenet.datastreams import latest_streams
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Device, Product
-from server.services.push import stream_id
 
 router = APIRouter()
 
@@ -77,30 +78,44 @@ def product_for_create(server: Lwm2mServer, principal: Any, product_id: str | No
 
 
 async def device_data(server: Lwm2mServer, device: Device) -> dict[str, Any]:
+    """A device as OneNET's "query device details" shows it (NB-IoT suite): `protocol` `LwM2M`,
+    times in Beijing time, `datastreams` as `[{id, create_time, unit, unit_symbol}]`."""
     endpoint = expected_endpoint(device)
     reg = server.registration(endpoint) if endpoint else None
-    latest = await server.latest_values(endpoint) if endpoint else {}
+    latest = await latest_streams(server, device)
+    declared = device.attributes.get("datastreams") or {}
     attrs = device.attributes
+    observing = bool(endpoint and server.observations(endpoint))
     return {
         "id": str(device.id),
         "online": reg is not None,
-        "protocol": "LWM2M",
+        "protocol": "LwM2M",
         "title": device.title,
         "desc": attrs.get("desc"),
         "create_time": format_time(device.created_at),
         "obsv": device.obsv,
+        "obsv_st": observing,
         "private": attrs.get("private", True),
         "tags": attrs.get("tags") or [],
         "location": attrs.get("location") or {},
+        "other": attrs.get("other") or {},
         "auth_info": {device.imei: device.imsi} if device.imei else {},
         "rg_id": endpoint,
         "imsi": device.imsi,
+        "imsi_old": attrs.get("imsi_old") or [],
+        "imsi_mt": attrs.get("imsi_mt") or format_time(device.created_at),
+        "ack": attrs.get("ack", False),
         "act_time": format_time(reg.registered_at) if reg else attrs.get("act_time"),
         "last_ct": format_time(reg.updated_at) if reg else None,
         "datastreams": [
-            {"id": ds, "value": onenet_value(v["value"]), "update_at": format_time(v["updated_at"])}
-            for path, v in sorted(latest.items())
-            if (ds := stream_id(path)) is not None
+            {
+                "id": ds,
+                "create_time": (declared.get(ds) or {}).get("create_time")
+                or format_time(latest[ds]["updated_at"]),
+                "unit": (declared.get(ds) or {}).get("unit", ""),
+                "unit_symbol": (declared.get(ds) or {}).get("unit_symbol", ""),
+            }
+            for ds in sorted(set(declared) | set(latest))
         ],
     }
 
@@ -205,72 +220,85 @@ async def delete_device(
     return ok()
 
 
-@router.get("/devices/{device_id}/datapoints")
-async def datapoints(
-    device_id: str,
+@router.get("/devices")
+async def list_devices(
     server: ServerDep,
     principal: CurrentKey,
-    datastream_id: Annotated[str | None, Query(max_length=1000)] = None,
-    start: Annotated[str | None, Query(max_length=40)] = None,
+    key_words: Annotated[str | None, Query(max_length=64)] = None,
+    auth_info: Annotated[str | None, Query(max_length=512)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    online: bool | None = None,
+    private: bool | None = None,
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 30,
+    device_id: Annotated[str | None, Query(max_length=12000)] = None,
+    begin: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int | None, Query(ge=1, le=6000)] = None,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> dict[str, Any]:
-    device = visible_device(server, principal, device_id)
-    endpoint = expected_endpoint(device)
-    wanted = [s.strip() for s in datastream_id.split(",")] if datastream_id else None
-    paths: list[str] | None = None
-    if wanted is not None:
-        paths = []
-        for ds in wanted:
-            parts = ds.split("_")
-            if len(parts) != 3 or not all(p.isdigit() for p in parts):
-                raise invalid(f"datastream_id {ds!r} is not <obj>_<inst>_<res>")
-            paths.append("/" + "/".join(str(int(p)) for p in parts))
-    streams: dict[str, list[dict[str, Any]]] = {}
-    next_cursor: str | None = None
-    count = 0
-    if endpoint is not None and (start or end or cursor or limit):
-        start_at = parse_time(start, "start") if start else None
-        end_at = parse_time(end, "end") if end else None
-        size = limit or 100
-        points = []
-        for path in paths or [None]:  # type: ignore[list-item]
-            points.extend(
-                await server.datapoints(
-                    endpoint,
-                    path,
-                    start=start_at,
-                    end=end_at,
-                    after_id=int(cursor) if cursor else None,
-                    limit=size + 1,
-                )
-            )
-        points.sort(key=lambda p: p.id)
-        if len(points) > size:
-            points = points[:size]
-            next_cursor = str(points[-1].id)
-        for point in points:
-            ds = stream_id(point.path)
-            if ds is None:
+    """OneNET's device list (also its batch device-info query: `device_id=1,2,3`)."""
+    begin_at = parse_time(begin, "begin") if begin else None
+    end_at = parse_time(end, "end") if end else None
+    ids = {part.strip() for part in device_id.split(",") if part.strip()} if device_id else None
+    if ids is not None and len(ids) > 100:
+        raise invalid("at most 100 device_id")
+    imeis = set(parse_auth_info(auth_info)) if auth_info else None
+    matched = []
+    for device in sorted(server.provisioning.devices(), key=lambda d: d.id):
+        attrs = device.attributes
+        if not principal.can_see(device) or (ids is not None and str(device.id) not in ids):
+            continue
+        if key_words and key_words not in (device.title or ""):
+            continue
+        if imeis is not None and device.imei not in imeis:
+            continue
+        if tag and tag not in (attrs.get("tags") or []):
+            continue
+        if private is not None and attrs.get("private", True) != private:
+            continue
+        if (begin_at is not None and device.created_at < begin_at) or (
+            end_at is not None and device.created_at > end_at
+        ):
+            continue
+        if online is not None:
+            endpoint = expected_endpoint(device)
+            if (endpoint is not None and server.registration(endpoint) is not None) != online:
                 continue
-            streams.setdefault(ds, []).append(
-                {"at": format_time(point.received_at, millis=True), "value": onenet_value(point.value)}
-            )
-            count += 1
-    elif endpoint is not None:
-        for path, value in sorted((await server.latest_values(endpoint)).items()):
-            ds = stream_id(path)
-            if ds is None or (paths is not None and path not in paths):
-                continue
-            streams[ds] = [
-                {"at": format_time(value["updated_at"], millis=True), "value": onenet_value(value["value"])}
-            ]
-            count += 1
-    data: dict[str, Any] = {
-        "count": count,
-        "datastreams": [{"id": ds, "datapoints": points} for ds, points in streams.items()],
-    }
-    if next_cursor is not None:
-        data["cursor"] = next_cursor
-    return ok(data)
+        matched.append(device)
+    shown = matched[(page - 1) * per_page : page * per_page]
+    devices = [await device_data(server, d) for d in shown]
+    return ok({"total_count": len(matched), "page": page, "per_page": per_page, "devices": devices})
+
+
+def parse_auth_info(text: str) -> list[str]:
+    """The IMEIs of an `auth_info` filter: `{"IMEI": "IMSI"}` JSON or the IMEI itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    return [str(value)]
+
+
+class RegisterAttr(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    allow_dup: bool | None = None
+    product_id: str | None = Field(default=None, max_length=32)
+
+
+@router.put("/register_attr")
+async def register_attr(body: RegisterAttr, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """NB-IoT registration attributes of the product (`allow_dup`: whether an `auth_info` may be
+    registered again). Stored on the product; one IMEI still names one device of a carrier here,
+    as a module registers by IMEI and two devices of one IMEI could not be told apart."""
+    if principal.kind == "device":
+        raise auth_failed("auth failed: a device key cannot set registration attributes", 403)
+    product = product_for_create(server, principal, body.product_id)
+    attrs = dict(product.attributes.get("register_attr") or {})
+    if body.allow_dup is not None:
+        attrs["allow_dup"] = body.allow_dup
+    await server.provisioning.update_product(
+        product.id, attributes={**product.attributes, "register_attr": attrs}
+    )
+    return ok()

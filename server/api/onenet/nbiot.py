@@ -19,17 +19,25 @@ from server.api.errors import invalid
 from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK_ENCODING
 from server.services.device_management import values_to_json
+from server.services.errors import RequestFailed
 from server.services.security import PskEncoding
+from server.services.write_types import typed_value
 
 router = APIRouter()
 
 
 class WriteItem(BaseModel):
+    """One resource of a write. `type` (OneNET): 1 = Opaque, `val` its bytes as hex text; 2 = Time,
+    `val` Unix seconds; absent = a basic type (boolean, string, integer, float) taken as is."""
+
     model_config = ConfigDict(extra="ignore")
 
     res_id: int = Field(ge=0, le=65535)
     val: str | int | float | bool
     type: int | None = Field(default=None, ge=1, le=2)
+
+    def value(self) -> Any:
+        return typed_value(self.res_id, self.val, self.type)
 
 
 class WriteBody(BaseModel):
@@ -85,7 +93,7 @@ async def write(
     timeout: Timeout = 25,
 ) -> dict[str, Any]:
     endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
-    values = {item.res_id: item.val for item in body.data}
+    values = {item.res_id: item.value() for item in body.data}
     await server.write(endpoint, Path(obj_id, obj_inst_id), values, replace=mode == 1, timeout=timeout)
     return ok()
 
@@ -115,11 +123,12 @@ def observe_attributes(
     lt: float | None,
     st: float | None,
 ) -> dict[str, float | int]:
-    """Check OneNET's attribute rules; returns the attributes to write."""
-    if pmin is not None and pmin <= 0:
-        raise invalid("pmin must be > 0")
-    if pmin is not None and pmax is not None and pmax < pmin:
-        raise invalid("pmax must be >= pmin")
+    """Check OneNET's attribute rules; returns the attributes to write. pmin defaults to 0
+    (report at once); when pmin and pmax are both given, pmax >= pmin and both are > 0."""
+    if pmin is not None and pmin < 0:
+        raise invalid("pmin must be >= 0")
+    if pmin is not None and pmax is not None and (pmin <= 0 or pmax < pmin):
+        raise invalid("with pmax, pmin must be > 0 and pmax >= pmin")
     if pmax is not None and pmax <= 0:
         raise invalid("pmax must be > 0")
     if (gt is not None or lt is not None or st is not None) and res_id is None:
@@ -141,7 +150,7 @@ async def observe(
     principal: CurrentKey,
     imei: Imei,
     obj_id: ObjId,
-    cancel: bool,
+    cancel: Annotated[str, Query(max_length=16)],
     obj_inst_id: OptId = None,
     res_id: OptId = None,
     pmin: Annotated[int | None, Query(ge=-(2**31), le=2**31)] = None,
@@ -153,7 +162,7 @@ async def observe(
 ) -> dict[str, Any]:
     endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
     path = target_path(obj_id, obj_inst_id, res_id)
-    if cancel:
+    if cancel.strip().lower() == "true":  # OneNET: anything but true/false counts as false
         for observation in server.observations(endpoint):
             if not observation.composite and observation.paths == [path]:
                 await server.cancel_observation(endpoint, observation.id)
@@ -174,6 +183,12 @@ async def discover(
 ) -> dict[str, Any]:
     endpoint = online_endpoint(server, device_by_imei(server, principal, imei))
     links = await server.discover(endpoint, target_path(obj_id, obj_inst_id), timeout=timeout)
+    grouped = discovered(links)
+    return ok([{"obj_inst_id": inst, "res_id": res} for inst, res in sorted(grouped.items())])
+
+
+def discovered(links: list[Any]) -> dict[int, list[int]]:
+    """instance -> resource ids of a Discover answer (resource-instance links left out)."""
     grouped: dict[int, list[int]] = {}
     for link in links:
         try:
@@ -185,36 +200,43 @@ async def discover(
         resources = grouped.setdefault(path.instance_id, [])
         if path.resource_id is not None and path.resource_instance_id is None:
             resources.append(path.resource_id)
-    return ok([{"obj_inst_id": inst, "res_id": res} for inst, res in sorted(grouped.items())])
+    return grouped
 
 
 @router.get("/nbiot/resources")
 async def resources(
-    server: ServerDep, principal: CurrentKey, imei: Imei, obj_id: OptId = None
+    server: ServerDep,
+    principal: CurrentKey,
+    imei: Imei,
+    obj_id: OptId = None,
+    timeout: Timeout = 25,
 ) -> dict[str, Any]:
+    """What the device declares: its Discover answer per registered object (the OneMO module's
+    AT+MIPLDISCOVERRSP), not every resource of the object model."""
     device = device_by_imei(server, principal, imei)
     endpoint = online_endpoint(server, device)
     reg = server.registration(endpoint)
     assert reg is not None
-    latest = await server.latest_values(endpoint)
-    objects: dict[int, dict[int, list[int]]] = {}
-    for inst in reg.objects.instances:
-        if inst.object_id is None or inst.instance_id is None or inst.object_id == 0:
+    object_ids = sorted(
+        {i.object_id for i in reg.objects.instances if i.object_id not in (None, 0)}
+        | {o for o in reg.objects.objects if o != 0}
+    )
+    items = []
+    for oid in object_ids:
+        if obj_id is not None and oid != obj_id:
             continue
-        if obj_id is not None and inst.object_id != obj_id:
-            continue
-        definition = server.model.get_object(inst.object_id)
-        ids = set(definition.resources) if definition else set()
-        prefix = f"{inst}/"
-        ids.update(Path.parse(p).resource_id or 0 for p in latest if p.startswith(prefix))
-        objects.setdefault(inst.object_id, {})[inst.instance_id] = sorted(ids)
-    items = [
-        {
-            "obj_id": oid,
-            "instances": [{"inst_id": iid, "resources": res} for iid, res in sorted(instances.items())],
-        }
-        for oid, instances in sorted(objects.items())
-    ]
+        try:
+            grouped = discovered(await server.discover(endpoint, Path(oid), timeout=timeout))
+        except RequestFailed:
+            continue  # an object the device declares nothing of (e.g. its built-in ones)
+        items.append(
+            {
+                "obj_id": oid,
+                "instances": [
+                    {"inst_id": iid, "resources": sorted(res)} for iid, res in sorted(grouped.items())
+                ],
+            }
+        )
     return ok({"total_count": len(items), "item": items})
 
 

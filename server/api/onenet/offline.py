@@ -25,7 +25,13 @@ Timeout = Annotated[int, Query(ge=5, le=40)]
 
 
 def command_view(command: OfflineCommand) -> dict[str, Any]:
+    """A cached command as OneNET's history shows it (`cmd_uuid`, `type`, `confirm_status`,
+    `remain`, `feedback_time`, ...); `uuid` and `cmd_type` are kept beside them."""
     return {
+        "cmd_uuid": command.uuid,
+        "type": command.cmd_type,
+        "remain": max(0, command.retry + 1 - command.attempts),
+        "feedback_time": format_time(command.confirm_time),
         "uuid": command.uuid,
         "imei": command.imei,
         "cmd_type": command.cmd_type,
@@ -113,9 +119,12 @@ async def offline_write(
     trigger_msg: Trigger = 7,
 ) -> dict[str, Any]:
     device = device_by_imei(server, principal, imei)
+    for item in body.data:
+        item.value()  # a value its type refuses is refused now, not when the device comes
     params = {
         "path": str(Path(obj_id, obj_inst_id)),
         "values": {str(item.res_id): item.val for item in body.data},
+        "types": {str(item.res_id): item.type for item in body.data if item.type is not None},
         "replace": mode == 1,
     }
     return await _create(

@@ -79,6 +79,8 @@ async def upload_firmware(
 
 @router.get("/firmware")
 async def list_firmware(server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """List the firmware packages the key sees (all for the admin, its product's for a product
+    key), each with its CoAP and HTTP download URIs."""
     _not_device(principal)
     items = server.firmware.list(_product_of(principal), admin=principal.is_admin)
     return {"items": [package_view(server, p) for p in items], "total": len(items)}
@@ -86,6 +88,8 @@ async def list_firmware(server: ServerDep, principal: CurrentKey) -> dict[str, A
 
 @router.delete("/firmware/{firmware_id}")
 async def delete_firmware(firmware_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """Delete a firmware package (its row and file); refused with 409 while a task that has not
+    finished uses it."""
     _not_device(principal)
     _visible_package(server, principal, firmware_id)
     await server.firmware.delete(firmware_id)
@@ -161,6 +165,7 @@ async def create_task(body: TaskCreate, server: ServerDep, principal: CurrentKey
 
 @router.get("/fota/tasks")
 async def list_tasks(server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """List the update tasks the key sees, with their totals per status and overall percent."""
     _not_device(principal)
     tasks = [t for t in server.fota.list() if principal.is_admin or t.product_id == _product_of(principal)]
     return {"items": [t.as_dict(with_devices=False) for t in tasks], "total": len(tasks)}
@@ -168,12 +173,16 @@ async def list_tasks(server: ServerDep, principal: CurrentKey) -> dict[str, Any]
 
 @router.get("/fota/tasks/{task_id}")
 async def get_task(task_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """One update task with every device's status, bytes, percent, attempts and, for a failed
+    device, the Update Result and its meaning."""
     _not_device(principal)
     return _visible_task(server, principal, task_id).as_dict()
 
 
 @router.post("/fota/tasks/{task_id}/cancel")
 async def cancel_task(task_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """Cancel a running update task: its unfinished devices become `cancelled` and a device that
+    was downloading has its object 5 reset (an empty Package URI)."""
     _not_device(principal)
     _visible_task(server, principal, task_id)
     return (await server.fota.cancel(task_id)).as_dict()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lwm2m.path import Path
@@ -16,6 +16,10 @@ from server.api.events import event_visible
 from server.api.modules import ModuleHostDep
 from server.api.onenet.common import OfflineDep, PushDep
 from server.api.onenet.nbiot import set_device_key
+from server.api.v1.connect import connect_commands
+from server.api.v1.device_admin import remove_device
+from server.api.v1.device_admin import router as device_admin_router
+from server.api.v1.failures import record_failed_operations
 from server.api.v1.views import device_view, event_view, objects_view, product_view
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
@@ -25,9 +29,9 @@ from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
 from server.services.security import decode_key
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(record_failed_operations)])
+router.include_router(device_admin_router)
 
-PLATFORM_NUMBERS = {"onenet": 0, "ctwing": 1, "yanfei": 2, "huawei": 3, "custom": 10}
 PathText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")]
 Timeout = Annotated[float | None, Field(default=None, ge=1, le=120)]
 
@@ -104,6 +108,8 @@ class PushTargetCreate(BaseModel):
     token: str = Field(min_length=1, max_length=64)
     product_id: str | None = Field(default=None, max_length=32)
     verify: bool = True
+    # OneNET's EncodingAESKey (43 Base64 characters): deliveries are then `enc_msg`.
+    aes_key: str | None = Field(default=None, min_length=43, max_length=43)
 
 
 def _attrs(values: dict[str, float | None] | None) -> dict[str, float | int | None]:
@@ -169,28 +175,35 @@ async def list_devices(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    views = [device_view(server, d, host) for d in server.provisioning.devices() if principal.can_see(d)]
+    # (device or None, endpoint, carrier) rows, filtered on what they hold; the JSON views are
+    # drawn for the requested page only, so a page of a large fleet costs a page of views.
+    rows: list[tuple[Device | None, str | None, str]] = [
+        (d, server.endpoint_of(d), d.carrier) for d in server.provisioning.devices() if principal.can_see(d)
+    ]
     if principal.is_admin:
-        known = {v["endpoint"] for v in views}
-        views.extend(
-            device_view(server, None, host, reg.endpoint)
-            for reg in server.registered()
-            if reg.endpoint not in known
+        known = {endpoint for _d, endpoint, _c in rows}
+        rows.extend(
+            (None, reg.endpoint, "custom") for reg in server.registered() if reg.endpoint not in known
         )
     needle = (q or "").lower()
 
-    def matches(view: dict[str, Any]) -> bool:
-        if carrier and view["carrier"] != carrier:
+    def matches(row: tuple[Device | None, str | None, str]) -> bool:
+        device, endpoint, row_carrier = row
+        if carrier and row_carrier != carrier:
             return False
-        if online is not None and view["online"] != online:
+        if (
+            online is not None
+            and (endpoint is not None and server.registration(endpoint) is not None) != online
+        ):
             return False
         if needle:
-            fields = (view["endpoint"], view["imei"], view["title"])
-            return any(needle in str(f).lower() for f in fields if f)
+            fields = (endpoint, device.imei, device.title) if device is not None else (endpoint,)
+            return any(needle in f.lower() for f in fields if f)
         return True
 
-    selected = [v for v in views if matches(v)]
-    return {"items": selected[offset : offset + limit], "total": len(selected)}
+    selected = [row for row in rows if matches(row)]
+    page = selected[offset : offset + limit]
+    return {"items": [device_view(server, d, host, e) for d, e, _c in page], "total": len(selected)}
 
 
 @router.post("/devices")
@@ -233,12 +246,7 @@ async def get_device(
 async def delete_device(
     device_id: int, server: ServerDep, principal: CurrentKey, offline: OfflineDep
 ) -> dict[str, Any]:
-    device = _device(server, principal, device_id)
-    endpoint = server.endpoint_of(device)
-    await server.provisioning.delete_device(device.id)
-    await offline.forget_device(device.id)
-    if endpoint is not None:
-        await server.remove_psk(endpoint)
+    await remove_device(server, offline, _device(server, principal, device_id))
     return {"ok": True}
 
 
@@ -400,33 +408,6 @@ async def device_events(
     return {"items": [event_view(r) for r in rows]}
 
 
-def connect_commands(server: Lwm2mServer, device: Device) -> list[str]:
-    """The AT commands (module manual §4) that connect an emulated or real module to this server."""
-    spec = next((s for s in server.settings.listeners if s.carrier == device.carrier), None)
-    spec = spec or next(iter(server.settings.listeners), None)
-    host, port = "127.0.0.1", 5683
-    if spec is not None:
-        listener = server.listeners.get(spec.name)
-        host, port = listener.address if listener is not None else (spec.host, spec.port)
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    psk = device.attributes.get(ATTR_ACCESS_PSK) or device.attributes.get("psk")
-    dtls_port = spec.dtls_port if spec is not None else None
-    if psk and dtls_port:
-        port = (
-            server.dtls[spec.name].address[1] if spec is not None and spec.name in server.dtls else dtls_port
-        )
-    commands = [f'AT+MIPLCFG="platform",0,{PLATFORM_NUMBERS.get(device.carrier, 10)}']
-    create = f'AT+MIPLCREATEEX="{host}:{port}",0'
-    if device.auth_code or psk:
-        create += f',"{device.auth_code or ""}"'
-    if psk:
-        create += f',"{psk}"'
-    commands.append(create)
-    commands.append('AT+MIPLADDOBJ=0,3303,1,"1",1,0')
-    commands.append("AT+MIPLOPEN=0,86400")
-    return commands
-
-
 @router.get("/devices/{device_id}/connect-commands")
 async def get_connect_commands(device_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
     return {"commands": connect_commands(server, _device(server, principal, device_id))}
@@ -451,7 +432,9 @@ async def add_push_target(body: PushTargetCreate, principal: CurrentKey, push: P
         if principal.product is None:
             raise auth_failed("auth failed: a device key cannot add push receivers", 403)
         product_id = principal.product.id
-    target = await push.add_target(body.url, body.token, product_id=product_id, verify=body.verify)
+    target = await push.add_target(
+        body.url, body.token, product_id=product_id, verify=body.verify, aes_key=body.aes_key
+    )
     return target.as_dict()
 
 
