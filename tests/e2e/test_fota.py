@@ -261,3 +261,16 @@ async def test_a_task_survives_a_server_restart_and_the_download_resumes(
         await module.expect(r"\+MIPLEVENT: 0,6")
         assert TARGET in await at(module, "AT+CGMR")
     assert PAYLOAD  # the package the module booted is the one uploaded
+
+
+@pytest.mark.parametrize(("faults", "result"), [("no-storage", 2), ("corrupt", 5)])
+async def test_a_pushed_package_the_module_refuses_ends_in_its_update_result(
+    cloud: Cloud, faults: str, result: int
+) -> None:
+    """Push: the module answers the last Block1 4.13 when the package does not fit (Update Result
+    2), 2.04 and Update Result 5 when its SHA-256 is wrong; the task reads the result either way."""
+    async with logged_in_module(cloud.server, faults=faults) as module:
+        firmware = await cloud.upload(package_for())
+        task = await cloud.start_task(firmware["id"], [endpoint_of(module)], method="push", retries=0)
+        (device,) = (await cloud.wait_task(task["id"]))["devices"]
+        assert (device["status"], device["update_result"]) == ("failed", result), device
