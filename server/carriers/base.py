@@ -49,9 +49,9 @@ AUTH_CODE_OPTION: Final = 63
 # AT+MIPLCFG <pattern> numbers (manual §4.1).
 PATTERN_IMEI, PATTERN_IMEI_IMSI, PATTERN_URN_IMEI, PATTERN_URN_IMEI_IMSI = 1, 2, 3, 4
 
-# Objects the module answers by itself (security, server, device, OneNET monitor): a carrier
-# never auto-observes them.
-MODULE_OBJECTS: Final = frozenset({0, 1, 3, 10290})
+# Objects the module answers by itself (security, server, device, firmware update, OneNET
+# monitor): a carrier never auto-observes them (the manual's chapter-5 flows observe the MCU's).
+MODULE_OBJECTS: Final = frozenset({0, 1, 3, 5, 10290})
 
 APPDATA_UPLINK: Final = Path(19, 0, 0)
 APPDATA_DOWNLINK: Final = Path(19, 1, 0)
