@@ -111,7 +111,13 @@ async def bench_fota(devices: int, kib: int, concurrency: int) -> list[Figure]:
             unit="s",
             target=f"{devices} succeeded",
             target_met=totals["succeeded"] == devices,
-            details={"totals": totals, "package_bytes": len(package)},
+            details={
+                "totals": totals,
+                "package_bytes": len(package),
+                "failed": [(d["endpoint"], d["reason"]) for d in state["devices"] if d["status"] == "failed"][
+                    :10
+                ],
+            },
         ),
         ratio_target(
             Figure(

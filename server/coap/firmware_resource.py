@@ -26,10 +26,15 @@ from server.services.requests import Origin
 MAX_SZX = 6
 OCTET_STREAM = int(ContentFormat.OPAQUE)
 
-# (firmware id, PSK identity or None, origin) -> may this peer fetch the package?
-FetchCheck = Callable[[int, str | None], bool]
+# (firmware id, origin with its PSK identity) -> may this DTLS peer fetch the package?
+FetchCheck = Callable[[int, Origin], bool]
 # (firmware id, endpoint from ep= or None, origin, bytes served up to) -> None
 ServedHook = Callable[[int, str | None, Origin, int], None]
+
+
+def is_firmware_block(message: aiocoap.Message) -> bool:
+    """A response of `FirmwareServer` (the only one of a listener that carries Size2)."""
+    return message.code == Code.CONTENT and message.opt.size2 is not None and message.opt.block2 is not None
 
 
 class FirmwareServer:
@@ -55,7 +60,7 @@ class FirmwareServer:
         if package is None:
             return aiocoap.Message(code=Code.NOT_FOUND)
         if origin.secure_identity is not None and self.may_fetch is not None:
-            if not self.may_fetch(firmware_id, origin.secure_identity):
+            if not self.may_fetch(firmware_id, origin):
                 return aiocoap.Message(code=Code.FORBIDDEN, payload=b"not for this identity")
         data = memoryview(self.store.content(firmware_id))
         asked = request.opt.block2
@@ -69,7 +74,8 @@ class FirmwareServer:
             return aiocoap.Message(code=Code.BAD_OPTION, payload=b"block past the end")
         end = min(start + size, len(data))
         more = end < len(data)
-        response = aiocoap.Message(code=Code.CONTENT, payload=bytes(data[start:end]))
+        # A view of the shared copy: the response holds no bytes of its own.
+        response = aiocoap.Message(code=Code.CONTENT, payload=data[start:end])
         response.opt.content_format = OCTET_STREAM
         response.opt.etag = package.etag
         response.opt.size2 = len(data)

@@ -137,10 +137,8 @@ class FotaTask:
         counts = {status: 0 for status in STATUSES}
         for device in self.devices.values():
             counts[device.status] += 1
-        done = sum(
-            100.0 if d.status in TERMINAL else d.percent * (0.9 if d.status != "updating" else 1.0)
-            for d in self.devices.values()
-        )
+        # A device's share: its download's percent until it ends, then 100.
+        done = sum(100.0 if d.status in TERMINAL else d.percent for d in self.devices.values())
         counts["total"] = len(self.devices)
         counts["percent"] = round(done / len(self.devices), 1) if self.devices else 100.0
         return counts
@@ -306,19 +304,21 @@ class FotaService:
     def in_use(self, firmware_id: int) -> bool:
         return any(t.firmware_id == firmware_id and t.status == "running" for t in self.tasks.values())
 
-    def may_fetch(self, firmware_id: int, identity: str | None) -> bool:
-        """Over DTLS: only a device of a running task of this package, by its own PSK identity."""
+    def may_fetch(self, firmware_id: int, origin: Origin) -> bool:
+        """Over DTLS: only a device that a running task of this package updates, registered from
+        this DTLS session with its own PSK identity."""
+        identity = origin.secure_identity
         if identity is None:
             return False
-        endpoints = self.server.security.endpoints_for(identity) or set()
-        reg_endpoints = {r.endpoint for r in self.server.registered() if r.secure_identity == identity}
-        allowed = endpoints | reg_endpoints
-        return any(
-            t.firmware_id == firmware_id
-            and t.status == "running"
-            and any(e in allowed and d.status not in TERMINAL for e, d in t.devices.items())
-            for t in self.tasks.values()
-        )
+        reg = self.server.registrations.by_address(origin.listener, origin.host, origin.port)
+        if reg is None or reg.secure_identity != identity:
+            return False
+        for task in self.tasks.values():
+            device = task.devices.get(reg.endpoint)
+            if task.firmware_id == firmware_id and task.status == "running" and device is not None:
+                if device.status not in TERMINAL:
+                    return True
+        return False
 
     def on_served(self, firmware_id: int, endpoint: str | None, origin: Origin | None, end: int) -> None:
         """A block (CoAP) or a chunk (HTTP) up to byte `end` went to a device: its progress."""
@@ -334,7 +334,7 @@ class FotaService:
             if device.status != "downloading":
                 continue
             step_before = int(device.percent // 10)
-            device.bytes = max(device.bytes if end > device.bytes else 0, end)
+            device.bytes = max(device.bytes, end)
             if int(device.percent // 10) != step_before or end >= device.size:
                 self._publish_device(task, device)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path as FsPath
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from lwm2m.node import SingleResource
 from server.events import Event
 from server.lwm2m_server import Lwm2mServer
+from server.services.requests import Origin
 from tests.conftest import ServerFactory
 from tests.e2e.fota_support import (
     ADMIN_KEY,
@@ -211,7 +213,11 @@ async def test_a_dtls_module_pulls_over_coaps_with_its_own_identity(
         assert cloud.server.fota.uri_for(cloud.server.fota.get(task["id"]), endpoint).startswith("coaps://")
         (device,) = (await cloud.wait_task(task["id"]))["devices"]
         assert device["status"] == "succeeded", str(device)
-        assert not cloud.server.fota.may_fetch(firmware["id"], "someone-else")
+        reg = cloud.server.registration(endpoint)
+        assert reg is not None
+        own = Origin(reg.listener, reg.host, reg.port, secure_identity=module.imei)
+        assert cloud.server.fota.may_fetch(firmware["id"], own) is False  # the task has ended
+        assert not cloud.server.fota.may_fetch(firmware["id"], replace(own, secure_identity="someone-else"))
 
 
 async def test_a_queue_mode_module_is_served_when_it_wakes(cloud: Cloud) -> None:

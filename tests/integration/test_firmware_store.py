@@ -181,3 +181,33 @@ async def test_fota_device_events_become_push_messages_of_their_own_type(cloud: 
         "update_result": 5,
         "reason": "integrity",
     }
+
+
+async def test_a_retransmitted_block_request_is_answered_again_from_the_one_copy(cloud: Cloud) -> None:
+    """RFC 7252 §4.5 lets an idempotent request be processed again: the listener keeps no copy
+    of each block it sent for four minutes, and a duplicate GET still gets its block."""
+    import socket
+
+    import aiocoap
+    from aiocoap.numbers.codes import Code
+    from aiocoap.numbers.types import CON
+    from aiocoap.optiontypes import BlockOption
+
+    stored = await cloud.upload(PACKAGE)
+    request = aiocoap.Message(code=Code.GET)
+    request.mtype, request.mid, request.token = CON, 4242, b"\x01\x02"
+    request.opt.uri_path = ("fw", str(stored["id"]))
+    request.opt.block2 = BlockOption.BlockwiseTuple(3, False, 6)
+    datagram = request.encode()
+    loop = asyncio.get_running_loop()
+    served = cloud.server.firmware_server.blocks_served
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", cloud.coap_port))
+        answers = []
+        for _ in range(2):
+            await loop.sock_sendall(sock, datagram)
+            answers.append(aiocoap.Message.decode(await asyncio.wait_for(loop.sock_recv(sock, 2048), 5)))
+    assert [a.mid for a in answers] == [4242, 4242]
+    assert all(bytes(a.payload) == PACKAGE[3 * 1024 : 4 * 1024] for a in answers)
+    assert cloud.server.firmware_server.blocks_served - served == 2
