@@ -32,11 +32,6 @@ FetchCheck = Callable[[int, Origin], bool]
 ServedHook = Callable[[int, str | None, Origin, int], None]
 
 
-def is_firmware_block(message: aiocoap.Message) -> bool:
-    """A response of `FirmwareServer` (the only one of a listener that carries Size2)."""
-    return message.code == Code.CONTENT and message.opt.size2 is not None and message.opt.block2 is not None
-
-
 class FirmwareServer:
     def __init__(
         self,
