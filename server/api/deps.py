@@ -169,22 +169,24 @@ def visible_device(server: Lwm2mServer, principal: Principal, device_id: Any) ->
 
 
 def device_by_imei(server: Lwm2mServer, principal: Principal, imei: str) -> Device:
-    """The device with this IMEI that the caller may see (OneNET devices first)."""
+    """The device with this IMEI that the caller may see (for the admin, who may see several:
+    the one of the carrier with the lowest platform number, OneNET's first)."""
     candidates = [d for d in server.provisioning.devices_by_imei(imei) if principal.can_see(d)]
     if not candidates:
         raise not_found("device")
-    candidates.sort(key=lambda d: (d.carrier != "onenet", d.id))
+    profiles = server.carriers.profiles
+    candidates.sort(key=lambda d: (profiles[d.carrier].rules.platform if d.carrier in profiles else 99, d.id))
     return candidates[0]
 
 
-def expected_endpoint(device: Device) -> str | None:
-    """The endpoint name of `device` (bound, or the carrier's pattern)."""
-    return Lwm2mServer.endpoint_of(device)
+def expected_endpoint(server: Lwm2mServer, device: Device) -> str | None:
+    """The name the registrations of `device` are kept under (see `DeviceDirectory.endpoint_of`)."""
+    return server.endpoint_of(device)
 
 
 def online_endpoint(server: Lwm2mServer, device: Device) -> str:
     """The endpoint of a registered device, else errno 2001."""
-    endpoint = expected_endpoint(device)
+    endpoint = expected_endpoint(server, device)
     if endpoint is None or server.registration(endpoint) is None:
         raise ApiError(2001, "device not online", 409)
     return endpoint

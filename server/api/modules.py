@@ -43,10 +43,21 @@ class ModuleHost(Protocol):
 
 
 def may_use(server: Lwm2mServer, principal: Principal, module: ModuleInfo) -> bool:
-    """The admin uses every module; other keys the modules whose IMEI is one of their devices."""
+    """The admin uses every module; other keys the module whose device is theirs: the device row
+    its registration is kept under, else the device of its IMEI at the module's own carrier (a
+    device of another carrier with the same IMEI gives no access)."""
     if principal.is_admin:
         return True
-    return any(principal.can_see(d) for d in server.provisioning.devices_by_imei(module.imei))
+    if module.endpoint and module.carrier:
+        for name in (module.endpoint, f"{module.endpoint}@{module.carrier}"):
+            device = server.device_of(name)
+            if device is not None and device.carrier == module.carrier:
+                return principal.can_see(device)
+    return any(
+        principal.can_see(d)
+        for d in server.provisioning.devices_by_imei(module.imei)
+        if module.carrier is not None and d.carrier == module.carrier
+    )
 
 
 def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lwm2m.errors import CodecError
@@ -27,7 +27,6 @@ from server.domain import Registration, parse_links_cached
 from server.events import EventBus
 from server.services.requests import (
     DeregisterRequest,
-    Origin,
     RegisterRequest,
     UpdateRequest,
     UplinkResult,
@@ -42,45 +41,57 @@ MAX_LIFETIME = 0x0FFFFFFF
 Hook = Callable[[Registration, str], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A policy's answer: admitted (`code` None), under `endpoint` when it names the registration
+    otherwise than the client did, or refused with a CoAP code and the reason."""
+
+    code: CoapCode | None = None
+    reason: str = ""
+    endpoint: str | None = None
+
+
 class RegistrationPolicy(Protocol):
-    """Carrier rules applied to registrations; None means 'allowed'."""
+    """Who may register, update as whom, and under which name (`server.services.directory`)."""
 
-    def check_register(self, request: RegisterRequest) -> CoapCode | None: ...
+    def check_register(self, request: RegisterRequest) -> Verdict: ...
 
-    def check_update(self, request: UpdateRequest, registration: Registration) -> CoapCode | None: ...
+    def check_update(self, request: UpdateRequest, registration: Registration) -> Verdict: ...
+
+    async def bind(self, request: RegisterRequest, endpoint: str) -> object:
+        """Record what the registration belongs to, with the registration's own write."""
+        ...
 
 
 class OpenPolicy:
-    """A plain LwM2M server: any endpoint may register. DTLS peers must register as the endpoint
-    their identity names (identity == endpoint name) unless an identity map says otherwise."""
+    """A plain LwM2M server: any endpoint may register; a DTLS peer registers as its identity."""
 
-    def __init__(self, identity_endpoints: Callable[[str], set[str] | None] | None = None) -> None:
-        self._identity_endpoints = identity_endpoints
-
-    def _identity_allows(self, origin: Origin, endpoint: str) -> bool:
-        if origin.secure_identity is None:
-            return True
-        if self._identity_endpoints is not None:
-            allowed = self._identity_endpoints(origin.secure_identity)
-            if allowed is not None:
-                return endpoint in allowed
-        return origin.secure_identity == endpoint
-
-    def check_register(self, request: RegisterRequest) -> CoapCode | None:
-        if not self._identity_allows(request.origin, request.endpoint):
-            log.warning(
-                "identity %r may not register as %r", request.origin.secure_identity, request.endpoint
+    def check_register(self, request: RegisterRequest) -> Verdict:
+        identity = request.origin.secure_identity
+        if identity is not None and identity != request.endpoint:
+            return Verdict(
+                CoapCode.FORBIDDEN, f"identity {identity!r} may not register as {request.endpoint!r}"
             )
-            return CoapCode.FORBIDDEN
+        return Verdict()
+
+    def check_update(self, request: UpdateRequest, registration: Registration) -> Verdict:
+        if (
+            registration.secure_identity is not None
+            and request.origin.secure_identity != registration.secure_identity
+        ):
+            return Verdict(CoapCode.FORBIDDEN, "a DTLS registration is updated over its own DTLS session")
+        return Verdict()
+
+    async def bind(self, request: RegisterRequest, endpoint: str) -> None:
         return None
 
-    def check_update(self, request: UpdateRequest, registration: Registration) -> CoapCode | None:
-        if not self._identity_allows(request.origin, registration.endpoint):
-            log.warning(
-                "identity %r may not update %r", request.origin.secure_identity, registration.endpoint
-            )
-            return CoapCode.FORBIDDEN
-        return None
+
+@dataclass(slots=True)
+class _EndpointLock:
+    """The lock of one endpoint and how many registrations hold or wait for it (forgotten at 0)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 class RegistrationService:
@@ -106,7 +117,7 @@ class RegistrationService:
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         # Endpoints currently being (re)registered: serialises racing registrations of one endpoint.
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _EndpointLock] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -199,14 +210,28 @@ class RegistrationService:
             parse_links_cached(request.object_links)
         except CodecError as exc:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
-        refused = self.policy.check_register(request)
-        if refused is not None:
+        verdict = self.policy.check_register(request)
+        if verdict.code is not None:
             self.bus.publish(
-                "registration.refused", request.endpoint, code=refused.dotted, host=request.origin.host
+                "registration.refused",
+                request.endpoint,
+                code=verdict.code.dotted,
+                host=request.origin.host,
+                reason=verdict.reason,
             )
-            return UplinkResult(refused)
-        lock = self._locks.setdefault(request.endpoint, asyncio.Lock())
-        async with lock:
+            return UplinkResult(verdict.code, diagnostic=verdict.reason[:100])
+        if verdict.endpoint is not None and verdict.endpoint != request.endpoint:
+            request = replace(request, endpoint=verdict.endpoint)
+        waiting = self._locks.get(request.endpoint)
+        if waiting is None:
+            waiting = self._locks[request.endpoint] = _EndpointLock()
+        waiting.users += 1
+        try:
+            await waiting.lock.acquire()
+        except BaseException:
+            waiting.users -= 1
+            raise
+        try:
             now = time.time()
             reg = Registration(
                 endpoint=request.endpoint,
@@ -226,10 +251,13 @@ class RegistrationService:
                 updated_at=now,
             )
             old = self._by_endpoint.get(request.endpoint)
-            await self.store.save_registration(reg)
+            await asyncio.gather(self.store.save_registration(reg), self.policy.bind(request, reg.endpoint))
             self._index(reg)
-        if not self._locks.get(request.endpoint, lock).locked():
-            self._locks.pop(request.endpoint, None)
+        finally:
+            waiting.lock.release()
+            waiting.users -= 1
+            if waiting.users == 0 and self._locks.get(request.endpoint) is waiting:
+                del self._locks[request.endpoint]
         if old is not None:
             self.bus.publish("registration.replaced", reg.endpoint, old_registration_id=old.registration_id)
             self._run_hooks(self._after_removal, old, "replaced")
@@ -253,12 +281,16 @@ class RegistrationService:
         reg = self._by_id.get(request.registration_id)
         if reg is None:
             return UplinkResult(CoapCode.NOT_FOUND)
-        refused = self.policy.check_update(request, reg)
-        if refused is not None:
+        verdict = self.policy.check_update(request, reg)
+        if verdict.code is not None:
             self.bus.publish(
-                "registration.refused", reg.endpoint, code=refused.dotted, host=request.origin.host
+                "registration.refused",
+                reg.endpoint,
+                code=verdict.code.dotted,
+                host=request.origin.host,
+                reason=verdict.reason,
             )
-            return UplinkResult(refused)
+            return UplinkResult(verdict.code, diagnostic=verdict.reason[:100])
         if request.object_links is not None:
             try:
                 parse_links_cached(request.object_links)
@@ -311,11 +343,8 @@ class RegistrationService:
         reg = self._by_id.get(request.registration_id)
         if reg is None:
             return UplinkResult(CoapCode.NOT_FOUND)
-        if request.origin.secure_identity is not None and reg.secure_identity not in (
-            None,
-            request.origin.secure_identity,
-        ):
-            return UplinkResult(CoapCode.FORBIDDEN)
+        if reg.secure_identity is not None and request.origin.secure_identity != reg.secure_identity:
+            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not the registration's DTLS session")
         await self.remove(reg, "deregistered")
         return UplinkResult(CoapCode.DELETED)
 

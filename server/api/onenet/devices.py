@@ -77,7 +77,7 @@ def product_for_create(server: Lwm2mServer, principal: Any, product_id: str | No
 
 
 async def device_data(server: Lwm2mServer, device: Device) -> dict[str, Any]:
-    endpoint = expected_endpoint(device)
+    endpoint = expected_endpoint(server, device)
     reg = server.registration(endpoint) if endpoint else None
     latest = await server.latest_values(endpoint) if endpoint else {}
     attrs = device.attributes
@@ -112,9 +112,7 @@ async def create_device(body: OneNetDeviceCreate, server: ServerDep, principal: 
     product = product_for_create(server, principal, body.product_id)
     ((imei, imsi),) = body.auth_info.items()
     attributes = {name: getattr(body, name) for name in EXTRA_FIELDS if getattr(body, name) is not None}
-    if body.psk:
-        attributes["psk"] = body.psk
-    device = await server.provisioning.create_device(
+    device = await server.directory.create_device(
         product_id=product.id,
         imei=imei,
         imsi=imsi,
@@ -122,12 +120,11 @@ async def create_device(body: OneNetDeviceCreate, server: ServerDep, principal: 
         auth_code=body.auth,
         obsv=body.obsv,
         attributes=attributes,
+        psk=body.psk,
+        psk_encoding="string" if body.psk else None,
     )
     data: dict[str, Any] = {"device_id": str(device.id)}
     if body.psk:
-        endpoint = expected_endpoint(device)
-        assert endpoint is not None
-        await server.set_psk(endpoint, imei, body.psk)
         data["psk"] = body.psk
     return ok(data)
 
@@ -144,7 +141,7 @@ async def devices_status(
         device = server.provisioning.device(int(raw)) if raw.isdigit() else None
         if device is None or not principal.can_see(device):
             continue
-        endpoint = expected_endpoint(device)
+        endpoint = expected_endpoint(server, device)
         online = endpoint is not None and server.registration(endpoint) is not None
         items.append({"id": str(device.id), "title": device.title, "online": online})
     return ok({"total_count": len(items), "devices": items})
@@ -197,11 +194,8 @@ async def delete_device(
     device_id: str, server: ServerDep, principal: CurrentKey, offline: OfflineDep
 ) -> dict[str, Any]:
     device = visible_device(server, principal, device_id)
-    endpoint = expected_endpoint(device)
-    await server.provisioning.delete_device(device.id)
+    await server.directory.delete_device(device)
     await offline.forget_device(device.id)
-    if endpoint is not None:
-        await server.remove_psk(endpoint)
     return ok()
 
 
@@ -217,7 +211,7 @@ async def datapoints(
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> dict[str, Any]:
     device = visible_device(server, principal, device_id)
-    endpoint = expected_endpoint(device)
+    endpoint = expected_endpoint(server, device)
     wanted = [s.strip() for s in datastream_id.split(",")] if datastream_id else None
     paths: list[str] | None = None
     if wanted is not None:
