@@ -46,7 +46,7 @@ from server.services.directory import DeviceDirectory
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
 from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
-from server.services.registration import RegistrationPolicy, RegistrationService
+from server.services.registration import RegistrationLimits, RegistrationPolicy, RegistrationService
 from server.services.reporting import ActiveObservation, Reporting
 from server.services.requests import (
     BootstrapRequest,
@@ -141,6 +141,11 @@ class Lwm2mServer:
             store,
             self.bus,
             policy=self._policy,
+            limits=RegistrationLimits(
+                self.settings.registration_max_endpoint_length,
+                self.settings.registration_max_link_payload,
+                self.settings.registration_max_object_links,
+            ),
             lifetime_grace=self.settings.lifetime_grace,
             sweep_interval=self.settings.expiry_sweep_interval,
         )
@@ -262,6 +267,9 @@ class Lwm2mServer:
     async def bootstrap(self, request: BootstrapRequest) -> UplinkResult:
         if self.bootstrap_handler is None:
             return UplinkResult(CoapCode.NOT_FOUND, diagnostic="no bootstrap server here")
+        beyond = self.registrations.limits.check_endpoint(request.endpoint)
+        if beyond is not None:
+            return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=beyond)
         result: UplinkResult = await self.bootstrap_handler.bootstrap(request)
         return result
 

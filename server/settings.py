@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # `auth_failure_window` seconds; the next ones are answered 429 until the window passes.
     auth_failure_limit: int = 20
     auth_failure_window: float = 60.0
+    # What a Register / Update may claim (beyond: 4.00 with the reason).
+    registration_max_endpoint_length: int = 128
+    registration_max_link_payload: int = 64 * 1024
+    registration_max_object_links: int = 1000
     # Add the default carrier listeners (`carrier_listeners()`) to `listeners`.
     carrier_map: bool = False
 

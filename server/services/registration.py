@@ -37,6 +37,41 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
 MAX_LIFETIME = 0x0FFFFFFF
+# Binding modes: LwM2M 1.0's (Core 1.0.2 §5.3.1.1) and 1.1's letters (Core 1.1.1 §6.2.1.1: UDP,
+# MQTT, HTTP, TCP, SMS, Non-IP; Q for queue mode as 1.0 wrote it), each letter at most once.
+BINDINGS_1_0 = frozenset({"U", "UQ", "S", "SQ", "US", "UQS"})
+BINDING_LETTERS_1_1 = frozenset("UMHTSNQ")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationLimits:
+    """What a Register / Update may claim (settings `registration_*`); beyond: 4.00 with the reason."""
+
+    max_endpoint_length: int = 128
+    max_link_payload: int = 64 * 1024
+    max_object_links: int = 1000
+
+    def check_endpoint(self, endpoint: str) -> str | None:
+        if len(endpoint) > self.max_endpoint_length:
+            return f"endpoint name longer than {self.max_endpoint_length} characters"
+        if not endpoint.isprintable():
+            return "endpoint name has a control character"
+        return None
+
+    def check_binding(self, binding: str) -> str | None:
+        if binding in BINDINGS_1_0:
+            return None
+        if binding and len(set(binding)) == len(binding) and set(binding) <= BINDING_LETTERS_1_1:
+            return None
+        return f"binding {binding[:16]!r} is none of U, UQ, S, SQ, US, UQS or the 1.1 letters UMHTSNQ"
+
+    def check_links(self, object_links: str) -> str | None:
+        if len(object_links) > self.max_link_payload or len(object_links.encode()) > self.max_link_payload:
+            return f"object links longer than {self.max_link_payload} bytes"
+        if len(parse_links_cached(object_links).links) > self.max_object_links:
+            return f"more than {self.max_object_links} objects and object instances"
+        return None
+
 
 Hook = Callable[[Registration, str], Awaitable[None]]
 
@@ -101,12 +136,14 @@ class RegistrationService:
         bus: EventBus,
         *,
         policy: RegistrationPolicy | None = None,
+        limits: RegistrationLimits | None = None,
         lifetime_grace: float = 15.0,
         sweep_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.bus = bus
         self.policy: RegistrationPolicy = policy or OpenPolicy()
+        self.limits = limits or RegistrationLimits()
         self.lifetime_grace = lifetime_grace
         self.sweep_interval = sweep_interval
         self._by_endpoint: dict[str, Registration] = {}
@@ -201,6 +238,14 @@ class RegistrationService:
         except Exception:
             log.exception("registration hook failed for %s", reg.endpoint)
 
+    def _bad(self, endpoint: str, host: str, reason: str) -> UplinkResult:
+        """4.00 for a registration beyond the limits; the event carries the reason (and at most
+        the first 128 characters of the name)."""
+        self.bus.publish(
+            "registration.refused", endpoint[:128], code=CoapCode.BAD_REQUEST.dotted, host=host, reason=reason
+        )
+        return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=reason[:100])
+
     async def register(self, request: RegisterRequest) -> UplinkResult:
         if request.lwm2m_version not in SUPPORTED_VERSIONS:
             return UplinkResult(CoapCode.PRECONDITION_FAILED, diagnostic="unsupported LwM2M version")
@@ -210,6 +255,14 @@ class RegistrationService:
             parse_links_cached(request.object_links)
         except CodecError as exc:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
+        limits = self.limits
+        beyond = (
+            limits.check_endpoint(request.endpoint)
+            or limits.check_binding(request.binding)
+            or limits.check_links(request.object_links)
+        )
+        if beyond is not None:
+            return self._bad(request.endpoint, request.origin.host, beyond)
         verdict = self.policy.check_register(request)
         if verdict.code is not None:
             self.bus.publish(
@@ -296,6 +349,11 @@ class RegistrationService:
                 parse_links_cached(request.object_links)
             except CodecError as exc:
                 return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
+            beyond = self.limits.check_links(request.object_links)
+            if beyond is not None:
+                return self._bad(reg.endpoint, request.origin.host, beyond)
+        if request.binding is not None and (beyond := self.limits.check_binding(request.binding)) is not None:
+            return self._bad(reg.endpoint, request.origin.host, beyond)
         if request.lifetime is not None and not 0 < request.lifetime <= MAX_LIFETIME:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic="lifetime out of range")
         moved = (reg.host, reg.port, reg.listener) != (
