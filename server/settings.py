@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # `auth_failure_window` seconds; the next ones are answered 429 until the window passes.
     auth_failure_limit: int = 20
     auth_failure_window: float = 60.0
+    # The same per key prefix (`auth_failure_limit`) and for all addresses together: rotating
+    # source addresses do not escape the limit.
+    auth_failure_global_limit: int = 40
     # What a Register / Update may claim (beyond: 4.00 with the reason).
     registration_max_endpoint_length: int = 128
     registration_max_link_payload: int = 64 * 1024

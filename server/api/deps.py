@@ -5,9 +5,9 @@ Keys (header `api-key`, or `?api_key=` where browsers cannot set headers):
 - a product's master key sees that product's devices;
 - a device's api_key sees only that device.
 
-Failed key attempts (a key given that is none of ours) are counted per client address by
-`KeyAttemptLimiter`; the app's `KeyAttemptLimit` middleware (server/api/app.py) answers 429 once
-an address made too many.
+Failed key attempts (a key given that is none of ours) are counted per client address, per key
+prefix and in all by `KeyAttemptLimiter`; the app's `KeyAttemptLimit` middleware
+(server/api/app.py) answers 429 once one of them made too many.
 """
 
 from __future__ import annotations
@@ -65,49 +65,71 @@ def resolve_key(server: Lwm2mServer, key: str | None) -> Principal | None:
     return None
 
 
+KEY_PREFIX_LENGTH = 6
+GLOBAL_BUCKET = "*"
+
+
 class KeyAttemptLimiter:
-    """Failed key attempts per client address: after `limit` failures within `window` seconds the
-    address is blocked for `window` seconds (every request with a key answered 429, even a right
-    key, so that the block is no oracle for guessing). Addresses beyond `max_addresses` push out
-    the one seen longest ago, so memory stays bounded under a flood of sources."""
+    """Failed key attempts, counted three ways so that rotating source addresses do not escape:
+    per client address and per key prefix (its first `KEY_PREFIX_LENGTH` characters) up to
+    `limit`, and all together up to `global_limit`, each within `window` seconds. A bucket at its
+    limit is blocked for `window` seconds: every request with a key that falls in a blocked bucket
+    is answered 429, even a right key, so that the block is no oracle for guessing (while the
+    global bucket is blocked, that is every keyed request). Buckets beyond `max_addresses` push
+    out the one seen longest ago, so memory stays bounded under a flood of sources and keys."""
 
     def __init__(
         self,
         limit: int,
         window: float,
         *,
+        global_limit: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_addresses: int = 10_000,
     ) -> None:
         self.limit = limit
+        self.global_limit = global_limit if global_limit is not None else 2 * limit
         self.window = window
         self.clock = clock
         self.max_addresses = max_addresses
         self._failures: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
 
-    def retry_after(self, address: str) -> float | None:
-        """Seconds until `address` may try again, or None when it is not blocked."""
-        until = self._blocked_until.get(address)
-        if until is None:
-            return None
-        left = until - self.clock()
-        if left <= 0:
-            del self._blocked_until[address]
-            return None
-        return left
+    @staticmethod
+    def _buckets(address: str, key: str | None) -> list[str]:
+        buckets = [f"a:{address}", GLOBAL_BUCKET]
+        if key:
+            buckets.append(f"k:{key[:KEY_PREFIX_LENGTH]}")
+        return buckets
 
-    def failed(self, address: str) -> None:
-        """Count one failed key attempt of `address` (blocking it at the limit)."""
+    def retry_after(self, address: str, key: str | None = None) -> float | None:
+        """Seconds until a request of `address` with `key` may try again, or None when it is not
+        blocked."""
         now = self.clock()
-        failures = self._failures.pop(address, None) or deque()
-        self._failures[address] = failures  # re-inserted: the dict's order is recency
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        failures.append(now)
-        if len(failures) >= self.limit:
-            del self._failures[address]
-            self._blocked_until[address] = now + self.window
+        longest: float | None = None
+        for bucket in self._buckets(address, key):
+            until = self._blocked_until.get(bucket)
+            if until is None:
+                continue
+            left = until - now
+            if left <= 0:
+                del self._blocked_until[bucket]
+                continue
+            longest = left if longest is None else max(longest, left)
+        return longest
+
+    def failed(self, address: str, key: str | None = None) -> None:
+        """Count one failed key attempt of `address` with `key` (blocking a bucket at its limit)."""
+        now = self.clock()
+        for bucket in self._buckets(address, key):
+            failures = self._failures.pop(bucket, None) or deque()
+            self._failures[bucket] = failures  # re-inserted: the dict's order is recency
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            failures.append(now)
+            if len(failures) >= (self.global_limit if bucket == GLOBAL_BUCKET else self.limit):
+                del self._failures[bucket]
+                self._blocked_until[bucket] = now + self.window
         while len(self._failures) > self.max_addresses:
             del self._failures[next(iter(self._failures))]
         if len(self._blocked_until) > self.max_addresses:
