@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     registration_max_endpoint_length: int = 128
     registration_max_link_payload: int = 64 * 1024
     registration_max_object_links: int = 1000
+    # Push receivers of products may be on loopback / private addresses (a developer's local
+    # receiver); off in docker compose. Never the cloud's own ports nor link-local addresses.
+    push_allow_private: bool = True
     # Add the default carrier listeners (`carrier_listeners()`) to `listeners`.
     carrier_map: bool = False
 

@@ -15,6 +15,7 @@ from server.api.app import create_app
 from server.api.serve import HttpHandle, serve_http
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Product
+from server.services.push import PushService
 from server.settings import ListenerSettings
 from tests.conftest import ServerFactory
 
@@ -30,6 +31,7 @@ class Api:
     http: HttpHandle
     client: httpx.AsyncClient
     product: Product
+    push: PushService
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"api-key": key or self.product.master_key}
@@ -46,7 +48,7 @@ async def serve_api(server_factory: ServerFactory, **overrides: Any) -> AsyncIte
     handle = await serve_http(app, "127.0.0.1", 0)
     product = await server.provisioning.create_product("OneNET test", "onenet")
     async with httpx.AsyncClient(base_url=handle.url, timeout=10) as client:
-        yield Api(server, handle, client, product)
+        yield Api(server, handle, client, product, app.state.push)
     await handle.stop()
 
 
