@@ -1,7 +1,9 @@
 """Device directory: one store of keys. Every PSK of `psk_credentials` moves into the attributes
 of its endpoint's device row (a row of the open listener is created for an endpoint that had a
 key but no row); the table is dropped. Keys already in a device's attributes (written by the
-carrier routes, the ones the carrier listeners used) are kept as they are.
+carrier routes, the ones the carrier listeners used) are kept as they are, and the copies those
+routes made in the table (identity = the IMEI of a provisioned device holding a key) are dropped
+with it, also for a device that never registered (no row is made up for its endpoint name).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,6 +28,8 @@ _devices = sa.table(
     sa.column("id", sa.Integer),
     sa.column("endpoint", sa.String),
     sa.column("carrier", sa.String),
+    sa.column("product_id", sa.String),
+    sa.column("imei", sa.String),
     sa.column("attributes", sa.JSON),
     sa.column("created_at", sa.Float),
     sa.column("obsv", sa.Boolean),
@@ -41,6 +45,15 @@ _psks = sa.table(
 )
 
 
+def _carrier_copy(conn: sa.Connection, identity: str) -> bool:
+    """Whether a key row is the copy the carrier routes made of a provisioned device's key (its
+    identity is the IMEI of a device of a product, whose attributes hold the key already)."""
+    rows = conn.execute(
+        sa.select(_devices.c.attributes).where(_devices.c.imei == identity, _devices.c.product_id.is_not(None))
+    )
+    return any(any((attributes or {}).get(name) for name in KEY_ATTRIBUTES) for (attributes,) in rows)
+
+
 def upgrade() -> None:
     conn = op.get_bind()
     for psk in conn.execute(sa.select(_psks)).mappings().all():
@@ -48,6 +61,8 @@ def upgrade() -> None:
         device = (
             conn.execute(sa.select(_devices).where(_devices.c.endpoint == psk["endpoint"])).mappings().first()
         )
+        if device is None and _carrier_copy(conn, psk["identity"]):
+            continue
         if device is None:
             conn.execute(
                 _devices.insert().values(

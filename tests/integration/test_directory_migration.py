@@ -80,11 +80,29 @@ async def test_an_existing_database_upgrades_without_losing_devices_or_keys(
                     "obsv": True,
                     "api_key": "k2",
                 },
+                # a OneNET device that never registered: the routes copied its access key
+                {
+                    "endpoint": None,
+                    "carrier": "onenet",
+                    "product_id": "p1",
+                    "imei": "869975030000462",
+                    "attributes": {"psk": "bs-key", "access_psk": "acc-key"},
+                    "created_at": now,
+                    "obsv": True,
+                    "api_key": "k3",
+                },
             ],
         )
         await conn.execute(
             LEGACY_PSKS.insert(),
             [
+                {
+                    "endpoint": "869975030000462;460041234567890",
+                    "identity": "869975030000462",
+                    "key": "acc-key",
+                    "encoding": "string",
+                    "created_at": now,
+                },
                 {
                     "endpoint": "869975030000461",
                     "identity": "869975030000461",
@@ -118,6 +136,7 @@ async def test_an_existing_database_upgrades_without_losing_devices_or_keys(
     listeners = [
         ListenerSettings(name="default", host="127.0.0.1", port=0, dtls_port=None),
         ListenerSettings(name="ctwing", host="127.0.0.1", port=0, dtls_port=None, carrier="ctwing"),
+        ListenerSettings(name="onenet", host="127.0.0.1", port=0, dtls_port=None, carrier="onenet"),
     ]
     server: Lwm2mServer = await server_factory(database_url, listeners=listeners)
     assert server.directory.psk_for("ctwing", b"869975030000461") == b"ct-key-1"
@@ -125,4 +144,5 @@ async def test_an_existing_database_upgrades_without_losing_devices_or_keys(
     assert server.directory.psk_for("default", b"seen-id") == bytes.fromhex("00112233")
     assert server.directory.psk_for("default", b"never-id") == b"n-key"
     endpoints = sorted(d.endpoint or "" for d in server.provisioning.devices())
-    assert endpoints == ["869975030000461", "never-seen", "seen-dev"]
+    assert endpoints == ["", "869975030000461", "never-seen", "seen-dev"], "no row made up for a OneNET name"
+    assert server.directory.psk_for("onenet", b"869975030000462") == b"acc-key"
