@@ -66,11 +66,21 @@ def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:
     return next((m for m in host.list() if m.id == module_id), None)
 
 
-def module_for_device(host: ModuleHost | None, imei: str | None, endpoint: str | None) -> str | None:
+def module_for_device(
+    host: ModuleHost | None, imei: str | None, endpoint: str | None, carrier: str | None = None
+) -> str | None:
+    """The hosted module of a device: the one registering as its endpoint, else the one with its
+    IMEI at its carrier (a module of another carrier with the same IMEI is not its)."""
     if host is None:
         return None
     for module in host.list():
-        if (endpoint and module.endpoint == endpoint) or (imei and module.imei == imei):
+        if (
+            endpoint
+            and module.endpoint == endpoint
+            and (carrier is None or module.carrier in (None, carrier))
+        ):
+            return module.id
+        if imei and module.imei == imei and (carrier is None or module.carrier in (None, carrier)):
             return module.id
     return None
 
