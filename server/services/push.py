@@ -196,7 +196,12 @@ class _Lane:
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     busy: int = 0
     dropped: int = 0
+    drops_recorded: int = 0
+    drops_recorded_at: float = 0.0
     failures_in_row: int = 0
+
+
+DROP_RECORD_INTERVAL = 1.0
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -391,6 +396,7 @@ class PushService:
                     lane.queue.popleft()
                     lane.dropped += 1
                     self.dropped += 1
+                    self._record_drops(lane, now)
                 lane.queue.append((msg, now))
                 lane.ready.set()
 
@@ -437,6 +443,25 @@ class PushService:
             return
         for msg in self.messages_of(event, device):
             self.publish(msg, device)
+
+    def _record_drops(self, lane: _Lane, now: float) -> None:
+        """At most one delivery record a second tells how many messages a full queue dropped."""
+        if now - lane.drops_recorded_at < DROP_RECORD_INTERVAL:
+            return
+        count = lane.dropped - lane.drops_recorded
+        lane.drops_recorded, lane.drops_recorded_at = lane.dropped, now
+        self.repo.submit_delivery(
+            {
+                "target_id": lane.target.id,
+                "body": {"dropped": count},
+                "status": "dropped",
+                "attempts": 0,
+                "http_status": None,
+                "error": f"queue full: {count} message(s) dropped",
+                "created_at": now,
+                "finished_at": now,
+            }
+        )
 
     async def _work(self, lane: _Lane) -> None:
         while True:

@@ -134,6 +134,10 @@ async def test_queued_messages_are_bounded_under_a_flood(server_factory: ServerF
         # The bound: 100 queued messages of a few hundred bytes; 16 MiB leaves room for the
         # allocator and the event log, far below what 10,000 pending requests take.
         assert rss_bytes() - before < 16 * 2**20
+        async with asyncio.timeout(5):
+            while not (rows := await push.deliveries(None, 5)):
+                await asyncio.sleep(0.05)
+        assert rows[0]["status"] == "dropped" and rows[0]["error"].startswith("queue full: ")
     finally:
         await push.stop()
 
