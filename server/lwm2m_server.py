@@ -259,7 +259,7 @@ class Lwm2mServer:
             reg.secure_identity is not None
             or (device is not None and self.directory.requires_security(device, origin.listener))
         ):
-            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint has a PSK: it must use DTLS")
+            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint must use DTLS")
             return UplinkResult(CoapCode.FORBIDDEN, diagnostic="the endpoint must use DTLS")
         self.queue.heard_from(reg.endpoint)
         return await self.reporting.send(reg, request)

@@ -169,6 +169,12 @@ class DeviceDirectory:
     def requires_security(self, device: Device, listener: str) -> bool:
         return self.has_key(device, listener) or self._profile(device.carrier).rules.requires_security
 
+    def why_secure(self, device: Device, listener: str) -> str:
+        """The reason a plaintext request of `device` is refused (for its event)."""
+        if self.has_key(device, listener):
+            return "has a PSK: it must use DTLS"
+        return f"is a {device.carrier} device, which must use DTLS"
+
     # --- the write path of keys ------------------------------------------------------------------
 
     async def set_key(
@@ -366,7 +372,7 @@ class DeviceDirectory:
                     )
                 device = holder
         elif device is not None and self.requires_security(device, listener):
-            return Refusal(CoapCode.FORBIDDEN, f"endpoint {endpoint!r} has a PSK: it must use DTLS")
+            return Refusal(CoapCode.FORBIDDEN, f"endpoint {endpoint!r} {self.why_secure(device, listener)}")
         if device is None:
             return Admission(None, endpoint)
         return Admission(device, self._name_for(device, endpoint))
@@ -405,7 +411,8 @@ class DeviceDirectory:
             and self.requires_security(device, origin.listener)
         ):
             return self._refuse(
-                registration.endpoint, Refusal(CoapCode.FORBIDDEN, "the endpoint has a PSK: it must use DTLS")
+                registration.endpoint,
+                Refusal(CoapCode.FORBIDDEN, f"the endpoint {self.why_secure(device, origin.listener)}"),
             )
         profile = self.carriers.strict_profile(origin.listener)
         if profile is not None:
@@ -457,7 +464,7 @@ class DeviceDirectory:
             return found
         if request.origin.secure_identity is None and self.requires_security(found, listener):
             return Refusal(
-                CoapCode.FORBIDDEN, f"endpoint {request.endpoint!r} has a PSK: it must bootstrap over DTLS"
+                CoapCode.FORBIDDEN, f"endpoint {request.endpoint!r} {self.why_secure(found, listener)}"
             )
         return found
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiocoap
@@ -335,3 +335,17 @@ async def test_an_endpoint_without_an_imei_has_a_stable_id_and_can_be_given_a_ps
         reg = server.registration("garden-sensor")
         assert reg is not None and reg.secure_identity == "garden-sensor"
         assert server.device_of("garden-sensor").id == row.id  # type: ignore[union-attr]
+
+
+async def test_a_device_of_a_carrier_requiring_security_may_not_register_in_plaintext(cloud: Cloud) -> None:
+    server = cloud.server
+    profile = server.carriers.profiles["huawei"]
+    profile.rules = replace(profile.rules, requires_security=True)  # a carrier that takes DTLS only
+    await cloud.create(cloud.attacker)  # a Huawei device without a key
+    with server.subscribe(kinds=["registration.refused"]) as refused:
+        with pytest.raises(ClientError):
+            async with device(server, "huawei", IMEI):
+                pass
+        event = await refused.get(timeout=5)
+    assert "DTLS" in event.data["reason"]
+    assert server.registration(IMEI) is None
