@@ -51,9 +51,9 @@ def path_stream(path: str) -> str | None:
     return "_".join(parts[:3]) if len(parts) >= 3 else None
 
 
-def series_key(device: Device) -> str:
+def series_key(server: Lwm2mServer, device: Device) -> str:
     """Whose time series: the device's endpoint name (or its id when it has none)."""
-    return expected_endpoint(device) or f"device:{device.id}"
+    return expected_endpoint(server, device) or f"device:{device.id}"
 
 
 def value_type(value: Any) -> str:
@@ -118,7 +118,7 @@ def upload_points(body: Any, kind: int | None) -> list[tuple[str, Any, float]]:
 
 
 async def store_points(server: Lwm2mServer, device: Device, points: list[tuple[str, Any, float]]) -> None:
-    key = series_key(device)
+    key = series_key(server, device)
     for stream, value, at in points:
         stored = StoredValue(stream_path(stream), value_type(value), value, at)
         await server.store.record_values(key, [stored], SOURCE, received_at=at)
@@ -144,7 +144,7 @@ async def upload(
 
 async def latest_streams(server: Lwm2mServer, device: Device) -> dict[str, dict[str, Any]]:
     """stream id -> its latest stored value `{"value", "updated_at"}`."""
-    latest = await server.latest_values(series_key(device))
+    latest = await server.latest_values(series_key(server, device))
     return {ds: v for path, v in latest.items() if (ds := path_stream(path)) is not None}
 
 
@@ -160,7 +160,7 @@ async def datapoints(
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> dict[str, Any]:
     device = visible_device(server, principal, device_id)
-    key = series_key(device)
+    key = series_key(server, device)
     wanted = [s.strip() for s in datastream_id.split(",") if s.strip()] if datastream_id else None
     streams: dict[str, list[dict[str, Any]]] = {}
     next_cursor: str | None = None

@@ -15,19 +15,16 @@ from server.api.errors import auth_failed, invalid, not_found
 from server.api.events import event_visible
 from server.api.modules import ModuleHostDep
 from server.api.onenet.common import OfflineDep, PushDep
-from server.api.onenet.nbiot import set_device_key
 from server.api.v1.connect import connect_commands
 from server.api.v1.device_admin import remove_device
 from server.api.v1.device_admin import router as device_admin_router
 from server.api.v1.failures import record_failed_operations
 from server.api.v1.views import device_view, event_view, objects_view, product_view
-from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
 from server.services.device_management import values_to_json
 from server.services.errors import BadArgument
 from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
-from server.services.security import decode_key
 
 router = APIRouter(dependencies=[Depends(record_failed_operations)])
 router.include_router(device_admin_router)
@@ -201,7 +198,12 @@ async def list_devices(
             return any(needle in f.lower() for f in fields if f)
         return True
 
-    selected = [row for row in rows if matches(row)]
+    # Pages in a stable order: provisioned devices by id, then anonymous registrations by name
+    # (the store's own order moves a row that a registration updates).
+    selected = sorted(
+        (row for row in rows if matches(row)),
+        key=lambda row: (row[0] is None, row[0].id if row[0] is not None else 0, row[1] or ""),
+    )
     page = selected[offset : offset + limit]
     return {"items": [device_view(server, d, host, e) for d, e, _c in page], "total": len(selected)}
 
@@ -213,22 +215,16 @@ async def create_device(
     product = server.provisioning.product(body.product_id)
     if product is None or not principal.can_see_product(product):
         raise not_found("product")
-    if body.psk is not None and body.psk_encoding == "hex":
-        try:
-            bytes.fromhex(body.psk)
-        except ValueError:
-            raise invalid("psk is not hexadecimal") from None
-    device = await server.provisioning.create_device(
+    device = await server.directory.create_device(
         product_id=product.id,
         imei=body.imei,
         imsi=body.imsi,
         title=body.title,
         auth_code=body.auth_code,
         obsv=body.obsv,
-        attributes={"psk": body.psk, "psk_encoding": body.psk_encoding} if body.psk else None,
+        psk=body.psk,
+        psk_encoding=body.psk_encoding if body.psk else None,
     )
-    if body.psk:
-        await server.set_psk(_endpoint(server, device), body.imei, body.psk, body.psk_encoding)
     return device_view(server, device, host)
 
 
@@ -254,20 +250,15 @@ async def delete_device(
 async def set_device_psk(
     device_id: int, body: PskBody, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
 ) -> dict[str, Any]:
-    """Change the DTLS PSK of a device as its carrier's platform does: for OneNET the access
-    (LwM2M-server) PSK, as POST /nbiot/device/accpsk sets it (a text key); for the others the
-    device PSK of its creation, text or hexadecimal."""
+    """Change the DTLS PSK of a device as its carrier's platform does: the key its carrier's
+    access listener checks (OneNET: the access PSK, as POST /nbiot/device/accpsk sets it, a text
+    key; the others: the device PSK of its creation, text or hexadecimal). Any device has one,
+    also an endpoint that registered at the open listener without an IMEI."""
     device = _device(server, principal, device_id)
     try:
-        decode_key(body.psk, body.psk_encoding)
+        updated = await server.directory.set_key(device, body.psk, body.psk_encoding)
     except BadArgument as exc:
         raise invalid(str(exc)) from None
-    if device.carrier == "onenet":
-        if body.psk_encoding != "string":
-            raise invalid("a OneNET access PSK is a string (psk_encoding 'string')")
-        updated = await set_device_key(server, device, ATTR_ACCESS_PSK, body.psk)
-    else:
-        updated = await set_device_key(server, device, ATTR_PSK, body.psk, body.psk_encoding)
     return device_view(server, updated, host)
 
 

@@ -68,7 +68,9 @@ def device_view(
         "online": reg is not None,
         "last_seen": last_seen(server, endpoint, reg),
         "registration": registration_view(reg),
-        "emulated_module": module_for_device(host, device.imei if device else None, endpoint),
+        "emulated_module": module_for_device(
+            host, device.imei if device else None, endpoint, device.carrier if device else None
+        ),
     }
 
 
