@@ -271,15 +271,19 @@ class DeviceManagement:
 
         if op.kind == "write":
             entries = values_from_json(p["values"])
-            node = build_node(path, entries, self.model.is_multiple)
+            replace = p.get("replace", True)
+            # A partial update is a POST on the object instance carrying only the resources it
+            # changes (Core §5.4.3): a POST on a resource path is an Execute.
+            target = path if replace or path.depth <= 2 else Path(path.object_id, path.instance_id)
+            node = build_node(target, entries, self.model.is_multiple)
             fmt = p.get("content_format") or self.write_format(reg, node)
             try:
-                payload = codec.encode(node, path, fmt, self.model)
+                payload = codec.encode(node, target, fmt, self.model)
             except CodecError as exc:
                 raise BadArgument(str(exc)) from exc
-            method = "PUT" if p.get("replace", True) else "POST"
+            method = "PUT" if replace else "POST"
             response = await transport.send(
-                address, Downlink(method, seg, payload, content_format=fmt), timeout
+                address, Downlink(method, self.segments(reg, target), payload, content_format=fmt), timeout
             )
             self._check(response, (CoapCode.CHANGED,))
             self.bus.publish(

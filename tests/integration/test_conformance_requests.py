@@ -1,0 +1,59 @@
+"""What the server sends to LwM2M clients it did not write, seen byte for byte by a raw UDP client
+on loopback: partial updates, the choice of content format when the caller gives none, answers
+that do not match the request, and requests to clients that died."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiocoap
+import pytest
+from aiocoap.numbers.codes import Code
+
+from lwm2m import codec
+from lwm2m.model.builtin import builtin_registry
+from lwm2m.node import MultipleResource, ObjectInstance, SingleResource
+from lwm2m.numbers import ContentFormat, ResourceType
+from lwm2m.path import Path
+from server.lwm2m_server import Lwm2mServer
+from tests.integration.raw_device import RawDevice
+
+MODEL = builtin_registry()
+
+
+@pytest.fixture
+async def raw(server: Lwm2mServer) -> AsyncIterator[RawDevice]:
+    device = await RawDevice.open(server.listeners["default"].address)
+    yield device
+    device.close()
+
+
+def uri(request: aiocoap.Message) -> str:
+    return "/" + "/".join(request.opt.uri_path)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+async def test_partial_update_of_a_resource_is_a_post_on_its_instance_carrying_only_that_resource(
+    server: Lwm2mServer, raw: RawDevice, version: str
+) -> None:
+    await raw.register("partial", "</1/0>,</3/0>", lwm2m=version)
+    await server.write("partial", "/1/0/1", 45, replace=False)
+    await server.write("partial", "/3/0/6/1", 5, replace=False)
+    first, second = raw.requests
+    assert first.code == Code.POST and uri(first) == "/1/0"
+    fmt = int(first.opt.content_format)
+    assert codec.decode(first.payload, Path(1, 0), fmt, MODEL) == ObjectInstance(
+        0, {1: SingleResource(1, 45, ResourceType.INTEGER)}
+    )
+    assert second.code == Code.POST and uri(second) == "/3/0"
+    assert codec.decode(second.payload, Path(3, 0), int(second.opt.content_format), MODEL) == ObjectInstance(
+        0, {6: MultipleResource(6, {1: 5}, ResourceType.INTEGER)}
+    )
+
+
+async def test_replacing_a_resource_is_still_a_put_on_the_resource(server: Lwm2mServer, raw: RawDevice) -> None:
+    await raw.register("replace", "</1/0>", lwm2m="1.0")
+    await server.write("replace", "/1/0/1", 45)
+    (request,) = raw.requests
+    assert request.code == Code.PUT and uri(request) == "/1/0/1"
+    assert int(request.opt.content_format) == ContentFormat.TLV
