@@ -180,6 +180,20 @@ class _UplinkResource(aiocoap.resource.Resource):
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         return True
 
+    async def render_to_pipe(self, pipe: Any) -> None:
+        # Register and Update: the answer is on the wire (aiocoap sends it from add_response,
+        # at the end of the render) before any request of their after-hooks leaves for the peer.
+        request = pipe.request
+        peer = _peer(request.remote) if tuple(request.opt.uri_path)[:1] == ("rd",) else None
+        if peer is None:
+            await super().render_to_pipe(pipe)
+            return
+        gate = self.listener.answering(peer)
+        try:
+            await super().render_to_pipe(pipe)
+        finally:
+            self.listener.answered(peer, gate)
+
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         listener = self.listener
         listener.counters.requests += 1
@@ -374,6 +388,8 @@ class CoapListener:
         self._subscriptions: dict[bytes, _Subscription] = {}
         self._seen: dict[_MessageKey, asyncio.Future[Any] | None] = {}
         self._seen_order: deque[tuple[float, _MessageKey]] = deque()
+        # Peers whose Register/Update is being answered: downlinks to them wait for the answer.
+        self._answering: dict[tuple[str, int], tuple[int, asyncio.Event]] = {}
         # Observations being set up, by device address; notifications that overtook the set-up.
         self._observing: dict[tuple[str, int], int] = {}
         self._early: dict[_MessageKey, asyncio.Future[Any]] = {}
@@ -632,6 +648,27 @@ class CoapListener:
 
     # --- downlink --------------------------------------------------------------------------------
 
+    def answering(self, peer: tuple[str, int]) -> asyncio.Event:
+        """Hold downlinks to `peer` until `answered`: its registration answer goes first."""
+        count, gate = self._answering.get(peer, (0, asyncio.Event()))
+        self._answering[peer] = (count + 1, gate)
+        return gate
+
+    def answered(self, peer: tuple[str, int], gate: asyncio.Event) -> None:
+        count, current = self._answering.get(peer, (1, gate))
+        if count > 1:
+            self._answering[peer] = (count - 1, current)
+            return
+        self._answering.pop(peer, None)
+        gate.set()
+
+    async def _after_answer(self, address: tuple[str, int]) -> None:
+        """The `after_register` ordering: no request reaches a client before the 2.01 (or
+        2.04) of its Register (Update) that is being answered."""
+        held = self._answering.get((address[0], int(address[1])))
+        if held is not None:
+            await held[1].wait()
+
     def _message(self, address: tuple[str, int], downlink: Downlink) -> aiocoap.Message:
         msg = aiocoap.Message(
             code=_METHODS[downlink.method],
@@ -671,6 +708,7 @@ class CoapListener:
     ) -> DownlinkResponse:
         """Send one request to a client and wait for its (block-wise assembled) response.
         `token` reuses a given token (for an Observe=1 cancel); such a request is not block-wise."""
+        await self._after_answer(address)
         context = self._require_context()
         self.counters.downlinks += 1
         message = self._message(address, downlink)
@@ -710,6 +748,7 @@ class CoapListener:
         """Start an observation; returns the first response and a handle (None if not observed).
         `on_notification` returns the future of the notification's write: a CON notification is
         acknowledged when it completes (module docstring)."""
+        await self._after_answer(address)
         context = self._require_context()
         self.counters.downlinks += 1
         peer = (address[0], int(address[1]))

@@ -43,7 +43,9 @@ class RawDevice(asyncio.DatagramProtocol):
         self.silent = False  # when set, requests are recorded and left unanswered
 
     @classmethod
-    async def open(cls, server: tuple[str, int], answer: Answer = _changed, bind: str = "127.0.0.1") -> RawDevice:
+    async def open(
+        cls, server: tuple[str, int], answer: Answer = _changed, bind: str = "127.0.0.1"
+    ) -> RawDevice:
         device = cls(server, answer)
         await asyncio.get_running_loop().create_datagram_endpoint(lambda: device, local_addr=(bind, 0))
         return device

@@ -16,7 +16,9 @@ from lwm2m.node import MultipleResource, ObjectInstance, SingleResource
 from lwm2m.numbers import ContentFormat, ResourceType
 from lwm2m.path import Path
 from server.lwm2m_server import Lwm2mServer
-from tests.integration.raw_device import RawDevice
+from server.settings import ListenerSettings
+from tests.conftest import ServerFactory
+from tests.integration.raw_device import RawDevice, content
 
 MODEL = builtin_registry()
 
@@ -51,9 +53,47 @@ async def test_partial_update_of_a_resource_is_a_post_on_its_instance_carrying_o
     )
 
 
-async def test_replacing_a_resource_is_still_a_put_on_the_resource(server: Lwm2mServer, raw: RawDevice) -> None:
+async def test_replacing_a_resource_is_still_a_put_on_the_resource(
+    server: Lwm2mServer, raw: RawDevice
+) -> None:
     await raw.register("replace", "</1/0>", lwm2m="1.0")
     await server.write("replace", "/1/0/1", 45)
     (request,) = raw.requests
     assert request.code == Code.PUT and uri(request) == "/1/0/1"
     assert int(request.opt.content_format) == ContentFormat.TLV
+
+
+async def test_after_register_requests_follow_the_registration_answer_on_the_onenet_access_listener(
+    server_factory: ServerFactory,
+) -> None:
+    server: Lwm2mServer = await server_factory(
+        listeners=[ListenerSettings(name="onenet", host="127.0.1.2", port=0, carrier="onenet", role="access")]
+    )
+    product = await server.provisioning.create_product("OneNET", "onenet")
+    await server.provisioning.create_device(
+        product_id=product.id, imei="869975030000461", imsi="460041064826326"
+    )
+    temperature = codec.encode(
+        ObjectInstance(0, {5700: SingleResource(5700, 21.5, ResourceType.FLOAT)}),
+        Path(3303, 0),
+        ContentFormat.TLV,
+        MODEL,
+    )
+
+    def answer(request: aiocoap.Message) -> aiocoap.Message:
+        if uri(request) == "/3303/0":
+            return content(temperature, ContentFormat.TLV)
+        return aiocoap.Message(code=Code.NOT_FOUND)
+
+    device = await RawDevice.open(server.listeners["onenet"].address, answer=answer)
+    try:
+        await device.register("869975030000461;460041064826326", "</3303/0>", lwm2m="1.0")
+        await device.wait_for_requests(1)
+        kinds = [m.code for m in device.received]
+        # The 2.01 is the first datagram the client hears; the automatic Observe only after it.
+        assert kinds[0] == Code.CREATED, device.received
+        first_request = device.requests[0]
+        assert first_request.code == Code.GET and first_request.opt.observe == 0
+        assert device.received.index(first_request) > 0
+    finally:
+        device.close()
