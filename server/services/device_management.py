@@ -5,9 +5,13 @@ Delete, and the 1.1 composite operations (Read-Composite `FETCH`, Write-Composit
 Each operation is a JSON-safe `Operation` so that queue mode can persist it, and a coroutine that
 performs it against a registration through the listener it registered on.
 
-Content formats: a caller may ask for one; otherwise reads send no Accept (the client chooses, and
-we decode whatever Content-Format it answers with) and writes use TLV for LwM2M 1.0 clients and
-for 1.1 clients that list it, else SenML CBOR.
+Content formats: a caller may ask for one, and that wins. Otherwise the server chooses from what
+the client declared at registration (`lwm2m=` and the root link's `ct=`): reads and observes ask
+(Accept) for TLV from a LwM2M 1.0 client (of an object or instance; a resource in the client's
+default), and from a 1.1+ client for its declared format (by our
+preference when it lists several), SenML CBOR when it declares none; writes use TLV for 1.0
+clients and for 1.1 clients that list it, else SenML CBOR. Whatever Content-Format the answer
+carries is decoded; one the server cannot decode is an `UndecodableAnswer`, never a device error.
 """
 
 from __future__ import annotations
@@ -41,6 +45,15 @@ from server.services.errors import BadArgument, RequestFailed
 from server.services.requests import Downlink, DownlinkResponse
 from server.store.repository import Store, StoredValue
 
+# The node formats a 1.1+ client may declare (`ct=`), in the order we prefer them for reads.
+READ_PREFERENCE = (
+    ContentFormat.SENML_CBOR,
+    ContentFormat.SENML_JSON,
+    ContentFormat.TLV,
+    ContentFormat.TLV_LEGACY,
+    ContentFormat.LWM2M_JSON,
+    ContentFormat.LWM2M_JSON_LEGACY,
+)
 ATTRIBUTE_NAMES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax")
 
 
@@ -134,6 +147,20 @@ class DeviceManagement:
     def segments(reg: Registration, path: Path) -> tuple[str, ...]:
         root = tuple(s for s in reg.root_path.split("/") if s)
         return root + tuple(path.segments)
+
+    @staticmethod
+    def read_format(reg: Registration, path: Path) -> int | None:
+        """The Accept of a Read or Observe the caller gave no format for (module docstring). A
+        1.0 client is asked for TLV above the resource level only: it answers a resource in text
+        or opaque by default, and OneMO modules answer the Observe of a resource the MCU has no
+        value for yet with an empty 2.05 whatever the Accept."""
+        if reg.lwm2m_version == "1.0":
+            return ContentFormat.TLV if path.depth < 3 else None
+        declared = reg.objects.content_formats
+        for fmt in READ_PREFERENCE:
+            if fmt in declared:
+                return int(fmt)
+        return ContentFormat.SENML_CBOR
 
     def write_format(self, reg: Registration, node: Node) -> int:
         formats = reg.objects.content_formats
@@ -249,9 +276,8 @@ class DeviceManagement:
         endpoint = reg.endpoint
 
         if op.kind == "read":
-            response = await transport.send(
-                address, Downlink("GET", seg, accept=p.get("content_format")), timeout
-            )
+            accept = p.get("content_format") or self.read_format(reg, path)
+            response = await transport.send(address, Downlink("GET", seg, accept=accept), timeout)
             self._check(response, (CoapCode.CONTENT,))
             node = self.decode_response(response, path)
             await self.record_node(endpoint, node, path, "read")

@@ -4,7 +4,7 @@ that do not match the request, and requests to clients that died."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiocoap
 import pytest
@@ -97,3 +97,59 @@ async def test_after_register_requests_follow_the_registration_answer_on_the_one
         assert device.received.index(first_request) > 0
     finally:
         device.close()
+
+
+DEVICE_3_0 = ObjectInstance(0, {0: SingleResource(0, "Acme", ResourceType.STRING)})
+
+
+def answers_only(fmt: ContentFormat) -> Callable[[aiocoap.Message], aiocoap.Message]:
+    """A client that supports one format: 5.00 to a read that does not ask for it (what a 1.1
+    client without TLV answers to a read without Accept)."""
+
+    def answer(request: aiocoap.Message) -> aiocoap.Message:
+        if request.opt.accept != fmt:
+            return aiocoap.Message(code=Code.INTERNAL_SERVER_ERROR)
+        response = content(codec.encode(DEVICE_3_0, Path(3, 0), fmt, MODEL), fmt)
+        if request.opt.observe == 0:
+            response.opt.observe = 2
+        return response
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("version", "root", "expected"),
+    [
+        ("1.0", "", ContentFormat.TLV),
+        ("1.1", '</>;rt="oma.lwm2m";ct=110,', ContentFormat.SENML_JSON),
+        ("1.1", '</>;rt="oma.lwm2m";ct="60 110 112 11542",', ContentFormat.SENML_CBOR),
+        ("1.1", "", ContentFormat.SENML_CBOR),
+    ],
+)
+async def test_reads_and_observes_without_a_format_ask_for_the_one_the_client_declared(
+    server: Lwm2mServer, raw: RawDevice, version: str, root: str, expected: ContentFormat
+) -> None:
+    raw.answer = answers_only(expected)
+    await raw.register("declared", root + "</3/0>", lwm2m=version)
+    assert await server.read("declared", "/3/0") == DEVICE_3_0
+    observation = await server.observe("declared", "/3/0")
+    assert observation.node == DEVICE_3_0
+    assert [r.opt.accept for r in raw.requests] == [expected, expected]
+
+
+async def test_a_lwm2m_1_0_client_answers_a_resource_in_its_default_format(
+    server: Lwm2mServer, raw: RawDevice
+) -> None:
+    raw.answer = lambda _request: content(b"Acme", None)
+    await raw.register("resource", "</3/0>", lwm2m="1.0")
+    assert await server.read("resource", "/3/0/0") == SingleResource(0, "Acme", ResourceType.STRING)
+    assert raw.requests[0].opt.accept is None
+
+
+async def test_an_explicit_format_still_wins_over_the_declared_one(
+    server: Lwm2mServer, raw: RawDevice
+) -> None:
+    raw.answer = answers_only(ContentFormat.TLV)
+    await raw.register("explicit", '</>;rt="oma.lwm2m";ct=110,</3/0>', lwm2m="1.1")
+    assert await server.read("explicit", "/3/0", content_format=ContentFormat.TLV) == DEVICE_3_0
+    assert raw.requests[0].opt.accept == ContentFormat.TLV
