@@ -41,7 +41,7 @@ from lwm2m.path import Path
 from lwm2m.values import value_from_jsonable, value_to_jsonable
 from server.domain import Registration
 from server.events import EventBus
-from server.services.errors import BadArgument, RequestFailed
+from server.services.errors import BadArgument, RequestFailed, UndecodableAnswer
 from server.services.requests import Downlink, DownlinkResponse
 from server.store.repository import Store, StoredValue
 
@@ -49,6 +49,7 @@ from server.store.repository import Store, StoredValue
 READ_PREFERENCE = (
     ContentFormat.SENML_CBOR,
     ContentFormat.SENML_JSON,
+    ContentFormat.LWM2M_CBOR,
     ContentFormat.TLV,
     ContentFormat.TLV_LEGACY,
     ContentFormat.LWM2M_JSON,
@@ -74,6 +75,13 @@ class Operation:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": self.params}
+
+
+def _format_name(fmt: int) -> str:
+    try:
+        return f"content format {fmt} {ContentFormat(fmt).name}"
+    except ValueError:
+        return f"content format {fmt}, which the server cannot decode"
 
 
 def values_to_json(node: Node, path: Path) -> list[dict[str, Any]]:
@@ -127,9 +135,24 @@ def coerce_value(value: Any, rtype: ResourceType) -> Value:
             return value if isinstance(value, ObjectLink) else ObjectLink.parse(str(value))
         if isinstance(value, bytes):
             return value.decode("utf-8")
+        if not isinstance(value, str | int | float):
+            raise TypeError(f"a {type(value).__name__}")
         return str(value)
-    except (TypeError, ValueError) as exc:
-        raise BadArgument(f"{value!r} is not a valid {rtype.value}") from exc
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise BadArgument(f"{_short(value)} is not a valid {rtype.value}") from exc
+
+
+def _id(key: Any, what: str) -> int:
+    """A resource (instance) id given as a mapping key: 0..65535, as a number or ASCII digits."""
+    text = str(key)
+    if isinstance(key, bool) or not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise BadArgument(f"{_short(key)} is not a {what}")
+    return int(text)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class DeviceManagement:
@@ -166,7 +189,12 @@ class DeviceManagement:
         formats = reg.objects.content_formats
         if reg.lwm2m_version == "1.0" or not formats or ContentFormat.TLV in formats:
             return ContentFormat.TLV
-        for fmt in (ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.LWM2M_JSON):
+        for fmt in (
+            ContentFormat.SENML_CBOR,
+            ContentFormat.SENML_JSON,
+            ContentFormat.LWM2M_CBOR,
+            ContentFormat.LWM2M_JSON,
+        ):
             if fmt in formats:
                 return int(fmt)
         return ContentFormat.TLV
@@ -181,7 +209,9 @@ class DeviceManagement:
             lenient = self._single_value_of_multiple(response.payload, path, fmt)
             if lenient is not None:
                 return lenient
-            raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+            raise UndecodableAnswer(
+                f"the answer to {path} ({_format_name(fmt)}) does not decode: {exc}"
+            ) from exc
 
     def _single_value_of_multiple(self, payload: bytes, path: Path, fmt: int) -> Node | None:
         """Many modules answer a multiple resource (/19/0/0 above all) with one plain value: a
@@ -236,7 +266,7 @@ class DeviceManagement:
         if path.depth == 2 and isinstance(value, Mapping):
             resources = {}
             for rid, raw in value.items():
-                res_path = path.child(int(rid))
+                res_path = path.child(_id(rid, "resource id"))
                 node = self.node_for_write(res_path, raw)
                 assert isinstance(node, SingleResource | MultipleResource)
                 resources[int(rid)] = node
@@ -246,11 +276,14 @@ class DeviceManagement:
             rtype = self.model.resource_type(path.object_id, path.resource_id)
             if self.model.get_resource(path.object_id, path.resource_id) is None:
                 rtype = ResourceType.OPAQUE if isinstance(value, bytes) else ResourceType.STRING
-            if isinstance(value, list | tuple):
+            multiple = self.model.is_multiple(path.object_id, path.resource_id)
+            if isinstance(value, list | tuple) and multiple is not False:
                 value = dict(enumerate(value))
-            if isinstance(value, Mapping):
+            if isinstance(value, Mapping) and multiple is not False:
                 return MultipleResource(
-                    path.resource_id, {int(k): coerce_value(v, rtype) for k, v in value.items()}, rtype
+                    path.resource_id,
+                    {_id(k, "resource instance id"): coerce_value(v, rtype) for k, v in value.items()},
+                    rtype,
                 )
             return SingleResource(path.resource_id, coerce_value(value, rtype), rtype)
         if path.depth == 4:
@@ -290,7 +323,7 @@ class DeviceManagement:
             try:
                 links = parse_links(response.payload)
             except CodecError as exc:
-                raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"bad link format: {exc}") from exc
+                raise UndecodableAnswer(f"the discover answer of {path} is not link format: {exc}") from exc
             result = [{"target": link.target, "params": dict(link.params)} for link in links]
             self.bus.publish("request.discover", endpoint, path=str(path), links=result)
             return {"links": result}
@@ -377,10 +410,13 @@ class DeviceManagement:
                 address, Downlink("FETCH", root, body, content_format=fmt, accept=fmt), timeout
             )
             self._check(response, (CoapCode.CONTENT,))
+            answer_format = response.content_format or fmt
             try:
-                nodes = codec.decode_composite(response.payload, response.content_format or fmt, self.model)
+                nodes = codec.decode_composite(response.payload, answer_format, self.model)
             except CodecError as exc:
-                raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+                raise UndecodableAnswer(
+                    f"the read-composite answer ({_format_name(answer_format)}) does not decode: {exc}"
+                ) from exc
             values: list[dict[str, Any]] = []
             for node_path, node in nodes.items():
                 await self.record_node(endpoint, node, node_path, "read")

@@ -12,10 +12,11 @@ from aiocoap.numbers.codes import Code
 
 from lwm2m import codec
 from lwm2m.model.builtin import builtin_registry
-from lwm2m.node import MultipleResource, ObjectInstance, SingleResource
+from lwm2m.node import LwM2MObject, MultipleResource, Node, ObjectInstance, SingleResource
 from lwm2m.numbers import ContentFormat, ResourceType
 from lwm2m.path import Path
 from server.lwm2m_server import Lwm2mServer
+from server.services.errors import UndecodableAnswer
 from server.settings import ListenerSettings
 from tests.conftest import ServerFactory
 from tests.integration.raw_device import RawDevice, content
@@ -153,3 +154,50 @@ async def test_an_explicit_format_still_wins_over_the_declared_one(
     await raw.register("explicit", '</>;rt="oma.lwm2m";ct=110,</3/0>', lwm2m="1.1")
     assert await server.read("explicit", "/3/0", content_format=ContentFormat.TLV) == DEVICE_3_0
     assert raw.requests[0].opt.accept == ContentFormat.TLV
+
+
+def tlv_of(node: Node, path: Path) -> aiocoap.Message:
+    return content(codec.encode(node, path, ContentFormat.TLV, MODEL), ContentFormat.TLV)
+
+
+MISMATCHED_ANSWERS = {
+    "a different resource": tlv_of(SingleResource(1, "Other", ResourceType.STRING), Path(3, 0, 1)),
+    "an instance for a resource": tlv_of(LwM2MObject(3, {0: DEVICE_3_0}), Path(3)),
+    "a multiple resource for a single one": tlv_of(
+        MultipleResource(0, {0: 1}, ResourceType.INTEGER), Path(3, 0, 0)
+    ),
+    "garbage": content(b"\xff\x00\x01", ContentFormat.TLV),
+    "a format the server cannot decode": content(b"\x01\x02", 11545),
+}
+
+
+@pytest.mark.parametrize("answer", list(MISMATCHED_ANSWERS), ids=list(MISMATCHED_ANSWERS))
+async def test_an_answer_that_does_not_match_the_request_is_an_undecodable_answer_with_the_reason(
+    server: Lwm2mServer, raw: RawDevice, answer: str
+) -> None:
+    raw.answer = lambda _request: MISMATCHED_ANSWERS[answer]
+    await raw.register("mismatch", "</3/0>", lwm2m="1.1")
+    with pytest.raises(UndecodableAnswer) as failure:
+        await server.read("mismatch", "/3/0/0")
+    assert "/3/0/0" in str(failure.value)
+
+
+async def test_a_lwm2m_cbor_answer_is_decoded(server: Lwm2mServer, raw: RawDevice) -> None:
+    raw.answer = lambda _request: content(
+        codec.encode(DEVICE_3_0, Path(3, 0), ContentFormat.LWM2M_CBOR, MODEL), ContentFormat.LWM2M_CBOR
+    )
+    await raw.register("cbor12", '</>;rt="oma.lwm2m";ct=11544,</3/0>', lwm2m="1.2")
+    assert await server.read("cbor12", "/3/0") == DEVICE_3_0
+    assert raw.requests[0].opt.accept == ContentFormat.LWM2M_CBOR
+
+
+async def test_a_lwm2m_1_2_client_that_declares_only_lwm2m_cbor_is_written_in_it(
+    server: Lwm2mServer, raw: RawDevice
+) -> None:
+    await raw.register("cbor-writes", '</>;rt="oma.lwm2m";ct=11544,</1/0>', lwm2m="1.2")
+    await server.write("cbor-writes", "/1/0/1", 60)
+    (request,) = raw.requests
+    assert request.opt.content_format == ContentFormat.LWM2M_CBOR
+    assert codec.decode(request.payload, Path(1, 0, 1), ContentFormat.LWM2M_CBOR, MODEL) == SingleResource(
+        1, 60, ResourceType.INTEGER
+    )
