@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path as FastApiPath
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lwm2m.path import Path
 from server.api.deps import AdminKey, CurrentKey, Principal, ServerDep, visible_device
@@ -28,7 +29,23 @@ from server.services.security import decode_key
 router = APIRouter()
 
 PLATFORM_NUMBERS = {"onenet": 0, "ctwing": 1, "yanfei": 2, "huawei": 3, "custom": 10}
-PathText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")]
+
+
+def _path_in_range(text: str) -> str:
+    Path.parse(text)  # InvalidPath (a ValueError) for an id above 65535: a 400
+    return text
+
+
+PathText = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$"),
+    AfterValidator(_path_in_range),
+]
+# Device ids are ASCII digits only (`visible_device`); anything else, "+1", " 1", "١٢", is no
+# device (404), not a malformed request.
+DeviceId = Annotated[str, FastApiPath(max_length=64)]
+# Seconds since the epoch for the data point cursors: 0 up to the year 9999.
+Instant = Annotated[float | None, Query(ge=0, le=253_402_300_799)]
 Timeout = Annotated[float | None, Field(default=None, ge=1, le=120)]
 
 
@@ -117,7 +134,7 @@ def _endpoint(server: Lwm2mServer, device: Device) -> str:
     return endpoint
 
 
-def _device(server: Lwm2mServer, principal: Principal, device_id: int) -> Device:
+def _device(server: Lwm2mServer, principal: Principal, device_id: str) -> Device:
     return visible_device(server, principal, device_id)
 
 
@@ -221,7 +238,7 @@ async def create_device(
 
 @router.get("/devices/{device_id}")
 async def get_device(
-    device_id: int, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+    device_id: DeviceId, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
 ) -> dict[str, Any]:
     device = _device(server, principal, device_id)
     view = device_view(server, device, host)
@@ -231,7 +248,7 @@ async def get_device(
 
 @router.delete("/devices/{device_id}")
 async def delete_device(
-    device_id: int, server: ServerDep, principal: CurrentKey, offline: OfflineDep
+    device_id: DeviceId, server: ServerDep, principal: CurrentKey, offline: OfflineDep
 ) -> dict[str, Any]:
     device = _device(server, principal, device_id)
     endpoint = server.endpoint_of(device)
@@ -244,7 +261,7 @@ async def delete_device(
 
 @router.put("/devices/{device_id}/psk")
 async def set_device_psk(
-    device_id: int, body: PskBody, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+    device_id: DeviceId, body: PskBody, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
 ) -> dict[str, Any]:
     """Change the DTLS PSK of a device as its carrier's platform does: for OneNET the access
     (LwM2M-server) PSK, as POST /nbiot/device/accpsk sets it (a text key); for the others the
@@ -264,7 +281,9 @@ async def set_device_psk(
 
 
 @router.post("/devices/{device_id}/read")
-async def read(device_id: int, body: ReadBody, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def read(
+    device_id: DeviceId, body: ReadBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     path = Path.parse(body.path)
     node = await server.read(endpoint, path, content_format=body.content_format, timeout=body.timeout)
@@ -272,7 +291,9 @@ async def read(device_id: int, body: ReadBody, server: ServerDep, principal: Cur
 
 
 @router.post("/devices/{device_id}/write")
-async def write(device_id: int, body: WriteBody, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def write(
+    device_id: DeviceId, body: WriteBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     value = body.value
     if isinstance(value, dict) and set(value) <= {"hex", "time", "objlnk"} and len(value) == 1:
@@ -295,7 +316,7 @@ async def write(device_id: int, body: WriteBody, server: ServerDep, principal: C
 
 @router.post("/devices/{device_id}/execute")
 async def execute(
-    device_id: int, body: ExecuteBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: ExecuteBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.execute(endpoint, body.path, body.arguments, timeout=body.timeout)
@@ -304,7 +325,7 @@ async def execute(
 
 @router.post("/devices/{device_id}/discover")
 async def discover(
-    device_id: int, body: PathBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: PathBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     links = await server.discover(endpoint, body.path, timeout=body.timeout)
@@ -313,7 +334,7 @@ async def discover(
 
 @router.post("/devices/{device_id}/write-attributes")
 async def write_attributes(
-    device_id: int, body: AttributesBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: AttributesBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.write_attributes(endpoint, body.path, _attrs(body.attributes), timeout=body.timeout)
@@ -322,7 +343,7 @@ async def write_attributes(
 
 @router.post("/devices/{device_id}/observe")
 async def observe(
-    device_id: int, body: ObserveBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: ObserveBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     if (body.path is None) == (body.paths is None):
@@ -340,7 +361,7 @@ async def observe(
 
 @router.post("/devices/{device_id}/cancel-observation")
 async def cancel_observation(
-    device_id: int, body: CancelBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: CancelBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.cancel_observation(endpoint, body.observation_id, active=body.active)
@@ -348,7 +369,7 @@ async def cancel_observation(
 
 
 @router.get("/devices/{device_id}/observations")
-async def observations(device_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def observations(device_id: DeviceId, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
     endpoint = server.endpoint_of(_device(server, principal, device_id))
     records = await server.store.observations(endpoint) if endpoint else []
     return {
@@ -361,12 +382,12 @@ async def observations(device_id: int, server: ServerDep, principal: CurrentKey)
 
 @router.get("/devices/{device_id}/datapoints")
 async def datapoints(
-    device_id: int,
+    device_id: DeviceId,
     server: ServerDep,
     principal: CurrentKey,
     path: Annotated[str | None, Query(max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")] = None,
-    start: float | None = None,
-    end: float | None = None,
+    start: Instant = None,
+    end: Instant = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
     endpoint = server.endpoint_of(_device(server, principal, device_id))
@@ -390,7 +411,7 @@ async def datapoints(
 
 @router.get("/devices/{device_id}/events")
 async def device_events(
-    device_id: int,
+    device_id: DeviceId,
     server: ServerDep,
     principal: CurrentKey,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -428,7 +449,9 @@ def connect_commands(server: Lwm2mServer, device: Device) -> list[str]:
 
 
 @router.get("/devices/{device_id}/connect-commands")
-async def get_connect_commands(device_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def get_connect_commands(
+    device_id: DeviceId, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
     return {"commands": connect_commands(server, _device(server, principal, device_id))}
 
 
