@@ -325,6 +325,20 @@ def _chain(source: asyncio.Future[Any] | None, target: asyncio.Future[Any]) -> N
     source.add_done_callback(copy)
 
 
+def _retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _owned(request: Any) -> Any:
+    """Give an aiocoap request's response an owner for its outcome. The caller may stop waiting
+    (our timeout, a cancelled caller) while aiocoap goes on retransmitting to a client that died;
+    the final ConRetransmitsExceeded, or the LibraryShutdown of a stop, is then taken here instead
+    of being reported as "Future exception was never retrieved"."""
+    request.response.add_done_callback(_retrieve_outcome)
+    return request
+
+
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -714,9 +728,9 @@ class CoapListener:
         message = self._message(address, downlink)
         if token is not None:
             self._forced_tokens[id(message)] = token
-            request = context.request(message, handle_blockwise=False)
+            request = _owned(context.request(message, handle_blockwise=False))
         else:
-            request = context.request(message)
+            request = _owned(context.request(message))
         return self._response(await self._await_response(request, address, timeout))
 
     async def _await_response(
@@ -754,7 +768,7 @@ class CoapListener:
         peer = (address[0], int(address[1]))
         self._observing[peer] = self._observing.get(peer, 0) + 1
         try:
-            request = context.request(self._message(address, downlink))
+            request = _owned(context.request(self._message(address, downlink)))
             first = await self._await_response(request, address, timeout)
         except BaseException:
             self._observe_done(peer)

@@ -4,7 +4,11 @@ that do not match the request, and requests to clients that died."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiocoap
 import pytest
@@ -16,7 +20,7 @@ from lwm2m.node import LwM2MObject, MultipleResource, Node, ObjectInstance, Sing
 from lwm2m.numbers import ContentFormat, ResourceType
 from lwm2m.path import Path
 from server.lwm2m_server import Lwm2mServer
-from server.services.errors import UndecodableAnswer
+from server.services.errors import DeviceTimeout, UndecodableAnswer
 from server.settings import ListenerSettings
 from tests.conftest import ServerFactory
 from tests.integration.raw_device import RawDevice, content
@@ -201,3 +205,36 @@ async def test_a_lwm2m_1_2_client_that_declares_only_lwm2m_cbor_is_written_in_it
     assert codec.decode(request.payload, Path(1, 0, 1), ContentFormat.LWM2M_CBOR, MODEL) == SingleResource(
         1, 60, ResourceType.INTEGER
     )
+
+
+async def test_requests_to_a_client_that_died_leave_no_unretrieved_future_exception(
+    server_factory: ServerFactory,
+) -> None:
+    """Every downlink has an owner that awaits its outcome: a read that timed out, an observe that
+    timed out and requests still retransmitting at shutdown leave nothing for the garbage
+    collector to report."""
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    try:
+        server: Lwm2mServer = await server_factory(request_timeout=0.3)
+        device = await RawDevice.open(server.listeners["default"].address)
+        await device.register("dead", "</3/0>,</3303/0>", lwm2m="1.0")
+        device.silent = True  # the client died: requests arrive and are never answered
+        with pytest.raises(DeviceTimeout):
+            await server.read("dead", "/3/0", timeout=0.3)
+        with pytest.raises(DeviceTimeout):
+            await server.observe("dead", "/3303/0", timeout=0.3)
+        pending = asyncio.ensure_future(server.read("dead", "/3/0/0", timeout=30))
+        await asyncio.sleep(0.05)  # aiocoap queues it behind the unanswered exchanges (NSTART 1)
+        await server.stop()  # with requests still retransmitting
+        with contextlib.suppress(Exception):
+            await pending
+        device.close()
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    never_retrieved = [c for c in reports if "never retrieved" in str(c.get("message"))]
+    assert never_retrieved == [], never_retrieved
