@@ -11,6 +11,7 @@ from fastapi import Path as FastApiPath
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lwm2m.path import Path
+from lwm2m.values import value_from_jsonable
 from server.api.deps import AdminKey, CurrentKey, Principal, ServerDep, visible_device
 from server.api.errors import auth_failed, invalid, not_found
 from server.api.events import event_visible
@@ -20,7 +21,7 @@ from server.api.onenet.nbiot import set_device_key
 from server.api.v1.views import device_view, event_view, objects_view, product_view
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
-from server.services.device_management import values_to_json
+from server.services.device_management import Operation, values_to_json
 from server.services.errors import BadArgument
 from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
@@ -114,6 +115,26 @@ class ObserveBody(BaseModel):
 class CancelBody(BaseModel):
     observation_id: int = Field(ge=0, le=2**31)
     active: bool = True
+
+
+class CreateBody(BaseModel):
+    path: PathText  # the object, /o
+    instance: int | None = Field(default=None, ge=0, le=65534)  # None: the client chooses
+    value: dict[Annotated[str, Field(pattern=r"^\d{1,5}$")], Any] = Field(max_length=256)
+    content_format: int | None = Field(default=None, ge=0, le=65535)
+    timeout: Timeout = None
+
+
+class CompositeReadBody(BaseModel):
+    paths: list[PathText] = Field(min_length=1, max_length=64)
+    content_format: int | None = Field(default=None, ge=0, le=65535)
+    timeout: Timeout = None
+
+
+class CompositeWriteBody(BaseModel):
+    values: dict[PathText, Any] = Field(min_length=1, max_length=256)
+    content_format: int | None = Field(default=None, ge=0, le=65535)
+    timeout: Timeout = None
 
 
 class PushTargetCreate(BaseModel):
@@ -290,19 +311,23 @@ async def read(
     return {"values": values_to_json(node, path)}
 
 
+def _plain(value: Any) -> Any:
+    """A value as the Python API takes it: {"hex"|"time"|"objlnk": ...} becomes bytes, a
+    datetime or an object link; anything else is left as given (typed by the object model)."""
+    if isinstance(value, dict) and set(value) <= {"hex", "time", "objlnk"} and len(value) == 1:
+        try:
+            return value_from_jsonable(value)
+        except ValueError as exc:
+            raise invalid(str(exc)) from exc
+    return value
+
+
 @router.post("/devices/{device_id}/write")
 async def write(
     device_id: DeviceId, body: WriteBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
-    value = body.value
-    if isinstance(value, dict) and set(value) <= {"hex", "time", "objlnk"} and len(value) == 1:
-        from lwm2m.values import value_from_jsonable
-
-        try:
-            value = value_from_jsonable(value)
-        except ValueError as exc:
-            raise invalid(str(exc)) from exc
+    value = _plain(body.value)
     await server.write(
         endpoint,
         body.path,
@@ -338,6 +363,62 @@ async def write_attributes(
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.write_attributes(endpoint, body.path, _attrs(body.attributes), timeout=body.timeout)
+    return {"ok": True}
+
+
+@router.post("/devices/{device_id}/create")
+async def create(
+    device_id: DeviceId, body: CreateBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Create an object instance: `{"path": "/3303", "instance": 1, "value": {"5700": 21.5}}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    if Path.parse(body.path).depth != 1:
+        raise invalid("create takes an object path such as /3303")
+    values = {int(rid): _plain(value) for rid, value in body.value.items()}
+    await server.create(
+        endpoint,
+        body.path,
+        values,
+        instance_id=body.instance,
+        content_format=body.content_format,
+        timeout=body.timeout,
+    )
+    return {"ok": True, "instance": body.instance}
+
+
+@router.post("/devices/{device_id}/delete")
+async def delete_instance(
+    device_id: DeviceId, body: PathBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Delete an object instance: `{"path": "/3303/1"}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    if Path.parse(body.path).depth != 2:
+        raise invalid("delete takes an object instance path such as /3303/1")
+    await server.delete(endpoint, body.path, timeout=body.timeout)
+    return {"ok": True}
+
+
+@router.post("/devices/{device_id}/read-composite")
+async def read_composite(
+    device_id: DeviceId, body: CompositeReadBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Read-Composite (LwM2M 1.1): `{"paths": ["/3/0/0", "/3303/0"], "content_format": 112}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    params: dict[str, Any] = {"paths": [str(Path.parse(p)) for p in body.paths]}
+    if body.content_format is not None:
+        params["content_format"] = body.content_format
+    result = await server.perform(endpoint, Operation("read_composite", params), timeout=body.timeout)
+    return {"values": result["node"]}
+
+
+@router.post("/devices/{device_id}/write-composite")
+async def write_composite(
+    device_id: DeviceId, body: CompositeWriteBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Write-Composite (LwM2M 1.1): `{"values": {"/1/0/1": 60, "/3303/0/5701": "Cel"}}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    values = {p: _plain(v) for p, v in body.values.items()}
+    await server.write_composite(endpoint, values, content_format=body.content_format, timeout=body.timeout)
     return {"ok": True}
 
 

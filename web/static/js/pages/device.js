@@ -45,7 +45,7 @@ export function render(view, [ref], { notify }) {
   const result = h("div", { class: "result", id: "op-result", "data-testid": "op-result" }, "Results of operations appear here.");
   const opPath = h("input", { id: "op-path", "data-testid": "op-path", placeholder: "/3303/0/5700", class: "mono" });
   const opKind = h("select", { id: "op-kind", "data-testid": "op-kind" },
-    ...["read", "write", "execute", "observe", "discover", "write-attributes"].map((k) => h("option", { value: k }, k)));
+    ...["read", "write", "execute", "observe", "discover", "write-attributes", "create", "delete"].map((k) => h("option", { value: k }, k)));
   const opArg = h("input", { id: "op-arg", "data-testid": "op-arg", placeholder: "value / arguments / pmin=10&pmax=60" });
   const opForm = h("form", { class: "row", id: "op-form", "data-testid": "op-form" }, opKind, opPath, opArg,
     h("button", { class: "primary", type: "submit", "data-testid": "op-send" }, "Send"));
@@ -107,6 +107,12 @@ export function render(view, [ref], { notify }) {
         response = await post(`${base}/execute`, { path, arguments: arg });
       } else if (kind === "discover") {
         response = await post(`${base}/discover`, { path });
+      } else if (kind === "create") {
+        // "/3303/7" creates instance 7, "/3303" lets the client choose; the argument is {"5700": 21.5, ...}
+        const [object, instance] = path.split("/").filter(Boolean);
+        response = await post(`${base}/create`, { path: `/${object}`, instance: instance === undefined ? null : Number(instance), value: parseValue(arg || "{}") });
+      } else if (kind === "delete") {
+        response = await post(`${base}/delete`, { path });
       } else if (kind === "write-attributes") {
         response = await post(`${base}/write-attributes`, { path, attributes: parseAttributes(arg) });
       } else if (kind === "observe") {
@@ -141,7 +147,7 @@ export function render(view, [ref], { notify }) {
     }
   }
 
-  function opsFor(path, operations, level) {
+  function opsFor(path, operations, level, multiple = false) {
     const ops = operations || "";
     const buttons = [];
     const button = (label, action, op) => h("button", {
@@ -156,6 +162,8 @@ export function render(view, [ref], { notify }) {
     }
     buttons.push(button("attributes", () => prepare("write-attributes", path), "attributes"));
     buttons.push(button("discover", () => run("discover", path), "discover"));
+    if (multiple && level === "object") buttons.push(button("create", () => prepare("create", `${path}/`), "create"));
+    if (multiple && level === "instance") buttons.push(button("delete", () => run("delete", path), "delete"));
     return h("div", { class: "ops" }, buttons);
   }
 
@@ -178,11 +186,11 @@ export function render(view, [ref], { notify }) {
             opsFor(path, resource.operations, "resource"));
         });
         return h("details", { open: true, "data-testid": "instance", dataset: { path: instancePath } },
-          h("summary", {}, h("span", { class: "mono" }, instancePath), " ", opsFor(instancePath, "", "instance")),
+          h("summary", {}, h("span", { class: "mono" }, instancePath), " ", opsFor(instancePath, "", "instance", object.multiple)),
           h("div", { class: "resources" }, resources));
       });
       tree.append(h("details", { open: object.id >= 3200 || object.id === 3, "data-testid": "object", dataset: { path: objectPath } },
-        h("summary", {}, h("strong", {}, `${object.id} ${object.name || ""}`), " ", opsFor(objectPath, "", "object")),
+        h("summary", {}, h("strong", {}, `${object.id} ${object.name || ""}`), " ", opsFor(objectPath, "", "object", object.multiple)),
         instances));
     }
     const numeric = [...resourceTypes].filter(([, type]) => NUMERIC.has(type)).map(([path]) => path);
