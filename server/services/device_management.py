@@ -77,6 +77,12 @@ class Operation:
         return {"kind": self.kind, "params": self.params}
 
 
+def _given_format(params: Mapping[str, Any], otherwise: int | None) -> Any:
+    """The caller's content format (0, plain text, is one), else `otherwise`."""
+    given = params.get("content_format")
+    return otherwise if given is None else given
+
+
 def _format_name(fmt: int) -> str:
     try:
         return f"content format {fmt} {ContentFormat(fmt).name}"
@@ -309,7 +315,7 @@ class DeviceManagement:
         endpoint = reg.endpoint
 
         if op.kind == "read":
-            accept = p.get("content_format") or self.read_format(reg, path)
+            accept = _given_format(p, self.read_format(reg, path))
             response = await transport.send(address, Downlink("GET", seg, accept=accept), timeout)
             self._check(response, (CoapCode.CONTENT,))
             node = self.decode_response(response, path)
@@ -335,7 +341,7 @@ class DeviceManagement:
             # changes (Core §5.4.3): a POST on a resource path is an Execute.
             target = path if replace or path.depth <= 2 else Path(path.object_id, path.instance_id)
             node = build_node(target, entries, self.model.is_multiple)
-            fmt = p.get("content_format") or self.write_format(reg, node)
+            fmt = _given_format(p, self.write_format(reg, node))
             try:
                 payload = codec.encode(node, target, fmt, self.model)
             except CodecError as exc:
@@ -378,7 +384,7 @@ class DeviceManagement:
             instance_id = p.get("instance_id")
             inst_path = path.child(instance_id if instance_id is not None else 0)
             node = build_node(inst_path, values_from_json(p["values"]), self.model.is_multiple)
-            fmt = p.get("content_format") or self.write_format(reg, node)
+            fmt = _given_format(p, self.write_format(reg, node))
             # With an id, TLV wraps the resources in an object-instance TLV (encoded at the object
             # path); without one the client picks the id and gets bare resources. SenML names carry
             # the instance id in every record.

@@ -100,7 +100,8 @@ class Reporting:
                 "FETCH", root, codec.encode_paths(list(paths), fmt), content_format=fmt, accept=fmt, observe=0
             )
         else:
-            content_format = content_format or self.dm.read_format(reg, paths[0])
+            if content_format is None:  # 0 (plain text) is a caller's choice too
+                content_format = self.dm.read_format(reg, paths[0])
             downlink = Downlink("GET", self.dm.segments(reg, paths[0]), accept=content_format, observe=0)
         observation = ActiveObservation(
             id=existing_id or 0,

@@ -238,3 +238,23 @@ async def test_requests_to_a_client_that_died_leave_no_unretrieved_future_except
         loop.set_exception_handler(previous)
     never_retrieved = [c for c in reports if "never retrieved" in str(c.get("message"))]
     assert never_retrieved == [], never_retrieved
+
+
+async def test_plain_text_asked_for_by_the_caller_is_used_not_mistaken_for_no_format(
+    server: Lwm2mServer, raw: RawDevice
+) -> None:
+    raw.answer = lambda request: (
+        content(b"Acme", ContentFormat.TEXT)
+        if request.code == Code.GET
+        else aiocoap.Message(code=Code.CHANGED)
+    )
+    await raw.register("text", "</3/0>,</1/0>", lwm2m="1.1")
+    assert await server.read("text", "/3/0/0", content_format=ContentFormat.TEXT) == SingleResource(
+        0, "Acme", ResourceType.STRING
+    )
+    await server.write("text", "/1/0/1", 45, content_format=ContentFormat.TEXT)
+    observation = await server.observe("text", "/3/0/0", content_format=ContentFormat.TEXT)
+    assert observation.values[0]["value"] == "Acme"
+    read, write, observe = raw.requests
+    assert read.opt.accept == ContentFormat.TEXT and observe.opt.accept == ContentFormat.TEXT
+    assert write.opt.content_format == ContentFormat.TEXT and write.payload == b"45"
