@@ -248,6 +248,16 @@ class Lwm2mServer:
     async def send(self, request: SendRequest) -> UplinkResult:
         origin = request.origin
         reg = self.registrations.by_address(origin.listener, origin.host, origin.port)
+        if reg is None and origin.secure_identity is not None:
+            # Over DTLS the PSK identity names the client, whatever session (address) it sends on.
+            reg = next(
+                (
+                    r
+                    for r in self.registrations.all()
+                    if r.listener == origin.listener and r.secure_identity == origin.secure_identity
+                ),
+                None,
+            )
         if reg is None:
             return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not registered")
         self.queue.heard_from(reg.endpoint)
