@@ -676,12 +676,13 @@ class CoapListener:
         self._answering.pop(peer, None)
         gate.set()
 
-    async def _after_answer(self, address: tuple[str, int]) -> None:
+    async def _after_answer(self, address: tuple[str, int], timeout: float) -> None:
         """The `after_register` ordering: no request reaches a client before the 2.01 (or
-        2.04) of its Register (Update) that is being answered."""
+        2.04) of its Register (Update) that is being answered (waiting at most `timeout`)."""
         held = self._answering.get((address[0], int(address[1])))
         if held is not None:
-            await held[1].wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(held[1].wait(), timeout)
 
     def _message(self, address: tuple[str, int], downlink: Downlink) -> aiocoap.Message:
         msg = aiocoap.Message(
@@ -722,7 +723,7 @@ class CoapListener:
     ) -> DownlinkResponse:
         """Send one request to a client and wait for its (block-wise assembled) response.
         `token` reuses a given token (for an Observe=1 cancel); such a request is not block-wise."""
-        await self._after_answer(address)
+        await self._after_answer(address, timeout)
         context = self._require_context()
         self.counters.downlinks += 1
         message = self._message(address, downlink)
@@ -762,7 +763,7 @@ class CoapListener:
         """Start an observation; returns the first response and a handle (None if not observed).
         `on_notification` returns the future of the notification's write: a CON notification is
         acknowledged when it completes (module docstring)."""
-        await self._after_answer(address)
+        await self._after_answer(address, timeout)
         context = self._require_context()
         self.counters.downlinks += 1
         peer = (address[0], int(address[1]))

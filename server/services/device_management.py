@@ -5,13 +5,14 @@ Delete, and the 1.1 composite operations (Read-Composite `FETCH`, Write-Composit
 Each operation is a JSON-safe `Operation` so that queue mode can persist it, and a coroutine that
 performs it against a registration through the listener it registered on.
 
-Content formats: a caller may ask for one, and that wins. Otherwise the server chooses from what
-the client declared at registration (`lwm2m=` and the root link's `ct=`): reads and observes ask
-(Accept) for TLV from a LwM2M 1.0 client (of an object or instance; a resource in the client's
-default), and from a 1.1+ client for its declared format (by our
-preference when it lists several), SenML CBOR when it declares none; writes use TLV for 1.0
-clients and for 1.1 clients that list it, else SenML CBOR. Whatever Content-Format the answer
-carries is decoded; one the server cannot decode is an `UndecodableAnswer`, never a device error.
+Content formats: a caller may ask for one (plain text, 0, included), and that wins. Otherwise the
+server chooses from what the client declared at registration (`lwm2m=` and the root link's `ct=`):
+reads and observes ask (Accept) a LwM2M 1.0 client for TLV (objects and instances; a resource in
+the client's default) and a 1.1+ client for its declared format (by READ_PREFERENCE when it lists
+several), SenML CBOR when it declares none; writes use TLV for 1.0 clients and for 1.1+ clients
+that list it, else the declared SenML or LwM2M CBOR/JSON format. A partial update is a POST on the
+object instance. Whatever Content-Format an answer carries is decoded; an answer that does not
+decode, or answers another path, is an `UndecodableAnswer`, never a made-up device error.
 """
 
 from __future__ import annotations
