@@ -486,7 +486,12 @@ class Lwm2mServer:
             timeout=self.settings.request_timeout if timeout is None else timeout,
         )
 
-        node = None if composite else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        # No first value (an empty 2.05, as OneMO modules answer before the MCU has one): no node.
+        node = (
+            None
+            if composite or not values
+            else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        )
         return Observation(
             observation.id, endpoint, tuple(paths), node, values, observed=observation.handle is not None
         )

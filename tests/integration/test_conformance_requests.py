@@ -258,3 +258,20 @@ async def test_plain_text_asked_for_by_the_caller_is_used_not_mistaken_for_no_fo
     read, write, observe = raw.requests
     assert read.opt.accept == ContentFormat.TEXT and observe.opt.accept == ContentFormat.TEXT
     assert write.opt.content_format == ContentFormat.TEXT and write.payload == b"45"
+
+
+async def test_an_observe_answered_without_a_value_stands_with_no_first_value(
+    server: Lwm2mServer, raw: RawDevice
+) -> None:
+    """What OneMO modules answer when the MCU has no value yet: an empty 2.05 with Observe."""
+
+    def empty(request: aiocoap.Message) -> aiocoap.Message:
+        response = content(b"", None)
+        response.opt.observe = 1
+        return response
+
+    raw.answer = empty
+    await raw.register("empty", "</3/0>", lwm2m="1.0")
+    for path in ("/3/0/0", "/3/0"):
+        observation = await server.observe("empty", path)
+        assert observation.observed and observation.node is None and observation.values == []
