@@ -61,6 +61,8 @@ from server.store.repository import Store
 
 log = logging.getLogger(__name__)
 
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -515,6 +517,15 @@ class Lwm2mServer:
         return await self.store.latest_values(endpoint)
 
     async def datapoints(self, endpoint: str, path: Path | str | None = None, **kwargs: Any) -> list[Any]:
+        """Stored values, oldest first (`newest_first=True` reverses): `start`/`end` in seconds
+        since the epoch, `after_id` a cursor, `limit`. Values out of range raise BadArgument."""
+        for name in ("start", "end"):
+            value = kwargs.get(name)
+            if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
+                raise BadArgument(f"{name} is not a time between 1970 and 9999")
+        cursor = kwargs.get("after_id")
+        if cursor is not None and not 0 <= cursor < 2**63:
+            raise BadArgument("cursor out of range")
         return await self.store.datapoints(endpoint, None if path is None else str(_path(path)), **kwargs)
 
     def counters(self) -> dict[str, Any]:

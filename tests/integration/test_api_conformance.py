@@ -117,3 +117,16 @@ async def test_what_is_not_a_device_id_is_404(api: Api, device_id: int) -> None:
                 response.text,
             )
     assert (await api.client.get(f"/api/v1/devices/{device_id}", headers=ADMIN)).status_code == 200
+
+
+async def test_an_out_of_range_cursor_on_the_onenet_datapoints_route_is_invalid_not_a_crash(
+    api: Api, device_id: int
+) -> None:
+    for params in ({"cursor": "9" * 20}, {"cursor": str(2**63)}):
+        response = await api.client.get(f"/devices/{device_id}/datapoints", params=params, headers=ADMIN)
+        assert response.status_code in (200, 400) and response.json()["errno"] == 5108, (
+            params,
+            response.text,
+        )
+    response = await api.client.get(f"/devices/{device_id}/datapoints", params={"cursor": "0"}, headers=ADMIN)
+    assert response.status_code == 200 and response.json()["errno"] == 0, response.text
