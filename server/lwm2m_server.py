@@ -62,6 +62,8 @@ from server.store.repository import Store
 
 log = logging.getLogger(__name__)
 
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -252,6 +254,16 @@ class Lwm2mServer:
     async def send(self, request: SendRequest) -> UplinkResult:
         origin = request.origin
         reg = self.registrations.by_address(origin.listener, origin.host, origin.port)
+        if reg is None and origin.secure_identity is not None:
+            # Over DTLS the PSK identity names the client, whatever session (address) it sends on.
+            reg = next(
+                (
+                    r
+                    for r in self.registrations.all()
+                    if r.listener == origin.listener and r.secure_identity == origin.secure_identity
+                ),
+                None,
+            )
         if reg is None:
             return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not registered")
         device = self.directory.device_of(reg.endpoint)
@@ -490,7 +502,12 @@ class Lwm2mServer:
             timeout=self.settings.request_timeout if timeout is None else timeout,
         )
 
-        node = None if composite else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        # No first value (an empty 2.05, as OneMO modules answer before the MCU has one): no node.
+        node = (
+            None
+            if composite or not values
+            else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        )
         return Observation(
             observation.id, endpoint, tuple(paths), node, values, observed=observation.handle is not None
         )
@@ -514,6 +531,15 @@ class Lwm2mServer:
         return await self.store.latest_values(endpoint)
 
     async def datapoints(self, endpoint: str, path: Path | str | None = None, **kwargs: Any) -> list[Any]:
+        """Stored values, oldest first (`newest_first=True` reverses): `start`/`end` in seconds
+        since the epoch, `after_id` a cursor, `limit`. Values out of range raise BadArgument."""
+        for name in ("start", "end"):
+            value = kwargs.get(name)
+            if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
+                raise BadArgument(f"{name} is not a time between 1970 and 9999")
+        cursor = kwargs.get("after_id")
+        if cursor is not None and not 0 <= cursor < 2**63:
+            raise BadArgument("cursor out of range")
         return await self.store.datapoints(endpoint, None if path is None else str(_path(path)), **kwargs)
 
     def counters(self) -> dict[str, Any]:

@@ -200,11 +200,10 @@ AdminKey = Annotated[Principal, Depends(require_admin)]
 def visible_device(server: Lwm2mServer, principal: Principal, device_id: Any) -> Device:
     """The provisioned device `device_id` if the caller may see it (404 otherwise, so that keys
     cannot probe for devices of other products)."""
-    try:
-        number = int(str(device_id))
-    except ValueError:
-        raise not_found("device") from None
-    device = server.provisioning.device(number)
+    text = str(device_id)
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # int() takes "+1", " 1", "١٢"
+        raise not_found("device")
+    device = server.provisioning.device(int(text))
     if device is None or not principal.can_see(device):
         raise not_found("device")
     return device

@@ -54,6 +54,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/devices/{device_id}/write-attributes"): {"path": "/3/0/9", "attributes": {"pmin": 1}},
     ("POST", "/api/v1/devices/{device_id}/observe"): {"path": "/3/0/9"},
     ("POST", "/api/v1/devices/{device_id}/cancel-observation"): {"observation_id": 1},
+    ("POST", "/api/v1/devices/{device_id}/create"): {"path": "/3303", "instance": 1, "value": {"5700": 1}},
+    ("POST", "/api/v1/devices/{device_id}/delete"): {"path": "/3303/1"},
+    ("POST", "/api/v1/devices/{device_id}/read-composite"): {"paths": ["/3/0/0"]},
+    ("POST", "/api/v1/devices/{device_id}/write-composite"): {"values": {"/1/0/1": 60}},
     ("POST", "/api/v1/push-targets"): {"url": "http://127.0.0.1:9/push", "token": "t", "verify": False},
     ("POST", "/api/v1/modules"): {"device_id": "{device_id}", "model": "ML307R"},
 }

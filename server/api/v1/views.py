@@ -152,7 +152,14 @@ async def objects_view(server: Lwm2mServer, endpoint: str | None) -> list[dict[s
                     "resources": resources,
                 }
             )
-        result.append({"id": oid, "name": definition.name if definition else None, "instances": inst_views})
+        result.append(
+            {
+                "id": oid,
+                "name": definition.name if definition else None,
+                "multiple": definition.multiple if definition else True,
+                "instances": inst_views,
+            }
+        )
     return result
 
 
