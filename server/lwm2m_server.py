@@ -94,6 +94,16 @@ def _path(path: Path | str) -> Path:
         raise BadArgument(str(exc)) from exc
 
 
+def check_datapoint_window(start: float | None, end: float | None, after_id: int | None) -> None:
+    """A stored-value query's bounds as the store can take them: times between 1970 and 9999 (no
+    NaN), a cursor below 2**63; BadArgument otherwise."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
+            raise BadArgument(f"{name} is not a time between 1970 and 9999")
+    if after_id is not None and not 0 <= after_id < 2**63:
+        raise BadArgument("cursor out of range")
+
+
 class Lwm2mServer:
     def __init__(
         self,
@@ -533,13 +543,7 @@ class Lwm2mServer:
     async def datapoints(self, endpoint: str, path: Path | str | None = None, **kwargs: Any) -> list[Any]:
         """Stored values, oldest first (`newest_first=True` reverses): `start`/`end` in seconds
         since the epoch, `after_id` a cursor, `limit`. Values out of range raise BadArgument."""
-        for name in ("start", "end"):
-            value = kwargs.get(name)
-            if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
-                raise BadArgument(f"{name} is not a time between 1970 and 9999")
-        cursor = kwargs.get("after_id")
-        if cursor is not None and not 0 <= cursor < 2**63:
-            raise BadArgument("cursor out of range")
+        check_datapoint_window(kwargs.get("start"), kwargs.get("end"), kwargs.get("after_id"))
         return await self.store.datapoints(endpoint, None if path is None else str(_path(path)), **kwargs)
 
     def counters(self) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.api.deps import CurrentKey, ServerDep, expected_endpoint, visible_device
 from server.api.errors import invalid, not_found
 from server.api.onenet.common import format_time, ok, onenet_value, parse_time
-from server.lwm2m_server import Lwm2mServer
+from server.lwm2m_server import Lwm2mServer, check_datapoint_window
+from server.services.errors import BadArgument
 from server.services.provisioning import Device
 from server.store.repository import StoredValue
 
@@ -167,15 +168,22 @@ async def datapoints(
     count = 0
     if start or end or cursor or limit:
         size = limit or 100
+        start_at = parse_time(start, "start") if start else None
+        end_at = parse_time(end, "end") if end else None
+        after_id = int(cursor) if cursor else None
+        try:
+            check_datapoint_window(start_at, end_at, after_id)
+        except BadArgument as exc:
+            raise invalid(str(exc)) from None
         points = []
         for stream in wanted or [None]:  # type: ignore[list-item]
             points.extend(
                 await server.store.datapoints(
                     key,
                     stream_path(stream) if stream else None,
-                    start=parse_time(start, "start") if start else None,
-                    end=parse_time(end, "end") if end else None,
-                    after_id=int(cursor) if cursor else None,
+                    start=start_at,
+                    end=end_at,
+                    after_id=after_id,
                     limit=size + 1,
                 )
             )
