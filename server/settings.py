@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     # `auth_failure_window` seconds; the next ones are answered 429 until the window passes.
     auth_failure_limit: int = 20
     auth_failure_window: float = 60.0
+    # The same per key prefix (`auth_failure_limit`) and for all addresses together: rotating
+    # source addresses do not escape the limit.
+    auth_failure_global_limit: int = 40
+    # What a Register / Update may claim (beyond: 4.00 with the reason).
+    registration_max_endpoint_length: int = 128
+    registration_max_link_payload: int = 64 * 1024
+    registration_max_object_links: int = 1000
+    # Push receivers of products may be on loopback / private addresses (a developer's local
+    # receiver); off in docker compose. Never the cloud's own ports nor link-local addresses.
+    push_allow_private: bool = True
     # Firmware packages (object 5 updates): where their files live, and the largest accepted.
     firmware_dir: str = "./data/firmware"
     firmware_max_size: int = 8 * 1024 * 1024

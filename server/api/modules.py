@@ -52,10 +52,21 @@ class ModuleHost(Protocol):
 
 
 def may_use(server: Lwm2mServer, principal: Principal, module: ModuleInfo) -> bool:
-    """The admin uses every module; other keys the modules whose IMEI is one of their devices."""
+    """The admin uses every module; other keys the module whose device is theirs: the device row
+    its registration is kept under, else the device of its IMEI at the module's own carrier (a
+    device of another carrier with the same IMEI gives no access)."""
     if principal.is_admin:
         return True
-    return any(principal.can_see(d) for d in server.provisioning.devices_by_imei(module.imei))
+    if module.endpoint and module.carrier:
+        for name in (module.endpoint, f"{module.endpoint}@{module.carrier}"):
+            device = server.device_of(name)
+            if device is not None and device.carrier == module.carrier:
+                return principal.can_see(device)
+    return any(
+        principal.can_see(d)
+        for d in server.provisioning.devices_by_imei(module.imei)
+        if module.carrier is not None and d.carrier == module.carrier
+    )
 
 
 def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:
@@ -64,11 +75,21 @@ def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:
     return next((m for m in host.list() if m.id == module_id), None)
 
 
-def module_for_device(host: ModuleHost | None, imei: str | None, endpoint: str | None) -> str | None:
+def module_for_device(
+    host: ModuleHost | None, imei: str | None, endpoint: str | None, carrier: str | None = None
+) -> str | None:
+    """The hosted module of a device: the one registering as its endpoint, else the one with its
+    IMEI at its carrier (a module of another carrier with the same IMEI is not its)."""
     if host is None:
         return None
     for module in host.list():
-        if (endpoint and module.endpoint == endpoint) or (imei and module.imei == imei):
+        if (
+            endpoint
+            and module.endpoint == endpoint
+            and (carrier is None or module.carrier in (None, carrier))
+        ):
+            return module.id
+        if imei and module.imei == imei and (carrier is None or module.carrier in (None, carrier)):
             return module.id
     return None
 

@@ -1,4 +1,4 @@
-"""Rows of firmware over the air (migration 0006): packages, update tasks and their devices.
+"""Rows of firmware over the air (migration 0007): packages, update tasks and their devices.
 Writes run on the store's group committer; reads use short connections."""
 
 from __future__ import annotations

@@ -112,6 +112,7 @@ def test_postgres_has_a_health_check_and_the_server_waits_for_it(compose: dict[s
     assert server["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert server["environment"]["TESTBED_DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert "@postgres:5432/" in server["environment"]["TESTBED_DATABASE_URL"]
+    assert server["environment"]["TESTBED_PUSH_ALLOW_PRIVATE"] == "false"  # issue 13: push policy
 
 
 def test_server_migrates_the_database_before_it_starts(compose: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.api.deps import CurrentKey, ServerDep, expected_endpoint, visible_device
 from server.api.errors import invalid, not_found
 from server.api.onenet.common import format_time, ok, onenet_value, parse_time
-from server.lwm2m_server import Lwm2mServer
+from server.lwm2m_server import Lwm2mServer, check_datapoint_window
+from server.services.errors import BadArgument
 from server.services.provisioning import Device
 from server.store.repository import StoredValue
 
@@ -51,9 +52,9 @@ def path_stream(path: str) -> str | None:
     return "_".join(parts[:3]) if len(parts) >= 3 else None
 
 
-def series_key(device: Device) -> str:
+def series_key(server: Lwm2mServer, device: Device) -> str:
     """Whose time series: the device's endpoint name (or its id when it has none)."""
-    return expected_endpoint(device) or f"device:{device.id}"
+    return expected_endpoint(server, device) or f"device:{device.id}"
 
 
 def value_type(value: Any) -> str:
@@ -118,7 +119,7 @@ def upload_points(body: Any, kind: int | None) -> list[tuple[str, Any, float]]:
 
 
 async def store_points(server: Lwm2mServer, device: Device, points: list[tuple[str, Any, float]]) -> None:
-    key = series_key(device)
+    key = series_key(server, device)
     for stream, value, at in points:
         stored = StoredValue(stream_path(stream), value_type(value), value, at)
         await server.store.record_values(key, [stored], SOURCE, received_at=at)
@@ -144,7 +145,7 @@ async def upload(
 
 async def latest_streams(server: Lwm2mServer, device: Device) -> dict[str, dict[str, Any]]:
     """stream id -> its latest stored value `{"value", "updated_at"}`."""
-    latest = await server.latest_values(series_key(device))
+    latest = await server.latest_values(series_key(server, device))
     return {ds: v for path, v in latest.items() if (ds := path_stream(path)) is not None}
 
 
@@ -160,22 +161,29 @@ async def datapoints(
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> dict[str, Any]:
     device = visible_device(server, principal, device_id)
-    key = series_key(device)
+    key = series_key(server, device)
     wanted = [s.strip() for s in datastream_id.split(",") if s.strip()] if datastream_id else None
     streams: dict[str, list[dict[str, Any]]] = {}
     next_cursor: str | None = None
     count = 0
     if start or end or cursor or limit:
         size = limit or 100
+        start_at = parse_time(start, "start") if start else None
+        end_at = parse_time(end, "end") if end else None
+        after_id = int(cursor) if cursor else None
+        try:
+            check_datapoint_window(start_at, end_at, after_id)
+        except BadArgument as exc:
+            raise invalid(str(exc)) from None
         points = []
         for stream in wanted or [None]:  # type: ignore[list-item]
             points.extend(
                 await server.store.datapoints(
                     key,
                     stream_path(stream) if stream else None,
-                    start=parse_time(start, "start") if start else None,
-                    end=parse_time(end, "end") if end else None,
-                    after_id=int(cursor) if cursor else None,
+                    start=start_at,
+                    end=end_at,
+                    after_id=after_id,
                     limit=size + 1,
                 )
             )

@@ -19,11 +19,10 @@ router = APIRouter()
 
 
 async def remove_device(server: Lwm2mServer, offline: OfflineCommands, device: Device) -> None:
-    endpoint = server.endpoint_of(device)
-    await server.provisioning.delete_device(device.id)
+    """Delete the device row with its own keys (the directory touches no other row) and its
+    cached commands."""
+    await server.directory.delete_device(device)
     await offline.forget_device(device.id)
-    if endpoint is not None:
-        await server.remove_psk(endpoint)
 
 
 @router.delete("/products/{product_id}/offline-devices")

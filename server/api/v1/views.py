@@ -68,7 +68,9 @@ def device_view(
         "online": reg is not None,
         "last_seen": last_seen(server, endpoint, reg),
         "registration": registration_view(reg),
-        "emulated_module": module_for_device(host, device.imei if device else None, endpoint),
+        "emulated_module": module_for_device(
+            host, device.imei if device else None, endpoint, device.carrier if device else None
+        ),
     }
 
 
@@ -150,7 +152,14 @@ async def objects_view(server: Lwm2mServer, endpoint: str | None) -> list[dict[s
                     "resources": resources,
                 }
             )
-        result.append({"id": oid, "name": definition.name if definition else None, "instances": inst_views})
+        result.append(
+            {
+                "id": oid,
+                "name": definition.name if definition else None,
+                "multiple": definition.multiple if definition else True,
+                "instances": inst_views,
+            }
+        )
     return result
 
 

@@ -56,7 +56,7 @@ export function render(view, [ref], { notify }) {
   const result = h("div", { class: "result", id: "op-result", "data-testid": "op-result" }, "Results of operations appear here.");
   const opPath = h("input", { id: "op-path", "data-testid": "op-path", placeholder: "/3303/0/5700", class: "mono" });
   const opKind = h("select", { id: "op-kind", "data-testid": "op-kind" },
-    ...["read", "write", "execute", "observe", "discover", "write-attributes"].map((k) => h("option", { value: k }, k)));
+    ...["read", "write", "execute", "observe", "discover", "write-attributes", "create", "delete"].map((k) => h("option", { value: k }, k)));
   const opArg = h("input", { id: "op-arg", "data-testid": "op-arg", placeholder: "value / arguments / pmin=10&pmax=60" });
   const opSend = h("button", { class: "primary", type: "submit", "data-testid": "op-send" }, "Send");
   const opForm = h("form", { class: "row", id: "op-form", "data-testid": "op-form" }, opKind, opPath, opArg, opSend);
@@ -158,6 +158,12 @@ export function render(view, [ref], { notify }) {
       } else if (kind === "discover") {
         response = await post(`${base}/discover`, { path });
         markDeclared(response.links.map((link) => link.target));
+      } else if (kind === "create") {
+        // "/3303/7" creates instance 7, "/3303" lets the client choose; the argument is {"5700": 21.5, ...}
+        const [object, instance] = path.split("/").filter(Boolean);
+        response = await post(`${base}/create`, { path: `/${object}`, instance: instance === undefined ? null : Number(instance), value: parseValue(arg || "{}") });
+      } else if (kind === "delete") {
+        response = await post(`${base}/delete`, { path });
       } else if (kind === "write-attributes") {
         response = await post(`${base}/write-attributes`, { path, attributes: parseAttributes(arg) });
       } else if (kind === "observe") {
@@ -220,7 +226,7 @@ export function render(view, [ref], { notify }) {
     }
   }
 
-  function opsFor(path, operations, level) {
+  function opsFor(path, operations, level, multiple = false) {
     const ops = operations || "";
     const buttons = [];
     const button = (label, action, op) => h("button", {
@@ -235,6 +241,8 @@ export function render(view, [ref], { notify }) {
     }
     buttons.push(button("attributes", () => prepare("write-attributes", path), "attributes"));
     buttons.push(button("discover", (el) => run("discover", path, "", el), "discover"));
+    if (multiple && level === "object") buttons.push(button("create", () => prepare("create", `${path}/`), "create"));
+    if (multiple && level === "instance") buttons.push(button("delete", (el) => run("delete", path, "", el), "delete"));
     return h("div", { class: "ops" }, buttons);
   }
 
@@ -283,11 +291,11 @@ export function render(view, [ref], { notify }) {
         return h("details", { open: true, "data-testid": "instance", dataset: { path: instancePath } },
           h("summary", {}, h("span", { class: "mono" }, instancePath), " ",
             instance.discovered ? null : h("span", { class: "badge", title: "press discover to see what the device declares" }, "not discovered"), " ",
-            opsFor(instancePath, "", "instance")),
+            opsFor(instancePath, "", "instance", object.multiple)),
           h("div", { class: "resources" }, resources));
       });
       tree.append(h("details", { open: object.id >= 3200 || object.id === 3, "data-testid": "object", dataset: { path: objectPath } },
-        h("summary", {}, h("strong", {}, `${object.id} ${object.name || ""}`), " ", opsFor(objectPath, "", "object")),
+        h("summary", {}, h("strong", {}, `${object.id} ${object.name || ""}`), " ", opsFor(objectPath, "", "object", object.multiple)),
         instances));
     }
     // Numeric resources with a value first (the newest value first), then the rest.
