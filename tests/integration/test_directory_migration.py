@@ -127,7 +127,7 @@ async def test_an_existing_database_upgrades_without_losing_devices_or_keys(
             ],
         )
     await database.migrate()
-    assert await database.current_revision() == "0006"
+    assert await database.current_revision() >= "0006"  # the head, 0006 or later
     async with database.engine.connect() as conn:
         tables = await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names())
     assert "psk_credentials" not in tables
