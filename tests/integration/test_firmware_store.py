@@ -211,3 +211,27 @@ async def test_a_retransmitted_block_request_is_answered_again_from_the_one_copy
     assert [a.mid for a in answers] == [4242, 4242]
     assert all(bytes(a.payload) == PACKAGE[3 * 1024 : 4 * 1024] for a in answers)
     assert cloud.server.firmware_server.blocks_served - served == 2
+
+
+async def test_a_task_by_product_names_every_device_of_the_product_and_can_be_cancelled(cloud: Cloud) -> None:
+    server = cloud.server
+    product = await server.provisioning.create_product("meters", "onenet")
+    devices = [
+        await server.provisioning.create_device(product_id=product.id, imei=imei, imsi="460041234500001")
+        for imei in ("869975030000801", "869975030000802")
+    ]
+    async with httpx.AsyncClient(base_url=cloud.http.url, headers={"api-key": product.master_key}) as client:
+        stored = await client.post(
+            "/api/v1/firmware", files={"file": ("f.bin", PACKAGE)}, data={"version": "2.0"}
+        )
+        task = await client.post(
+            "/api/v1/fota/tasks", json={"firmware_id": stored.json()["id"], "product_id": product.id}
+        )
+        assert task.status_code == 200, task.text
+        listed = {d["endpoint"] for d in task.json()["devices"]}
+        assert listed == {server.endpoint_of(d) for d in devices}
+        assert task.json()["product_id"] == product.id
+        cancelled = await client.post(f"/api/v1/fota/tasks/{task.json()['id']}/cancel")
+        assert cancelled.json()["status"] == "cancelled"
+        assert {d["status"] for d in cancelled.json()["devices"]} == {"cancelled"}
+        assert (await client.get("/api/v1/fota/tasks")).json()["total"] == 1

@@ -112,7 +112,7 @@ class TaskCreate(BaseModel):
 def _task_endpoints(server: Lwm2mServer, principal: Principal, body: TaskCreate) -> list[str]:
     endpoints: list[str] = []
     for device_id in body.device_ids or []:
-        endpoint = expected_endpoint(visible_device(server, principal, device_id))
+        endpoint = expected_endpoint(server, visible_device(server, principal, device_id))
         if endpoint is None:
             raise invalid(f"device {device_id} has no endpoint name yet (no IMEI)")
         endpoints.append(endpoint)
@@ -126,7 +126,7 @@ def _task_endpoints(server: Lwm2mServer, principal: Principal, body: TaskCreate)
             raise not_found("product")
         for device in server.provisioning.devices():
             if device.product_id == product.id:
-                endpoint = expected_endpoint(device)
+                endpoint = expected_endpoint(server, device)
                 if endpoint is not None:
                     endpoints.append(endpoint)
     if not endpoints:
