@@ -277,9 +277,46 @@ def server(
     port: Annotated[int, typer.Option(help="CoAP port.")] = 5683,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
+    node_id: Annotated[str | None, typer.Option("--node-id", help="This node's id in a cluster.")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="NATS URL of the cluster (nats://host:4222); needs --node-id."),
+    ] = None,
+    http_port: Annotated[int, typer.Option(help="HTTP port of a cluster node's API (0 picks one).")] = 8080,
 ) -> None:
-    """Run the LwM2M server only (no HTTP API, no emulated devices)."""
-    asyncio.run(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet, http=False))
+    """Run the LwM2M server only (no HTTP API, no emulated devices); with --cluster, one node of a
+    cluster on PostgreSQL and NATS, with its HTTP API (see server/cluster)."""
+    settings = _settings(db, host, port, None, models)
+    if cluster is None:
+        if node_id is not None:
+            raise typer.BadParameter("--node-id needs --cluster nats://host:port", param_hint="--node-id")
+        asyncio.run(_run_server(settings, 0, 0.0, quiet, http=False))
+        return
+    _run_cluster_node(settings, node_id, cluster, http_port)
+
+
+def _run_cluster_node(settings: Settings, node_id: str | None, cluster: str, http_port: int) -> None:
+    from nats.errors import Error as NatsError
+
+    from server.cluster.node import NODE_ID
+    from server.cluster.run import run_node
+
+    if node_id is None or not NODE_ID.match(node_id):
+        raise typer.BadParameter("give --node-id: 1-64 letters, digits, '-' or '_'", param_hint="--node-id")
+    if not cluster.startswith(("nats://", "tls://")):
+        raise typer.BadParameter("a NATS URL such as nats://127.0.0.1:4222", param_hint="--cluster")
+    if not settings.database_url.startswith("postgresql"):
+        raise typer.BadParameter("cluster nodes share one PostgreSQL database: --db postgresql+asyncpg://...")
+    settings = settings.model_copy(update={"api_key": _api_key(settings)})
+
+    async def main() -> None:
+        stop = _on_signal()
+        try:
+            await run_node(settings, node_id, cluster, http_port, stop, lambda line: print(line, flush=True))
+        except (OSError, NatsError) as exc:
+            _fail(f"node {node_id} could not start: {exc or type(exc).__name__} (is NATS at {cluster}?)")
+
+    asyncio.run(main())
 
 
 @app.command("fleet")

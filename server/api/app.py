@@ -183,6 +183,7 @@ def create_app(
     offline: OfflineCommands | None = None,
 ) -> FastAPI:
     """The API of `server`. `push` and `offline` default to fresh services."""
+    from server.api.cluster import router as cluster_router
     from server.api.events import router as events_router
     from server.api.modules import router as modules_router
     from server.api.onenet import router as onenet_router
@@ -216,6 +217,7 @@ def create_app(
     app.include_router(v1_router.router, prefix="/api/v1", tags=["v1"])
     app.include_router(events_router, prefix="/api/v1", tags=["events"])
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
+    app.include_router(cluster_router, prefix="/api/v1", tags=["cluster"])
     app.add_middleware(BodyLimit, limit=server.settings.max_payload)  # type: ignore[arg-type]
     limiter = KeyAttemptLimiter(server.settings.auth_failure_limit, server.settings.auth_failure_window)
     app.state.key_attempts = limiter

@@ -170,6 +170,10 @@ class Provisioning:
         if device.api_key:
             self._by_key[device.api_key] = device
 
+    def remember(self, device: Device) -> None:
+        """Index a device another cluster node stored (server.cluster): the row is the truth."""
+        self._index_device(device)
+
     def _unindex_device(self, device_id: int) -> None:
         old = self._devices.pop(device_id, None)
         if old is None:

@@ -196,3 +196,24 @@ push_deliveries = Table(
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
 )
+
+# Cluster (server.cluster): which node owns each registered endpoint's transport, and the nodes'
+# heartbeats. Single-process servers leave both empty.
+registration_owners = Table(
+    "registration_owners",
+    metadata,
+    Column("endpoint", String(255), primary_key=True),
+    Column("node_id", String(64), nullable=False, index=True),
+    Column("registration_id", String(64), nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("http_url", Text, nullable=True),
+    Column("coap", JSON, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)

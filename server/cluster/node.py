@@ -1,0 +1,405 @@
+"""`ClusterNode`: the cluster hooks of one server node over NATS and the shared database (see the
+package docstring for the design)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from server.cluster import wire
+from server.cluster.owners import ClusterRepository
+from server.domain import Registration
+from server.events import Event
+from server.services.device_management import Operation
+from server.services.errors import DeviceTimeout, DeviceUnreachable, ServerError, UnknownEndpoint
+from server.services.provisioning import Device
+
+if TYPE_CHECKING:
+    from server.lwm2m_server import Lwm2mServer
+
+log = logging.getLogger(__name__)
+
+EVENTS = "testbed.events"
+HEARTBEATS = "testbed.cluster.heartbeat"
+# Transit allowance of a forwarded request on top of the caller's timeout (the owner spends the
+# timeout itself on the device).
+FORWARD_GRACE = 2.0
+HEARTBEAT_INTERVAL = 1.0
+DEAD_AFTER = 5.0
+NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Events whose producer now holds the endpoint's registration.
+_OWNING_EVENTS = ("registration.registered", "registration.updated")
+_ENDING_EVENTS = ("registration.deregistered", "registration.expired")
+
+
+def request_subject(node_id: str) -> str:
+    return f"testbed.node.{node_id}.request"
+
+
+class _LinkLost(Exception):
+    pass
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        server: Lwm2mServer,
+        node_id: str,
+        nats_url: str,
+        *,
+        http_url: str | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    ) -> None:
+        if not NODE_ID.match(node_id):
+            raise ValueError(f"node id {node_id!r}: use 1-64 letters, digits, '-' or '_'")
+        self.server = server
+        self.node_id = node_id
+        self.nats_url = nats_url
+        self.http_url = http_url
+        self.heartbeat_interval = heartbeat_interval
+        self.started_at = time.time()
+        self.nc: NatsClient | None = None
+        self.repo: ClusterRepository | None = None
+        self._owners: dict[str, str] = {}
+        self._adopted: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._lost: set[asyncio.Task[Any]] = set()
+        self.link_losses = 0
+        self.forwarded = 0
+        self.served = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def join(self) -> None:
+        server = self.server
+        self.repo = ClusterRepository(server.store)
+        self.nc = await nats.connect(
+            self.nats_url,
+            name=f"testbed-node-{self.node_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+            error_cb=self._error,
+        )
+        await self.nc.subscribe(request_subject(self.node_id), cb=self._on_request)
+        await self.nc.subscribe(f"{EVENTS}.*", cb=self._on_event)
+        # Registrations loaded from the shared table that other nodes own are theirs to serve.
+        mine = await self.repo.owned_by(self.node_id)
+        for reg in server.registrations.all():
+            owner = await self.repo.owner_of(reg.endpoint)
+            if owner is not None and reg.endpoint not in mine:
+                server.registrations.release(reg.endpoint)
+                self._owners[reg.endpoint] = owner
+        server.bus.add_listener(self._publish_event)
+        server.registrations.on_register(self._claim)
+        server.registrations.on_removal(self._removed)
+        server.registrations.on_update(self._after_update)
+        await self._beat()
+        self._spawn(self._heartbeat_forever())
+
+    async def leave(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        self.nc = None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _disconnected(self) -> None:
+        self.link_losses += 1
+        log.warning("node %s lost its NATS link; reconnecting", self.node_id)
+        for task in list(self._in_flight):
+            self._lost.add(task)
+            task.cancel()
+
+    async def _reconnected(self) -> None:
+        log.warning("node %s reconnected to NATS", self.node_id)
+
+    async def _error(self, exc: Exception) -> None:
+        log.info("NATS: %s", exc)
+
+    # --- liveness --------------------------------------------------------------------------------
+
+    def _coap(self) -> list[str]:
+        return [f"coap://{listener.host}:{listener.port}" for listener in self.server.listeners.values()]
+
+    async def _beat(self) -> None:
+        assert self.repo is not None
+        await self.repo.heartbeat(self.node_id, self.http_url, self._coap(), self.started_at)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._beat()
+                if self.nc is not None and self.nc.is_connected:
+                    await self.nc.publish(HEARTBEATS, wire.dumps({"node": self.node_id, "time": time.time()}))
+            except Exception as exc:
+                log.warning("heartbeat of node %s failed: %s", self.node_id, exc)
+
+    async def status(self) -> dict[str, Any]:
+        assert self.repo is not None
+        now = time.time()
+        counts = await self.repo.owned_counts()
+        nodes = [
+            {
+                "node_id": row.node_id,
+                "http_url": row.http_url,
+                "coap": row.coap,
+                "started_at": row.started_at,
+                "heartbeat_at": row.heartbeat_at,
+                "alive": now - row.heartbeat_at < DEAD_AFTER,
+                "devices": counts.get(row.node_id, 0),
+            }
+            for row in await self.repo.nodes()
+        ]
+        return {
+            "clustered": True,
+            "node_id": self.node_id,
+            "nats_connected": bool(self.nc is not None and self.nc.is_connected),
+            "dead_after": DEAD_AFTER,
+            "nodes": nodes,
+        }
+
+    # --- ownership -------------------------------------------------------------------------------
+
+    async def _claim(self, reg: Registration, _reason: str) -> None:
+        assert self.repo is not None
+        self._owners[reg.endpoint] = self.node_id
+        previous = await self.repo.claim(reg.endpoint, self.node_id, reg.registration_id)
+        if previous is not None and previous != self.node_id:
+            await self._took_over(reg, previous)
+
+    def _announce_replacement(self, reg: Registration, previous: str) -> None:
+        self.server.bus.publish(
+            "registration.replaced",
+            reg.endpoint,
+            registration_id=reg.registration_id,
+            from_node=previous,
+            node=self.node_id,
+        )
+
+    async def _took_over(self, reg: Registration, previous: str) -> None:
+        self._announce_replacement(reg, previous)
+        # Requests queued while another node owned the device wait in the store: deliver them.
+        self.server.queue.note_queued(reg.endpoint)
+        await self.server._flush(reg)
+
+    async def _removed(self, reg: Registration, reason: str) -> None:
+        if reason == "replaced" or self.repo is None:
+            return
+        if self._owners.get(reg.endpoint) == self.node_id:
+            del self._owners[reg.endpoint]
+        await self.repo.release(reg.endpoint, self.node_id)
+
+    async def adopt(self, registration_id: str) -> bool:
+        """An Update for a registration another node accepted: hold it here from now on."""
+        if self.repo is None:
+            return False
+        reg = await self.repo.registration(registration_id)
+        if reg is None or self.server.registrations.get(reg.endpoint) is not None:
+            return False
+        previous = await self.repo.claim(reg.endpoint, self.node_id, reg.registration_id)
+        self._owners[reg.endpoint] = self.node_id
+        self.server.registrations.adopt(reg)
+        # The Update itself runs next; its hooks flush queued requests, and `_after_update`
+        # re-establishes the stored observations from this node's socket.
+        self.server.queue.note_queued(reg.endpoint)
+        self._adopted.add(reg.endpoint)
+        if previous is not None and previous != self.node_id:
+            self._announce_replacement(reg, previous)
+        return True
+
+    async def _after_update(self, reg: Registration, reason: str) -> None:
+        if reg.endpoint not in self._adopted:
+            return
+        self._adopted.discard(reg.endpoint)
+        if reason != "address":  # an address change re-establishes them already
+            server = self.server
+            await server.reporting.reestablish(server.listener_for(reg), reg, server.settings.request_timeout)
+
+    async def _owner(self, endpoint: str) -> str | None:
+        owner = self._owners.get(endpoint)
+        if owner is None and self.repo is not None:
+            owner = await self.repo.owner_of(endpoint)
+            if owner is not None:
+                self._owners[endpoint] = owner
+        return owner
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def _publish_event(self, event: Event) -> None:
+        nc = self.nc
+        if nc is None or nc.is_closed:
+            return
+        self._spawn(self._publish(nc, wire.event_to_wire(event)))
+
+    async def _publish(self, nc: NatsClient, payload: bytes) -> None:
+        try:
+            await nc.publish(f"{EVENTS}.{self.node_id}", payload)
+        except Exception as exc:
+            log.info("event not published on NATS: %s", exc)
+
+    async def _on_event(self, msg: Msg) -> None:
+        producer = msg.subject.rsplit(".", 1)[-1]
+        if producer == self.node_id:
+            return
+        try:
+            event = wire.event_from_wire(msg.data, producer)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("undecodable event from node %s: %s", producer, exc)
+            return
+        endpoint = event.endpoint
+        if endpoint is not None and event.kind in _OWNING_EVENTS:
+            self._owners[endpoint] = producer
+            if self.server.registrations.get(endpoint) is not None:
+                self._spawn(self._let_go(endpoint))
+            if event.kind == "registration.registered":
+                self._spawn(self._learn_device(endpoint))
+        elif endpoint is not None and event.kind in _ENDING_EVENTS and self._owners.get(endpoint) == producer:
+            del self._owners[endpoint]
+        self.server.bus.relay(event)
+
+    async def _let_go(self, endpoint: str) -> None:
+        """Another node took `endpoint`: drop this node's copy and its live observations."""
+        server = self.server
+        if server.registrations.release(endpoint) is not None:
+            server.queue.forget(endpoint)
+            await server.reporting.forget_endpoint(endpoint, keep_stored=True)
+
+    async def _learn_device(self, endpoint: str, attempts: int = 20) -> None:
+        """Index the device row another node stored for `endpoint` (the API finds devices by id)."""
+        assert self.repo is not None
+        for _ in range(attempts):
+            if self.server.provisioning.device_by_endpoint(endpoint) is not None:
+                return
+            row = await self.repo.device_row(endpoint)
+            if row is not None:
+                self.server.provisioning.remember(Device.from_row(row))
+                return
+            await asyncio.sleep(0.1)
+
+    # --- forwarding: the caller's side -----------------------------------------------------------
+
+    def _budget(self, timeout: float | None) -> float:
+        return self.server.settings.request_timeout if timeout is None else timeout
+
+    async def _forward(self, endpoint: str, body: dict[str, Any], budget: float) -> Any:
+        owner = await self._owner(endpoint)
+        if owner is None or owner == self.node_id:
+            raise UnknownEndpoint(endpoint)
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            raise DeviceUnreachable(
+                f"the cluster link (NATS) is down, node {self.node_id} is reconnecting; "
+                f"{endpoint!r} is served by node {owner}: try again"
+            )
+        body = {**body, "endpoint": endpoint, "timeout": budget}
+        task = asyncio.ensure_future(
+            nc.request(request_subject(owner), wire.dumps(body), timeout=budget + FORWARD_GRACE)
+        )
+        self._in_flight.add(task)
+        self.forwarded += 1
+        try:
+            msg = await task
+        except asyncio.CancelledError:
+            if task in self._lost:
+                raise DeviceUnreachable(
+                    f"the cluster link (NATS) was lost while the request to node {owner} was in "
+                    "flight; its outcome is unknown: check, then try again"
+                ) from None
+            raise
+        except nats.errors.NoRespondersError:
+            raise DeviceUnreachable(
+                f"node {owner}, which holds {endpoint!r}, does not answer (down?): the device is "
+                "offline until it registers through a live node"
+            ) from None
+        except nats.errors.TimeoutError:
+            raise DeviceTimeout(f"no answer from node {owner} within {budget + FORWARD_GRACE:g} s") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+            raise DeviceUnreachable(f"the cluster link (NATS) is down: {exc}; try again") from None
+        finally:
+            self._in_flight.discard(task)
+            self._lost.discard(task)
+        reply = wire.loads(msg.data)
+        if "error" in reply:
+            raise wire.error_from_wire(reply)
+        return reply["ok"]
+
+    async def perform(self, endpoint: str, op: Operation, *, timeout: float | None, queue: bool) -> Any:
+        budget = self._budget(timeout)
+        return await self._forward(endpoint, {"kind": "perform", "op": op.as_dict(), "queue": queue}, budget)
+
+    async def observe(self, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
+        budget = self._budget(request.get("timeout"))
+        result: dict[str, Any] = await self._forward(
+            endpoint, {"kind": "observe", "observe": request}, budget
+        )
+        return result
+
+    async def enqueue(self, endpoint: str, op: Operation) -> int:
+        budget = self._budget(None)
+        return int(await self._forward(endpoint, {"kind": "enqueue", "op": op.as_dict()}, budget))
+
+    # --- forwarding: the owner's side ------------------------------------------------------------
+
+    async def _on_request(self, msg: Msg) -> None:
+        # One task per request: a slow device must not hold up the subscription's other requests.
+        self._spawn(self._serve(msg))
+
+    async def _serve(self, msg: Msg) -> None:
+        try:
+            body = wire.loads(msg.data)
+            reply: dict[str, Any] = {"ok": await self._run_locally(body)}
+        except ServerError as exc:
+            reply = wire.error_to_wire(exc)
+        except Exception as exc:
+            log.exception("forwarded request failed on node %s", self.node_id)
+            reply = wire.error_to_wire(exc)
+        self.served += 1
+        with contextlib.suppress(Exception):
+            await msg.respond(wire.dumps(reply))
+
+    async def _run_locally(self, body: dict[str, Any]) -> Any:
+        server = self.server
+        endpoint = str(body["endpoint"])
+        if server.registrations.get(endpoint) is None:
+            # Not (or no longer) ours: never forward again from here (no loops between nodes).
+            raise UnknownEndpoint(endpoint)
+        timeout = float(body["timeout"])
+        kind = body["kind"]
+        if kind == "perform":
+            op = Operation(body["op"]["kind"], body["op"]["params"])
+            return await server.perform(endpoint, op, timeout=timeout, queue=bool(body.get("queue")))
+        if kind == "enqueue":
+            return await server.enqueue(endpoint, Operation(body["op"]["kind"], body["op"]["params"]))
+        if kind == "observe":
+            request = body["observe"]
+            paths: Any = request["paths"] if request["composite"] else request["paths"][0]
+            observation = await server.observe(
+                endpoint,
+                paths,
+                content_format=request.get("content_format"),
+                attributes=request.get("attributes") or None,
+                timeout=timeout,
+            )
+            return {"id": observation.id, "values": observation.values, "observed": observation.observed}
+        raise ValueError(f"unknown forwarded request {kind!r}")
