@@ -283,6 +283,9 @@ def server(
         typer.Option("--cluster", help="NATS URL of the cluster (nats://host:4222); needs --node-id."),
     ] = None,
     http_port: Annotated[int, typer.Option(help="HTTP port of a cluster node's API (0 picks one).")] = 8080,
+    cluster_name: Annotated[
+        str, typer.Option(help="Name of the cluster: its NATS subjects (clusters may share a NATS server).")
+    ] = "testbed",
 ) -> None:
     """Run the LwM2M server only (no HTTP API, no emulated devices); with --cluster, one node of a
     cluster on PostgreSQL and NATS, with its HTTP API (see server/cluster)."""
@@ -292,10 +295,12 @@ def server(
             raise typer.BadParameter("--node-id needs --cluster nats://host:port", param_hint="--node-id")
         asyncio.run(_run_server(settings, 0, 0.0, quiet, http=False))
         return
-    _run_cluster_node(settings, node_id, cluster, http_port)
+    _run_cluster_node(settings, node_id, cluster, http_port, cluster_name)
 
 
-def _run_cluster_node(settings: Settings, node_id: str | None, cluster: str, http_port: int) -> None:
+def _run_cluster_node(
+    settings: Settings, node_id: str | None, cluster: str, http_port: int, name: str
+) -> None:
     from nats.errors import Error as NatsError
 
     from server.cluster.node import NODE_ID
@@ -303,6 +308,8 @@ def _run_cluster_node(settings: Settings, node_id: str | None, cluster: str, htt
 
     if node_id is None or not NODE_ID.match(node_id):
         raise typer.BadParameter("give --node-id: 1-64 letters, digits, '-' or '_'", param_hint="--node-id")
+    if not NODE_ID.match(name):
+        raise typer.BadParameter("1-64 letters, digits, '-' or '_'", param_hint="--cluster-name")
     if not cluster.startswith(("nats://", "tls://")):
         raise typer.BadParameter("a NATS URL such as nats://127.0.0.1:4222", param_hint="--cluster")
     if not settings.database_url.startswith("postgresql"):
@@ -312,7 +319,9 @@ def _run_cluster_node(settings: Settings, node_id: str | None, cluster: str, htt
     async def main() -> None:
         stop = _on_signal()
         try:
-            await run_node(settings, node_id, cluster, http_port, stop, lambda line: print(line, flush=True))
+            await run_node(
+                settings, node_id, cluster, http_port, stop, lambda line: print(line, flush=True), name
+            )
         except (OSError, NatsError) as exc:
             _fail(f"node {node_id} could not start: {exc or type(exc).__name__} (is NATS at {cluster}?)")
 

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVENTS = "testbed.events"
-HEARTBEATS = "testbed.cluster.heartbeat"
+# Subjects live under the cluster's name (`--cluster-name`, default "testbed"), so that several
+# clusters can share one NATS server.
+DEFAULT_NAME = "testbed"
 # Transit allowance of a forwarded request on top of the caller's timeout (the owner spends the
 # timeout itself on the device).
 FORWARD_GRACE = 2.0
@@ -41,8 +42,12 @@ _OWNING_EVENTS = ("registration.registered", "registration.updated")
 _ENDING_EVENTS = ("registration.deregistered", "registration.expired")
 
 
-def request_subject(node_id: str) -> str:
-    return f"testbed.node.{node_id}.request"
+def request_subject(cluster: str, node_id: str) -> str:
+    return f"{cluster}.node.{node_id}.request"
+
+
+def events_subject(cluster: str, node_id: str) -> str:
+    return f"{cluster}.events.{node_id}"
 
 
 class _LinkLost(Exception):
@@ -58,9 +63,13 @@ class ClusterNode:
         *,
         http_url: str | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        cluster: str = DEFAULT_NAME,
     ) -> None:
         if not NODE_ID.match(node_id):
             raise ValueError(f"node id {node_id!r}: use 1-64 letters, digits, '-' or '_'")
+        if not NODE_ID.match(cluster):
+            raise ValueError(f"cluster name {cluster!r}: use 1-64 letters, digits, '-' or '_'")
+        self.cluster = cluster
         self.server = server
         self.node_id = node_id
         self.nats_url = nats_url
@@ -71,6 +80,7 @@ class ClusterNode:
         self.repo: ClusterRepository | None = None
         self._owners: dict[str, str] = {}
         self._adopted: set[str] = set()
+        self._leaving = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._lost: set[asyncio.Task[Any]] = set()
@@ -93,8 +103,8 @@ class ClusterNode:
             reconnected_cb=self._reconnected,
             error_cb=self._error,
         )
-        await self.nc.subscribe(request_subject(self.node_id), cb=self._on_request)
-        await self.nc.subscribe(f"{EVENTS}.*", cb=self._on_event)
+        await self.nc.subscribe(request_subject(self.cluster, self.node_id), cb=self._on_request)
+        await self.nc.subscribe(events_subject(self.cluster, "*"), cb=self._on_event)
         # Registrations loaded from the shared table that other nodes own are theirs to serve.
         mine = await self.repo.owned_by(self.node_id)
         for reg in server.registrations.all():
@@ -110,6 +120,7 @@ class ClusterNode:
         self._spawn(self._heartbeat_forever())
 
     async def leave(self) -> None:
+        self._leaving = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -124,6 +135,8 @@ class ClusterNode:
         task.add_done_callback(self._tasks.discard)
 
     async def _disconnected(self) -> None:
+        if self._leaving:
+            return
         self.link_losses += 1
         log.warning("node %s lost its NATS link; reconnecting", self.node_id)
         for task in list(self._in_flight):
@@ -151,7 +164,9 @@ class ClusterNode:
             try:
                 await self._beat()
                 if self.nc is not None and self.nc.is_connected:
-                    await self.nc.publish(HEARTBEATS, wire.dumps({"node": self.node_id, "time": time.time()}))
+                    await self.nc.publish(
+                        f"{self.cluster}.heartbeat", wire.dumps({"node": self.node_id, "time": time.time()})
+                    )
             except Exception as exc:
                 log.warning("heartbeat of node %s failed: %s", self.node_id, exc)
 
@@ -254,7 +269,7 @@ class ClusterNode:
 
     async def _publish(self, nc: NatsClient, payload: bytes) -> None:
         try:
-            await nc.publish(f"{EVENTS}.{self.node_id}", payload)
+            await nc.publish(events_subject(self.cluster, self.node_id), payload)
         except Exception as exc:
             log.info("event not published on NATS: %s", exc)
 
@@ -314,7 +329,7 @@ class ClusterNode:
             )
         body = {**body, "endpoint": endpoint, "timeout": budget}
         task = asyncio.ensure_future(
-            nc.request(request_subject(owner), wire.dumps(body), timeout=budget + FORWARD_GRACE)
+            nc.request(request_subject(self.cluster, owner), wire.dumps(body), timeout=budget + FORWARD_GRACE)
         )
         self._in_flight.add(task)
         self.forwarded += 1

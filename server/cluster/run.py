@@ -16,6 +16,7 @@ async def run_node(
     http_port: int,
     stop: asyncio.Event,
     say: Callable[[str], None],
+    cluster: str = "testbed",
 ) -> None:
     """Start the node, `say` what it serves (one line: `node <id> ready ...`), serve until
     `stop` is set, then stop cleanly."""
@@ -27,7 +28,7 @@ async def run_node(
 
     server = Lwm2mServer(settings)
     shown = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-    node = ClusterNode(server, node_id, nats_url)
+    node = ClusterNode(server, node_id, nats_url, cluster=cluster)
     server.cluster = node
     await server.start()
     handle = None
@@ -36,7 +37,7 @@ async def run_node(
         mount_console(app)
         handle = await serve_http(app, settings.http_host, http_port)
         node.http_url = f"http://{shown}:{handle.port}"
-        coap = " ".join(f"coap://{lsn.host}:{lsn.port}" for lsn in server.listeners.values())
+        coap = " ".join(f"coap://{lsn.address[0]}:{lsn.address[1]}" for lsn in server.listeners.values())
         say(f"node {node_id} ready {node.http_url} {coap}")
         await stop.wait()
     finally:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
@@ -111,7 +112,9 @@ class Node:
         await self.process.wait()
 
 
-async def start_node(node_id: str, database_url: str, nats_url: str, workdir: FsPath) -> Node:
+async def start_node(
+    node_id: str, database_url: str, nats_url: str, workdir: FsPath, cluster_name: str
+) -> Node:
     env = {**os.environ, "TESTBED_API_KEY": ADMIN_KEY, "TESTBED_REQUEST_TIMEOUT": "5"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -129,6 +132,8 @@ async def start_node(node_id: str, database_url: str, nats_url: str, workdir: Fs
         "--http-port",
         "0",
         "--quiet",
+        "--cluster-name",
+        cluster_name,
         cwd=str(workdir),
         env={**env, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE,
@@ -167,11 +172,13 @@ async def _drain(process: asyncio.subprocess.Process, lines: list[str]) -> None:
 async def nodes(
     ids: list[str], database_url: str, nats_url: str, workdir: FsPath
 ) -> AsyncIterator[dict[str, Node]]:
-    """Start the nodes one after the other (the first one migrates the database)."""
+    """Start the nodes one after the other (the first one migrates the database), as a cluster
+    of a name of their own (tests may share the NATS server)."""
     started: dict[str, Node] = {}
+    name = f"test-{uuid.uuid4().hex[:10]}"
     try:
         for node_id in ids:
-            started[node_id] = await start_node(node_id, database_url, nats_url, workdir)
+            started[node_id] = await start_node(node_id, database_url, nats_url, workdir, name)
         yield started
     finally:
         for node in started.values():
