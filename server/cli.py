@@ -352,63 +352,163 @@ def fleet_command(
         ),
     ] = False,
     model: Annotated[str, typer.Option(help="Module model of the --at fleet.")] = "ML307R",
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Worker processes to spread the devices over (one bar, one summary)."
+        ),
+    ] = 1,
+    worker: Annotated[
+        bool, typer.Option(hidden=True, help="Run as a worker of a --processes fleet.")
+    ] = False,
+    first: Annotated[int, typer.Option(hidden=True, min=0, help="Index of this worker's first device.")] = 0,
 ) -> None:
     """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops."""
+    if processes > 1 and not worker:
+        common = [
+            "--server-host",
+            server_host,
+            "--server-port",
+            str(server_port),
+            "--interval",
+            str(interval),
+        ]
+        common += ["--at", "--model", model] if at else ["--prefix", prefix]
+        _run_process_fleet(count, processes, common, f"{server_host}:{server_port}", at)
+        return
     if at:
-        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval)
+        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval, worker=worker, first=first)
         return
     from rich.progress import Progress
 
     from emulator.fleet import Fleet
+    from emulator.fleet_processes import report
 
     async def main() -> None:
         stop = _on_signal()
-        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("registering", total=count)
-            await fleet.start(lambda done: progress.update(task, completed=done))
+        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix, first=first)
+        if worker:
+            step = max(1, count // 100)
+            await fleet.start(
+                lambda done: report("progress", done) if done % step == 0 or done == count else None
+            )
+        else:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("registering", total=count)
+                await fleet.start(lambda done: progress.update(task, completed=done))
         freeze_long_lived_objects()
         registered = sum(1 for d in fleet.devices if d.client.registered)
-        console.print(
-            f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
-        )
+        if worker:
+            report("started", {"registered": registered, "failed": count - registered})
+        else:
+            console.print(
+                f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
+            )
         try:
             await stop.wait()
         finally:
             await fleet.stop()
+            if worker:
+                report("summary", {"registered": registered, "failed": count - registered})
 
     asyncio.run(main())
 
 
-def _run_module_fleet(count: int, server_address: str, model: str, interval: float) -> None:
+def _run_process_fleet(count: int, processes: int, common: list[str], server_address: str, at: bool) -> None:
     from rich.progress import Progress
 
+    from emulator.fleet_processes import ProcessFleet, WorkerShare
+
+    def argv_for(share: WorkerShare) -> list[str]:
+        share_args = ["--count", str(share.count), "--first", str(share.first), "--worker"]
+        return ["-m", "server.cli", "fleet", *share_args, *common]
+
+    async def main() -> None:
+        stop = _on_signal()
+        fleet = ProcessFleet(argv_for, count, processes)
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"{count} devices in {len(fleet.shares)} processes", total=count)
+                started = await fleet.start(lambda done: progress.update(task, completed=done))
+            lost = f", [red]{started.workers_lost} worker(s) died[/]" if started.workers_lost else ""
+            failed = f", [red]{started.failed} failed[/]" if started.failed else ""
+            console.print(
+                f"{started.registered}/{count} devices registered with {server_address} by "
+                f"{started.processes} processes{failed}{lost}; Ctrl-C stops."
+            )
+            await stop.wait()
+        finally:
+            totals = await fleet.stop()
+            line = f"{totals.processes} processes stopped"
+            if at:
+                c = totals.counters
+                line += (
+                    f"; notifies sent {c.get('notifies_sent', 0)}, acked {c.get('notifies_acked', 0)}, "
+                    f"failed {c.get('notifies_failed', 0)}"
+                )
+            if totals.workers_lost:
+                line += f"; [red]{totals.workers_lost} worker(s) gave no summary[/]"
+            console.print(line)
+
+    asyncio.run(main())
+
+
+def _run_module_fleet(
+    count: int, server_address: str, model: str, interval: float, *, worker: bool = False, first: int = 0
+) -> None:
+    from dataclasses import asdict
+
+    from rich.progress import Progress
+
+    from emulator.fleet_processes import report
     from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
 
     _check_model(model)
 
     async def main() -> None:
         stop = _on_signal()
+        base = ModuleFleetSettings(count=count)
         fleet = ModuleFleet(
-            ModuleFleetSettings(count=count, server=server_address, model=model, notify_interval=interval)
+            ModuleFleetSettings(
+                count=count,
+                server=server_address,
+                model=model,
+                notify_interval=interval,
+                first_imei=base.first_imei + first,
+                first_imsi=base.first_imsi + first,
+            )
         )
         try:
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task(f"{model} modules logging in", total=count)
-                stats = await fleet.start(lambda done, total: progress.update(task, completed=done))
+            if worker:
+                step = max(1, count // 100)
+                stats = await fleet.start(
+                    lambda done, total: (
+                        report("progress", done) if done % step == 0 or done == total else None
+                    )
+                )
+                report("started", {"registered": stats.registered, "failed": stats.failed})
+            else:
+                with Progress(console=console, transient=True) as progress:
+                    task = progress.add_task(f"{model} modules logging in", total=count)
+                    stats = await fleet.start(lambda done, total: progress.update(task, completed=done))
             freeze_long_lived_objects()
-            console.print(
-                f"{stats.registered}/{count} {model} modules registered with {server_address}"
-                + (f", [red]{stats.failed} failed[/]" if stats.failed else "")
-                + "; Ctrl-C stops."
-            )
+            if not worker:
+                console.print(
+                    f"{stats.registered}/{count} {model} modules registered with {server_address}"
+                    + (f", [red]{stats.failed} failed[/]" if stats.failed else "")
+                    + "; Ctrl-C stops."
+                )
             await stop.wait()
         finally:
             await fleet.stop()
-            console.print(
-                f"notifies sent {fleet.stats.notifies_sent}, acked {fleet.stats.notifies_acked}, "
-                f"failed {fleet.stats.notifies_failed}"
-            )
+            if worker:
+                summary = {k: v for k, v in asdict(fleet.stats).items() if isinstance(v, int)}
+                report("summary", summary)
+            else:
+                console.print(
+                    f"notifies sent {fleet.stats.notifies_sent}, acked {fleet.stats.notifies_acked}, "
+                    f"failed {fleet.stats.notifies_failed}"
+                )
 
     asyncio.run(main())
 
