@@ -89,7 +89,13 @@ def test_compose_tool_validates_and_normalises_the_file() -> None:
     result = run_config(COMPOSE_FILE)
     assert result.returncode == 0, result.stderr
     normalised = _yaml().safe_load(result.stdout)
-    assert set(normalised["services"]) == {"postgres", "server", "fleet"}
+    services = normalised["services"]
+    # The default stack; anything else belongs to a profile (`cluster`: tests/integration/test_compose_cluster.py).
+    assert {name for name, spec in services.items() if not spec.get("profiles")} == {
+        "postgres",
+        "server",
+        "fleet",
+    }
     server = normalised["services"]["server"]
     assert published_ports(server) >= {"5683:5683/udp", "5684:5684/udp", "8080:8080/tcp"}
 
