@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.cloud_startup import bench_cloud_startup
+from bench.cluster import bench_cluster
 from bench.dtls import bench_dtls
 from bench.isolated import run_isolated
 from bench.measure import Figure
@@ -26,6 +27,7 @@ BENCHMARKS = (
     "fleet",
     "rest",
     "cloud_startup",
+    "cluster",
 )
 
 
@@ -50,6 +52,12 @@ class Sizes:
     rest_requests: int = 2000
     rest_paced: int = 500
     cloud_startups: int = 3
+    # The cluster (bench.cluster): registrations and cross-node reads per measurement, fleet
+    # devices and the seconds their notifications are counted.
+    cluster_registrations: int = 2000
+    cluster_reads: int = 2000
+    cluster_fleet: int = 500
+    cluster_window: float = 10.0
 
 
 QUICK = Sizes(
@@ -68,6 +76,10 @@ QUICK = Sizes(
     rest_requests=100,
     rest_paced=100,
     cloud_startups=1,
+    cluster_registrations=50,
+    cluster_reads=50,
+    cluster_fleet=20,
+    cluster_window=2.0,
 )
 
 
@@ -82,6 +94,13 @@ def _runners(sizes: Sizes) -> dict[str, Callable[[], Awaitable[list[Figure]]]]:
         "fleet": lambda: run_isolated("fleet", sizes.fleet, sizes.fleet_interval),
         "rest": lambda: bench_rest(sizes.clients, sizes.rest_requests, sizes.rest_paced),
         "cloud_startup": lambda: bench_cloud_startup(sizes.cloud_startups),
+        "cluster": lambda: bench_cluster(
+            sizes.clients,
+            sizes.cluster_registrations,
+            sizes.cluster_reads,
+            sizes.cluster_fleet,
+            sizes.cluster_window,
+        ),
     }
 
 

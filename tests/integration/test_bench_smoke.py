@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -27,7 +28,13 @@ TINY = Sizes(
     rest_requests=50,
     rest_paced=20,
     cloud_startups=1,
+    cluster_registrations=30,
+    cluster_reads=30,
+    cluster_fleet=6,
+    cluster_window=1.0,
 )
+# The cluster benchmark needs PostgreSQL and NATS: its own smoke test below.
+LOCAL = tuple(name for name in BENCHMARKS if name != "cluster")
 
 
 def _positive(value: float | None) -> bool:
@@ -35,9 +42,9 @@ def _positive(value: float | None) -> bool:
 
 
 async def test_every_benchmark_returns_positive_figures_and_ratios() -> None:
-    figures = await run_benchmarks(TINY)
+    figures = await run_benchmarks(TINY, LOCAL)
     by_benchmark = {f.benchmark for f in figures}
-    assert by_benchmark == set(BENCHMARKS)
+    assert by_benchmark == set(LOCAL)
     for figure in figures:
         assert isinstance(figure, Figure)
         if figure.unit.endswith("/s"):
@@ -81,3 +88,21 @@ def test_results_are_written_as_latest_and_timestamped_json(tmp_path: Path) -> N
     assert paths[0].name == "smoke.json" and len(paths) == 2
     saved = json.loads(paths[1].read_text())
     assert saved["figures"][0]["ratio"] == 0.5
+
+
+async def test_cluster_benchmark_returns_its_three_figures() -> None:
+    from tests.support import missing, nats_available, postgres_available
+
+    if not postgres_available() or not nats_available():
+        missing("the cluster benchmark needs PostgreSQL at 127.0.0.1:5432 and NATS at 127.0.0.1:4222")
+    small = dataclasses.replace(TINY, clients=3)
+    figures = await run_benchmarks(small, ("cluster",))
+    assert [f.benchmark for f in figures] == ["cluster"] * 3
+    overhead, reads, fleet = figures
+    assert overhead.unit == "reg/s" and _positive(overhead.ratio) and overhead.target == "ratio ≥ 0.8"
+    assert reads.unit == "reads/s" and reads.target_met is not None
+    assert reads.details["p99_ms"]["owner"] > 0 and reads.details["p99_ms"]["non_owner"] > 0
+    assert fleet.unit == "notifies/s" and fleet.details["cores"] >= 1
+    assert fleet.details["stored"]["one"] > 0 and fleet.details["stored"]["many"] > 0
+    for figure in figures:
+        json.dumps(figure.as_json())
