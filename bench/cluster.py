@@ -180,10 +180,10 @@ def _p(load: LoadResult) -> str:
     return f"p50 {p50:.1f} / p99 {p99:.1f} ms" + (f", {load.errors} errors" if load.errors else "")
 
 
-async def _device_ids(api: httpx.AsyncClient, endpoints: list[str]) -> list[int]:
+async def _device_ids(api: httpx.AsyncClient, endpoints: list[str], prefix: str) -> list[int]:
     wanted = set(endpoints)
     for _ in range(200):
-        items = (await api.get("/api/v1/devices", params={"limit": 1000})).json()["items"]
+        items = (await api.get("/api/v1/devices", params={"limit": 1000, "q": prefix})).json()["items"]
         found = {i["endpoint"]: i["id"] for i in items if i["endpoint"] in wanted and i.get("id")}
         if len(found) == len(wanted):
             return [int(found[e]) for e in endpoints]
@@ -215,7 +215,7 @@ async def _cross_node_reads(a: _Node, b: _Node, clients: int, total: int) -> lis
                 )
                 for _ in range(clients)
             ]
-            ids = await _device_ids(http[0], endpoints)
+            ids = await _device_ids(http[0], endpoints, "xread")
             workers = _read_workers(http, ids)
             await run_closed_loop(workers, clients * 2)
             results[name] = await run_closed_loop(workers, total)
@@ -268,7 +268,7 @@ async def _fleet_rate(
             base_url=node.http_url, headers={"api-key": ADMIN_KEY}, timeout=60
         ) as api:
             endpoints = [f"{prefix}{k:0{15 - len(prefix)}d}" for k in range(fleet)]
-            ids = await _device_ids(api, endpoints)
+            ids = await _device_ids(api, endpoints, prefix)
             semaphore = asyncio.Semaphore(20)
 
             async def observe(device_id: int) -> None:

@@ -36,6 +36,10 @@ DEFAULT_NAME = "testbed"
 FORWARD_GRACE = 2.0
 HEARTBEAT_INTERVAL = 1.0
 DEAD_AFTER = 5.0
+# Device rows another node creates are looked up in batches every LEARN_PAUSE seconds, at most
+# LEARN_ATTEMPTS times per endpoint.
+LEARN_PAUSE = 0.2
+LEARN_ATTEMPTS = 20
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Events whose producer now holds the endpoint's registration.
 _OWNING_EVENTS = ("registration.registered", "registration.updated")
@@ -81,6 +85,9 @@ class ClusterNode:
         self._owners: dict[str, str] = {}
         self._adopted: set[str] = set()
         self._leaving = False
+        self._unlearned: dict[str, int] = {}
+        self._outbox: list[bytes] = []
+        self._learner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._lost: set[asyncio.Task[Any]] = set()
@@ -262,16 +269,24 @@ class ClusterNode:
     # --- events ----------------------------------------------------------------------------------
 
     def _publish_event(self, event: Event) -> None:
-        nc = self.nc
-        if nc is None or nc.is_closed:
+        """Bus listener: queue the event for NATS; one task publishes what queued meanwhile."""
+        if self.nc is None or self.nc.is_closed:
             return
-        self._spawn(self._publish(nc, wire.event_to_wire(event)))
+        self._outbox.append(wire.event_to_wire(event))
+        if len(self._outbox) == 1:
+            self._spawn(self._publish_outbox())
 
-    async def _publish(self, nc: NatsClient, payload: bytes) -> None:
+    async def _publish_outbox(self) -> None:
+        nc = self.nc
+        batch, self._outbox = self._outbox, []
+        if nc is None:
+            return
+        subject = events_subject(self.cluster, self.node_id)
         try:
-            await nc.publish(events_subject(self.cluster, self.node_id), payload)
+            for payload in batch:
+                await nc.publish(subject, payload)
         except Exception as exc:
-            log.info("event not published on NATS: %s", exc)
+            log.info("%d event(s) not published on NATS: %s", len(batch), exc)
 
     async def _on_event(self, msg: Msg) -> None:
         producer = msg.subject.rsplit(".", 1)[-1]
@@ -288,7 +303,7 @@ class ClusterNode:
             if self.server.registrations.get(endpoint) is not None:
                 self._spawn(self._let_go(endpoint))
             if event.kind == "registration.registered":
-                self._spawn(self._learn_device(endpoint))
+                self._learn_device(endpoint)
         elif endpoint is not None and event.kind in _ENDING_EVENTS and self._owners.get(endpoint) == producer:
             del self._owners[endpoint]
         self.server.bus.relay(event)
@@ -300,17 +315,35 @@ class ClusterNode:
             server.queue.forget(endpoint)
             await server.reporting.forget_endpoint(endpoint, keep_stored=True)
 
-    async def _learn_device(self, endpoint: str, attempts: int = 20) -> None:
-        """Index the device row another node stored for `endpoint` (the API finds devices by id)."""
+    def _learn_device(self, endpoint: str) -> None:
+        """Index, soon, the device row another node stores for `endpoint` (the API finds devices
+        by id): endpoints are looked up together, a few times while their rows are not there."""
+        if self.server.provisioning.device_by_endpoint(endpoint) is not None:
+            return
+        self._unlearned[endpoint] = LEARN_ATTEMPTS
+        if self._learner is None or self._learner.done():
+            self._learner = asyncio.create_task(self._learn_devices())
+            self._tasks.add(self._learner)
+            self._learner.add_done_callback(self._tasks.discard)
+
+    async def _learn_devices(self) -> None:
         assert self.repo is not None
-        for _ in range(attempts):
-            if self.server.provisioning.device_by_endpoint(endpoint) is not None:
-                return
-            row = await self.repo.device_row(endpoint)
-            if row is not None:
+        while self._unlearned:
+            await asyncio.sleep(LEARN_PAUSE)
+            batch = list(self._unlearned)[:1000]
+            try:
+                rows = await self.repo.device_rows(batch)
+            except Exception as exc:
+                log.warning("could not read device rows: %s", exc)
+                rows = []
+            for row in rows:
                 self.server.provisioning.remember(Device.from_row(row))
-                return
-            await asyncio.sleep(0.1)
+                self._unlearned.pop(row["endpoint"], None)
+            for endpoint in batch:
+                if endpoint in self._unlearned:
+                    self._unlearned[endpoint] -= 1
+                    if self._unlearned[endpoint] <= 0:
+                        del self._unlearned[endpoint]
 
     # --- forwarding: the caller's side -----------------------------------------------------------
 

@@ -23,28 +23,32 @@ class NodeRow:
     heartbeat_at: float
 
 
+def _write_claims(conn: Connection, rows: list[dict[str, Any]]) -> list[str | None]:
+    """Bulk writer of `ClusterRepository.claim`: one result (the previous owner) per row."""
+    owners = t.registration_owners
+    endpoints = list({row["endpoint"] for row in rows})
+    found = conn.execute(select(owners.c.endpoint, owners.c.node_id).where(owners.c.endpoint.in_(endpoints)))
+    previous: dict[str, str | None] = {endpoint: node for endpoint, node in found}
+    results = []
+    for row in rows:  # in order: a second claim in the same batch follows the first one
+        results.append(previous.get(row["endpoint"]))
+        previous[row["endpoint"]] = row["node_id"]
+    now = time.time()
+    latest = {row["endpoint"]: {**row, "claimed_at": now} for row in rows}
+    conn.execute(delete(owners).where(owners.c.endpoint.in_(endpoints)))
+    conn.execute(owners.insert(), list(latest.values()))
+    return results
+
+
 class ClusterRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def claim(self, endpoint: str, node_id: str, registration_id: str) -> str | None:
-        """Record `node_id` as the owner of `endpoint`; returns the previous owner, if any."""
-
-        def op(conn: Connection) -> str | None:
-            owners = t.registration_owners
-            previous = conn.execute(select(owners.c.node_id).where(owners.c.endpoint == endpoint)).scalar()
-            conn.execute(delete(owners).where(owners.c.endpoint == endpoint))
-            conn.execute(
-                owners.insert().values(
-                    endpoint=endpoint,
-                    node_id=node_id,
-                    registration_id=registration_id,
-                    claimed_at=time.time(),
-                )
-            )
-            return previous
-
-        result: str | None = await self.store.writer.run(op)
+        """Record `node_id` as the owner of `endpoint`; returns the previous owner, if any. The
+        claims of one transaction are written together (one select, one delete, one insert)."""
+        row = {"endpoint": endpoint, "node_id": node_id, "registration_id": registration_id}
+        result: str | None = await self.store.writer.run_bulk(_write_claims, row, deferrable=True)
         return result
 
     async def release(self, endpoint: str, node_id: str) -> None:
@@ -75,11 +79,10 @@ class ClusterRepository:
             row = rows.first()
         return Registration.from_row(row._mapping) if row is not None else None
 
-    async def device_row(self, endpoint: str) -> dict[str, Any] | None:
+    async def device_rows(self, endpoints: list[str]) -> list[dict[str, Any]]:
         async with self.store.engine.connect() as conn:
-            rows = await conn.execute(select(t.devices).where(t.devices.c.endpoint == endpoint))
-            row = rows.first()
-        return dict(row._mapping) if row is not None else None
+            rows = await conn.execute(select(t.devices).where(t.devices.c.endpoint.in_(endpoints)))
+            return [dict(row._mapping) for row in rows]
 
     # --- nodes -----------------------------------------------------------------------------------
 
