@@ -25,12 +25,15 @@ RUN pip install -e . \
 USER testbed
 
 # Defaults for a lone container; docker-compose.yml points the database at PostgreSQL.
+# The carrier listeners share the container's address, each carrier on its own ports (5685-5694).
 ENV TESTBED_DATABASE_URL=sqlite+aiosqlite:////app/data/testbed.db \
     TESTBED_HTTP_HOST=0.0.0.0 \
-    TESTBED_HTTP_PORT=8080
+    TESTBED_HTTP_PORT=8080 \
+    TESTBED_CARRIER_HOST=0.0.0.0
 
-# CoAP (UDP 5683), CoAP over DTLS (UDP 5684), HTTP API and web console (TCP 8080).
-EXPOSE 5683/udp 5684/udp 8080
+# CoAP (UDP 5683), CoAP over DTLS (UDP 5684), the carriers' CoAP/DTLS pairs (UDP 5685-5694),
+# HTTP API and web console (TCP 8080).
+EXPOSE 5683/udp 5684/udp 5685-5694/udp 8080
 
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/', timeout=4)"]

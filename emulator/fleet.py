@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,23 @@ from lwm2m.model import ModelRegistry
 from lwm2m.model.builtin import builtin_registry
 
 log = logging.getLogger(__name__)
+
+
+# Endpoint names of fleets started by a user: this TAC-like start, a run id, the device index.
+FLEET_START = "86997504"
+
+
+def run_prefix(count: int, run_id: int | None = None) -> str:
+    """The endpoint-name prefix of one fleet run of `count` devices: `FLEET_START`, then the run id
+    (random when None) in the digits the indexes leave free of 15, so that two runs, the demo's
+    devices (8699750398…, 8699750399…) and the manual's example IMEI (869975030000461) never
+    share a name. `endpoint_name` pads the index to the rest."""
+    width = len(str(max(count - 1, 0)))
+    room = max(15 - len(FLEET_START) - width, 0)
+    if room == 0:
+        return FLEET_START
+    run = secrets.randbelow(10**room) if run_id is None else run_id % 10**room
+    return f"{FLEET_START}{run:0{room}d}"
 
 
 @dataclass(frozen=True, slots=True)

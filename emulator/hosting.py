@@ -21,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emulator.at.syntax import SyntaxFault, parse_line
 from emulator.module.device import CTWING, CUSTOM, HUAWEI, ONENET, YANFEI
+from emulator.module.models import MODELS
+from emulator.module.network import Target
 from emulator.runner import EmulatedModule
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,42 @@ PLATFORM_CARRIERS: dict[int, str] = {
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
+# Quick lines a console offers for a module, kept to those its model's command table answers
+# (`quick_lines`): AT+MIPLVER? is not in the manual, AT+MIPLUPDATESET only on some models (§4.5).
+QUICK_LINES: tuple[str, ...] = (
+    "AT",
+    "AT+CGSN=1",
+    "AT+CIMI",
+    "AT+CGMR",
+    "AT+MIPLVER?",
+    "AT+MIPLCREATE",
+    'AT+MIPLADDOBJ=0,3303,1,"1",1,0',
+    "AT+MIPLOPEN=0,3600",
+    "AT+MIPLUPDATE=0,3600,0",
+    "AT+MIPLUPDATESET=0,1",
+    "AT+MIPLLTRDP",
+    "AT+MIPLDEVINFO?",
+    "AT+MIPLCLOSE=0",
+    "AT+MIPLDELETE=0",
+)
+
+
+def quick_lines(emulated: EmulatedModule) -> tuple[str, ...]:
+    """The `QUICK_LINES` the module's command table has a handler for (name and form)."""
+    module = emulated.module
+    if module is None:
+        return ()
+    table = module.engine.table
+    result = []
+    for line in QUICK_LINES:
+        parsed = parse_line(line)
+        if isinstance(parsed, SyntaxFault):
+            continue
+        spec = table.get(parsed.name)
+        if spec is not None and spec.handler(parsed.form) is not None:
+            result.append(line)
+    return tuple(result)
+
 
 @dataclass(frozen=True, slots=True)
 class HostedModule:
@@ -54,6 +93,7 @@ class HostedModule:
     imsi: str
     endpoint: str | None
     carrier: str | None
+    quick_lines: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +124,7 @@ class _Slot:
         self.callbacks: list[LineCallback] = []
         self.splitter = LineSplitter(self._emit)
         emulated.add_listener(self.splitter.feed)
+        self.quick_lines = quick_lines(emulated)  # the model's command table does not change
 
     def _emit(self, line: str) -> None:
         for callback in list(self.callbacks):
@@ -101,14 +142,24 @@ class _Slot:
             device = module.device
             endpoint = device.endpoint(emulated.imei, emulated.imsi)
             carrier = PLATFORM_CARRIERS.get(device.platform, "custom")
-        return HostedModule(self.id, emulated.model_name, emulated.imei, emulated.imsi, endpoint, carrier)
+        return HostedModule(
+            self.id,
+            emulated.model_name,
+            emulated.imei,
+            emulated.imsi,
+            endpoint,
+            carrier,
+            self.quick_lines,
+        )
 
 
 class ModuleHost:
     """Emulated modules by id; satisfies server.api.modules.ModuleHost."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: Mapping[str, Target] | None = None) -> None:
         self._slots: dict[str, _Slot] = {}
+        # The host map of the modules it starts (emulator.module.network.HostMap overrides).
+        self.hosts = dict(hosts or {})
 
     def add(self, emulated: EmulatedModule, module_id: str | None = None) -> str:
         """Host a started `EmulatedModule`; the id defaults to its IMEI (made unique)."""
@@ -122,9 +173,14 @@ class ModuleHost:
 
     async def start_module(self, model: str, *, imei: str, imsi: str, **options: Any) -> str:
         """Build, start and host an `EmulatedModule` (options as EmulatedModule takes them)."""
+        options.setdefault("hosts", self.hosts)
         emulated = EmulatedModule(model, imei=imei, imsi=imsi, **options)
         await emulated.start()
         return self.add(emulated)
+
+    def models(self) -> list[str]:
+        """The models a module can be started as (emulator.module.models)."""
+        return list(MODELS)
 
     def get(self, module_id: str) -> EmulatedModule | None:
         slot = self._slots.get(module_id)

@@ -24,7 +24,7 @@ from emulator.at.framing import ByteFramer
 from emulator.module.basic import DEFAULT_IMEI, DEFAULT_IMSI
 from emulator.module.clock import AsyncioScheduler
 from emulator.module.module import Module
-from emulator.module.network import AiocoapClientPort, HostMap, port_factory
+from emulator.module.network import AiocoapClientPort, HostMap, Target, port_factory
 from emulator.transcript import TranscriptWriter, open_transcript
 from lwm2m.model import ModelRegistry
 from lwm2m.model.builtin import builtin_registry
@@ -43,7 +43,7 @@ class EmulatedModule:
         *,
         imei: str = DEFAULT_IMEI,
         imsi: str = DEFAULT_IMSI,
-        hosts: Mapping[str, str] | None = None,
+        hosts: Mapping[str, Target] | None = None,
         registry: ModelRegistry | None = None,
         request_timeout: float = 10.0,
         echo: bool = True,
@@ -108,6 +108,11 @@ class EmulatedModule:
             self.transcript_writer.to_module(data)
         self.module.feed(data)
 
+    def discard_partial_line(self) -> None:
+        """Forget a half-typed command line (a new MCU connection starts with an empty line)."""
+        if self.module is not None:
+            self.module.engine.discard_partial_line()
+
     def add_listener(self, listener: OutputListener) -> None:
         self._listeners.append(listener)
 
@@ -151,7 +156,7 @@ async def run_emulator(
     tcp: str | None,
     pty: bool,
     *,
-    hosts: Mapping[str, str] | None = None,
+    hosts: Mapping[str, Target] | None = None,
     ready: Callable[[list[str]], None] | None = None,
     transcript: str | FsPath | None = None,
     stdio: bool = False,

@@ -20,6 +20,7 @@ class ContentFormat(IntEnum):
     SENML_CBOR = 112
     TLV = 11542
     LWM2M_JSON = 11543
+    LWM2M_CBOR = 11544  # LwM2M 1.2
     # Pre-registration numbers still sent by LwM2M 1.0 clients (OMA-TS-LightweightM2M-V1_0 §6.4).
     TLV_LEGACY = 1542
     LWM2M_JSON_LEGACY = 1543

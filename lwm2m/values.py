@@ -39,7 +39,7 @@ def value_from_jsonable(data: Any) -> Value:
                 return datetime.fromtimestamp(float(raw), tz=UTC)
             if key == "objlnk":
                 return ObjectLink.parse(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, OSError) as exc:
             raise CodecError(f"bad stored value {data!r}") from exc
     raise CodecError(f"bad stored value {data!r}")
 

@@ -35,7 +35,9 @@ from rich.console import Console
 from server.settings import ListenerSettings, Settings
 
 app = typer.Typer(
-    help="lwm2m-testbed: a private carrier cloud for NB-IoT/LTE-M devices.", no_args_is_help=True
+    help="lwm2m-testbed: a private carrier cloud for NB-IoT/LTE-M devices.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -63,7 +65,14 @@ ModelsOption = Annotated[
 def _settings(
     db: str | None, host: str, port: int, dtls_port: int | None, models: str | None = None
 ) -> Settings:
+    from server.cli_errors import database_url_problem, models_problem
+
     settings = Settings()
+    problem = database_url_problem(db or settings.database_url)
+    if problem is None and models:
+        problem = models_problem(models)
+    if problem is not None:
+        _explain(problem)
     overrides: dict[str, Any] = {
         "listeners": [ListenerSettings(name="default", host=host, port=port, dtls_port=dtls_port)]
     }
@@ -93,17 +102,28 @@ def _print_event(event: Any) -> None:
     console.print(f"[{style}]{event.kind:<26}[/] {event.endpoint or '':<18} {detail}")
 
 
+# The demo's own identities: IMEIs and endpoint names starting 8699750399 (modules) and
+# 8699750398 (the small fleet of `up`), so that the manual's example IMEI (869975030000461, chapter
+# 5) and the fleets a user starts never meet a demo device.
 DEMO_MODULES = {
     # carrier: (model, IMEI, IMSI, server as the manual writes it, AT+MIPLCFG platform line or None)
-    "onenet": ("ML307R", "869975030000461", "460041234567890", "183.230.40.40:5683", None),
+    "onenet": ("ML307R", "869975039900001", "460049900000001", "183.230.40.40:5683", None),
     "ctwing": (
         "MN316",
-        "869975030000479",
-        "460111234567891",
+        "869975039900002",
+        "460119900000002",
         "221.229.214.202:5683",
         'AT+MIPLCFG="platform",0,1',
     ),
 }
+# Demo devices of earlier versions, which used the manual's example IMEIs: removed at start.
+FORMER_DEMO_IMEIS = {"onenet": "869975030000461", "ctwing": "869975030000479"}
+DEMO_FLEET_PREFIX = "8699750398"
+DEMO_PREFIXES = ("8699750398", "8699750399")
+# TCP ports of the demo modules' AT interfaces: base + position in DEMO_MODULES.
+MODULE_PORT_BASE = 7100
+# Objects whose sensor value (resource 5700) the cloud observes on devices of the open listener.
+SENSOR_VALUE = 5700
 
 
 def _api_key(settings: Settings) -> str:
@@ -123,21 +143,24 @@ def _api_key(settings: Settings) -> str:
 
 
 async def _start_demo_module(
-    server: Any, host: Any, products: dict[str, Any], carrier: str
+    server: Any, host: Any, products: dict[str, Any], carrier: str, port: int
 ) -> tuple[str, int]:
-    """Provision (once) and start one hosted AT module of `carrier`, serve it on a TCP port and
-    log it in with the manual's commands; returns (module id, TCP port)."""
+    """Provision (once) and start one hosted AT module of `carrier`, serve it on TCP `port` (0:
+    any) and log it in with the manual's commands; returns (module id, TCP port)."""
     from emulator.frontends.tcp import serve_tcp
 
     model, imei, imsi, address, platform_line = DEMO_MODULES[carrier]
     product = products[carrier]
+    for former in server.provisioning.devices_by_imei(FORMER_DEMO_IMEIS[carrier], carrier):
+        if former.product_id == product.id and former.title == f"Demo {model} ({carrier})":
+            await server.provisioning.delete_device(former.id)
     if not server.provisioning.devices_by_imei(imei, carrier):
         await server.provisioning.create_device(
             product_id=product.id, imei=imei, imsi=imsi, title=f"Demo {model} ({carrier})"
         )
     module_id = await host.start_module(model, imei=imei, imsi=imsi)
     emulated = host.get(module_id)
-    tcp = await serve_tcp(emulated, "127.0.0.1", 0)
+    tcp = await serve_tcp(emulated, "127.0.0.1", port)
     lines = [f'AT+MIPLCREATEEX="{address}",2']
     if platform_line:
         lines.append(platform_line)
@@ -147,20 +170,110 @@ async def _start_demo_module(
     return module_id, int(tcp.sockets[0].getsockname()[1])
 
 
+def _reachable(address: tuple[str, int]) -> tuple[str, int]:
+    """A listening address as a client in this process reaches it (a wildcard on 127.0.0.1)."""
+    return ("127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]), address[1]
+
+
+def module_routes(server: Any) -> dict[str, tuple[str, int]]:
+    """Host-map overrides for modules hosted in this process: each carrier's default address
+    (server.settings.CARRIER_ADDRESSES), on 5683 and 5684, -> where its listener really is (a
+    wildcard address is reached on 127.0.0.1), e.g. when the carriers share one address."""
+    from server.settings import CARRIER_ADDRESSES
+
+    local = _reachable
+    routes: dict[str, tuple[str, int]] = {}
+    for name, (_carrier, _role, default) in CARRIER_ADDRESSES.items():
+        if name in server.listeners:
+            routes[f"{default}:5683"] = local(server.listeners[name].address)
+        if name in server.dtls:
+            routes[f"{default}:5684"] = local(server.dtls[name].address)
+    return routes
+
+
+def _sensor_paths(server: Any, object_links: str) -> list[str]:
+    """/<object>/<instance>/5700 of every declared instance whose object has a sensor value."""
+    from lwm2m.codec.link_format import parse_object_links
+    from lwm2m.errors import CodecError
+
+    try:
+        instances = parse_object_links(object_links).instances
+    except CodecError:
+        return []
+    return [
+        f"/{i.object_id}/{i.instance_id}/{SENSOR_VALUE}"
+        for i in instances
+        if server.model.get_resource(i.object_id, SENSOR_VALUE) is not None
+    ]
+
+
+async def _observe_sensor_values(server: Any, subscription: Any) -> None:
+    """The cloud observes the sensor values of every device that registers on an open (custom)
+    listener, the demo fleet's and any fleet a user starts, so that their pages show data.
+    Carrier listeners keep their own rules (OneNET observes by itself)."""
+    open_listeners = {spec.name for spec in server.settings.all_listeners() if spec.carrier == "custom"}
+    observing: set[asyncio.Task[None]] = set()
+
+    async def observe(endpoint: str, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                await server.observe(endpoint, path)
+            except Exception as exc:  # a device that does not answer: its page stays empty
+                logging.getLogger(__name__).info("cannot observe %s %s: %s", endpoint, path, exc)
+
+    async for event in subscription:
+        reg = server.registrations.get(event.endpoint) if event.endpoint else None
+        if reg is None or reg.listener not in open_listeners:
+            continue
+        paths = _sensor_paths(server, reg.object_links)
+        if paths:
+            task = asyncio.create_task(observe(reg.endpoint, paths))
+            observing.add(task)
+            task.add_done_callback(observing.discard)
+
+
 async def _run_server(
-    settings: Settings, fleet_size: int, interval: float, quiet: bool, *, http: bool
+    settings: Settings,
+    fleet_size: int,
+    interval: float,
+    quiet: bool,
+    *,
+    http: bool,
+    module_port_base: int = MODULE_PORT_BASE,
 ) -> None:
+    from server.cli_errors import Binding, StartFailed, busy_addresses
     from server.lwm2m_server import Lwm2mServer
 
     api_key = _api_key(settings) if http else None
     if api_key:
         settings = settings.model_copy(update={"api_key": api_key})
+    bindings = _bindings(settings, http=http)
+    if http and module_port_base:
+        bindings += [
+            Binding(
+                "tcp", "127.0.0.1", module_port_base + i, f"AT of the demo {c} module", "--module-port-base"
+            )
+            for i, c in enumerate(DEMO_MODULES)
+        ]
+    busy = busy_addresses(bindings)
+    if busy is not None:
+        raise StartFailed(busy)
     server = Lwm2mServer(settings)
     stop = _on_signal()
-    await server.start()
+    try:
+        await server.start()
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await server.stop()  # releases what was bound, so the probes can name the culprit
+        problem = _start_problem(exc, settings, bindings)
+        if problem is None:
+            raise
+        raise StartFailed(problem) from exc
     fleet = None
     handle = None
     host = None
+    registrations = server.subscribe(kinds=["registration.registered"])
+    observer = asyncio.create_task(_observe_sensor_values(server, registrations))
     try:
         for listener in server.listeners.values():
             dtls = server.dtls.get(listener.name)
@@ -177,10 +290,14 @@ async def _run_server(
             from server.console import mount_console
 
             products = await ensure_demo_products(server, api_key)
-            host = ModuleHost()
+            host = ModuleHost(hosts=module_routes(server))
             app = create_app(server, module_host=host)
             mount_console(app)
-            handle = await serve_http(app, settings.http_host, settings.http_port)
+            try:
+                handle = await serve_http(app, settings.http_host, settings.http_port)
+            except OSError as exc:
+                http_binding = [b for b in bindings if b.option == "--http-port"]
+                raise StartFailed(_start_problem(exc, settings, http_binding)) from exc
             shown = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
             base = f"http://{shown}:{handle.port}"
             console.print(f"[bold]Console[/]  {base}/#key={api_key}")
@@ -190,9 +307,10 @@ async def _run_server(
                 console.print(
                     f"           {carrier:<7} product {product.id}  master key {product.master_key}"
                 )
-            for carrier in DEMO_MODULES:
+            for index, carrier in enumerate(DEMO_MODULES):
+                wanted = module_port_base + index if module_port_base else 0
                 try:
-                    module_id, port = await _start_demo_module(server, host, products, carrier)
+                    module_id, port = await _start_demo_module(server, host, products, carrier, wanted)
                 except Exception as exc:  # a demo module is a convenience: report, keep serving
                     console.print(f"[red]demo {carrier} module not started: {exc}[/]")
                     continue
@@ -203,7 +321,7 @@ async def _run_server(
             from emulator.fleet import Fleet
 
             first = server.listeners.get("default") or next(iter(server.listeners.values()))
-            fleet = Fleet(first.address, fleet_size, interval=interval)
+            fleet = Fleet(_reachable(first.address), fleet_size, interval=interval, prefix=DEMO_FLEET_PREFIX)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("starting the emulated fleet", total=fleet_size)
                 await fleet.start(lambda done: progress.update(task, completed=done))
@@ -211,9 +329,6 @@ async def _run_server(
                 f"[bold]Fleet[/]    {fleet_size} emulated devices: "
                 + ", ".join(d.endpoint for d in fleet.devices[:5])
             )
-            for device in fleet.devices:
-                for path in ("/3303/0/5700", "/3304/0/5700"):
-                    await server.observe(device.endpoint, path)
         freeze_long_lived_objects()
         console.print("Press Ctrl-C to stop.")
         subscription = server.subscribe()
@@ -228,6 +343,8 @@ async def _run_server(
         printer.cancel()
         subscription.close()
     finally:
+        observer.cancel()
+        registrations.close()
         if fleet is not None:
             await fleet.stop()
         if host is not None:
@@ -236,6 +353,16 @@ async def _run_server(
             await handle.stop()
         await server.stop()
         console.print("stopped")
+
+
+def _run_explained(main: Any) -> None:
+    """asyncio.run(main); a start that fails for a reason the user can fix ends in two lines."""
+    from server.cli_errors import StartFailed
+
+    try:
+        asyncio.run(main)
+    except StartFailed as exc:
+        _explain(exc.problem)
 
 
 @app.command()
@@ -258,6 +385,15 @@ def up(
     interval: Annotated[float, typer.Option(help="Seconds between sensor changes of the fleet.")] = 10.0,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
+    module_port_base: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535 - len(DEMO_MODULES),
+            help="TCP port of the first demo module's AT interface (OneNET); the next ones follow "
+            "(CTWing on base + 1). 0 picks free ports.",
+        ),
+    ] = MODULE_PORT_BASE,
 ) -> None:
     """Run the private cloud: LwM2M server, HTTP API and console, demo modules, a small fleet.
 
@@ -267,7 +403,16 @@ def up(
     updates: dict[str, Any] = {"carrier_map": carriers}
     if http_port is not None:
         updates["http_port"] = http_port
-    asyncio.run(_run_server(settings.model_copy(update=updates), fleet, interval, quiet, http=True))
+    _run_explained(
+        _run_server(
+            settings.model_copy(update=updates),
+            fleet,
+            interval,
+            quiet,
+            http=True,
+            module_port_base=module_port_base,
+        )
+    )
 
 
 @app.command()
@@ -293,7 +438,7 @@ def server(
     if cluster is None:
         if node_id is not None:
             raise typer.BadParameter("--node-id needs --cluster nats://host:port", param_hint="--node-id")
-        asyncio.run(_run_server(settings, 0, 0.0, quiet, http=False))
+        _run_explained(_run_server(settings, 0, 0.0, quiet, http=False))
         return
     _run_cluster_node(settings, node_id, cluster, http_port, cluster_name)
 
@@ -325,7 +470,7 @@ def _run_cluster_node(
         except (OSError, NatsError) as exc:
             _fail(f"node {node_id} could not start: {exc or type(exc).__name__} (is NATS at {cluster}?)")
 
-    asyncio.run(main())
+    _run_explained(main())
 
 
 @app.command("fleet")
@@ -341,8 +486,13 @@ def fleet_command(
         float, typer.Option(min=0.01, help="Seconds between sensor changes / notifies.")
     ] = 10.0,
     prefix: Annotated[
-        str, typer.Option(help="Endpoint-name prefix (IMEI-like names; LwM2M fleet).")
-    ] = "86997503",
+        str | None,
+        typer.Option(
+            help="Endpoint-name prefix (IMEI-like names, padded to 15 digits with the device "
+            "index). Default: 86997504 and a run id, so that no two runs and no demo device share "
+            "a name."
+        ),
+    ] = None,
     at: Annotated[
         bool,
         typer.Option(
@@ -361,9 +511,38 @@ def fleet_command(
     worker: Annotated[
         bool, typer.Option(hidden=True, help="Run as a worker of a --processes fleet.")
     ] = False,
-    first: Annotated[int, typer.Option(hidden=True, min=0, help="Index of this worker's first device.")] = 0,
+    first_index: Annotated[
+        int, typer.Option("--first", hidden=True, min=0, help="Index of this worker's first device.")
+    ] = 0,
 ) -> None:
-    """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops."""
+    """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops.
+
+    Each run picks its own endpoint names (a run id in the prefix, printed at start), so a fleet
+    never takes over the registrations of the demo devices of `testbed up` or of another fleet.
+    A server that observes them (`testbed up` does, on its open listener) gets their sensor
+    values every --interval seconds."""
+    from emulator.fleet import run_prefix
+
+    if prefix is None:
+        prefix = run_prefix(count)
+    elif not prefix.isdigit() or len(prefix) > 15 - len(str(max(count - 1, 0))):
+        raise typer.BadParameter(
+            f"{prefix!r} leaves no room for {count} IMEI-like names: give at most "
+            f"{15 - len(str(max(count - 1, 0)))} digits",
+            param_hint="--prefix",
+        )
+    width = 15 - len(prefix)
+    first, last = f"{prefix}{0:0{width}d}", f"{prefix}{count - 1:0{width}d}"
+    for demo in DEMO_PREFIXES:
+        rest = 15 - len(demo)
+        if int(first) <= int(demo + "9" * rest) and int(demo + "0" * rest) <= int(last):
+            raise typer.BadParameter(
+                f"names {first} … {last} include the demo devices' of `testbed up` ({demo}…); "
+                "leave --prefix out to get a run of your own",
+                param_hint="--prefix",
+            )
+    if not worker:
+        console.print(f"[bold]Fleet[/]    endpoints {first} … {last}", highlight=False)
     if processes > 1 and not worker:
         common = [
             "--server-host",
@@ -373,11 +552,20 @@ def fleet_command(
             "--interval",
             str(interval),
         ]
-        common += ["--at", "--model", model] if at else ["--prefix", prefix]
+        common += ["--prefix", prefix] + (["--at", "--model", model] if at else [])
         _run_process_fleet(count, processes, common, f"{server_host}:{server_port}", at)
         return
     if at:
-        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval, worker=worker, first=first)
+        first_imei = int(f"{prefix}{first_index:0{width}d}")
+        _run_module_fleet(
+            count,
+            f"{server_host}:{server_port}",
+            model,
+            interval,
+            first_imei,
+            worker=worker,
+            first=first_index,
+        )
         return
     from rich.progress import Progress
 
@@ -386,7 +574,7 @@ def fleet_command(
 
     async def main() -> None:
         stop = _on_signal()
-        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix, first=first)
+        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix, first=first_index)
         if worker:
             step = max(1, count // 100)
             await fleet.start(
@@ -454,7 +642,14 @@ def _run_process_fleet(count: int, processes: int, common: list[str], server_add
 
 
 def _run_module_fleet(
-    count: int, server_address: str, model: str, interval: float, *, worker: bool = False, first: int = 0
+    count: int,
+    server_address: str,
+    model: str,
+    interval: float,
+    first_imei: int,
+    *,
+    worker: bool = False,
+    first: int = 0,
 ) -> None:
     from dataclasses import asdict
 
@@ -467,15 +662,14 @@ def _run_module_fleet(
 
     async def main() -> None:
         stop = _on_signal()
-        base = ModuleFleetSettings(count=count)
         fleet = ModuleFleet(
             ModuleFleetSettings(
                 count=count,
                 server=server_address,
                 model=model,
                 notify_interval=interval,
-                first_imei=base.first_imei + first,
-                first_imsi=base.first_imsi + first,
+                first_imei=first_imei,
+                first_imsi=ModuleFleetSettings(count=count).first_imsi + first,
             )
         )
         try:
@@ -502,8 +696,7 @@ def _run_module_fleet(
         finally:
             await fleet.stop()
             if worker:
-                summary = {k: v for k, v in asdict(fleet.stats).items() if isinstance(v, int)}
-                report("summary", summary)
+                report("summary", {k: v for k, v in asdict(fleet.stats).items() if isinstance(v, int)})
             else:
                 console.print(
                     f"notifies sent {fleet.stats.notifies_sent}, acked {fleet.stats.notifies_acked}, "
@@ -543,6 +736,18 @@ def _address(value: str, option: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _imei(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and len(value) == 15):
+        raise typer.BadParameter(f"{value!r} is not an IMEI: give 15 digits (AT+CGSN answers it)")
+    return value
+
+
+def _imsi(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 15):
+        raise typer.BadParameter(f"{value!r} is not an IMSI: give up to 15 digits (AT+CIMI answers it)")
+    return value
+
+
 TranscriptOption = Annotated[
     Path | None,
     typer.Option(
@@ -556,14 +761,26 @@ TranscriptOption = Annotated[
 @app.command()
 def emulator(
     model: Annotated[str, typer.Option(help="Module model: ML307R, MN316, MN316-S, ML305A, ...")] = "ML307R",
-    imei: Annotated[str, typer.Option(help="IMEI the module reports (AT+CGSN).")] = "869975030000461",
-    imsi: Annotated[str, typer.Option(help="IMSI the module reports (AT+CIMI).")] = "460041234567890",
+    imei: Annotated[
+        str, typer.Option(callback=_imei, help="IMEI the module reports (AT+CGSN): 15 digits.")
+    ] = "869975030000461",
+    imsi: Annotated[
+        str, typer.Option(callback=_imsi, help="IMSI the module reports (AT+CIMI): up to 15 digits.")
+    ] = "460041234567890",
     tcp: Annotated[str | None, typer.Option(help='Serve AT on host:port (":0" picks a port).')] = None,
     pty: Annotated[bool, typer.Option(help="Serve AT on a pseudo-terminal and print its path.")] = False,
     stdio: Annotated[
         bool, typer.Option(help="Talk AT over stdin/stdout (messages go to stderr); end of input stops.")
     ] = False,
     transcript: TranscriptOption = None,
+    carrier_ports: Annotated[
+        bool,
+        typer.Option(
+            envvar="TESTBED_CARRIER_PORTS",
+            help="Reach each carrier by its host name on its own ports (a server with"
+            " TESTBED_CARRIER_HOST, as in docker compose).",
+        ),
+    ] = False,
 ) -> None:
     """Run one emulated OneMO module speaking the AT commands of the module manual."""
     from emulator.runner import run_emulator
@@ -574,6 +791,11 @@ def emulator(
     _check_model(model)
     if tcp is not None:
         _address(tcp, "--tcp")
+    hosts = None
+    if carrier_ports:
+        from emulator.carrier_ports import port_routes
+
+        hosts = port_routes()
 
     def ready(addresses: list[str]) -> None:
         for address in addresses:
@@ -584,7 +806,9 @@ def emulator(
     async def main() -> None:
         signalled = _on_signal()
         runner = asyncio.create_task(
-            run_emulator(model, imei, imsi, tcp, pty, ready=ready, transcript=transcript, stdio=stdio)
+            run_emulator(
+                model, imei, imsi, tcp, pty, ready=ready, transcript=transcript, stdio=stdio, hosts=hosts
+            )
         )
         stop = asyncio.create_task(signalled.wait())
         await asyncio.wait([runner, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -599,6 +823,13 @@ def emulator(
     try:
         asyncio.run(main())
     except OSError as exc:
+        if tcp is not None:
+            from server.cli_errors import Binding, busy_addresses
+
+            host, port = _address(tcp, "--tcp")
+            busy = busy_addresses([Binding("tcp", host, port, "AT interface of the module", "--tcp")])
+            if busy is not None:
+                _explain(busy)
         _fail(f"cannot serve the module: {exc}")
 
 
@@ -606,6 +837,47 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     """A red message on stderr and exit `code` (2: bad input or environment, 1: a failed run)."""
     Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _explain(problem: Any) -> NoReturn:
+    """A `server.cli_errors.Problem` on stderr, two lines (what is wrong; the fix and `testbed
+    doctor`), exit 2."""
+    from server.cli_errors import DOCTOR
+
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(f"[red]error:[/] {problem.what}", highlight=False, markup=True)
+    err.print(f"  {problem.fix} {DOCTOR}.", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
+def _bindings(settings: Settings, *, http: bool) -> list[Any]:
+    """Every address `up`/`server` listens on, with the option that moves it."""
+    from server.cli_errors import Binding
+
+    result = []
+    for spec in settings.all_listeners():
+        custom = spec.name == "default"
+        role = f"CoAP, {spec.name} listener"
+        result.append(Binding("udp", spec.host, spec.port, role, "--port" if custom else "--no-carriers"))
+        if spec.dtls_port is not None:
+            option = "--dtls-port" if custom else "--no-carriers"
+            result.append(Binding("udp", spec.host, spec.dtls_port, f"DTLS, {spec.name} listener", option))
+    if http:
+        result.append(
+            Binding("tcp", settings.http_host, settings.http_port, "HTTP API and console", "--http-port")
+        )
+    return result
+
+
+def _start_problem(error: BaseException, settings: Settings, bindings: list[Any]) -> Any:
+    """The Problem behind a failed start, or None when it is none the user can fix."""
+    import errno
+
+    from server.cli_errors import database_problem, describe_bind_failure
+
+    if isinstance(error, OSError) and error.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+        return describe_bind_failure(error, bindings)
+    return database_problem(settings.database_url, error)
 
 
 # --- scenario --------------------------------------------------------------------------------------
@@ -780,8 +1052,12 @@ def scenario(
         str | None,
         typer.Option(help="Model of the in-process module (default: the script's @model, else ML307R)."),
     ] = None,
-    imei: Annotated[str, typer.Option(help="IMEI of the in-process module.")] = "869975030000461",
-    imsi: Annotated[str, typer.Option(help="IMSI of the in-process module.")] = "460041234567890",
+    imei: Annotated[
+        str, typer.Option(callback=_imei, help="IMEI of the in-process module: 15 digits.")
+    ] = "869975030000461",
+    imsi: Annotated[
+        str, typer.Option(callback=_imsi, help="IMSI of the in-process module: up to 15 digits.")
+    ] = "460041234567890",
     var: Annotated[
         list[str] | None, typer.Option("--var", help="Set a script variable: NAME=VALUE (repeatable).")
     ] = None,
@@ -1165,35 +1441,52 @@ def doctor(
     console.print("[green]all required checks passed[/]")
 
 
-@db_app.command("upgrade")
-def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
-    """Apply the migrations (the server also does this at start)."""
+def _run_on_database(db: str | None, work: Any) -> None:
+    """Run `await work(database)` on the --db database; a database that is not reachable (or a
+    URL that is none) ends in two lines."""
+    from server.cli_errors import database_problem, database_url_problem
     from server.store.database import Database
 
+    url = db or Settings().database_url
+    problem = database_url_problem(url)
+    if problem is not None:
+        _explain(problem)
+
     async def main() -> None:
-        database = Database.connect(db or Settings().database_url)
+        database = Database.connect(url)
         try:
-            await database.migrate(revision)
-            console.print(f"database at revision {await database.current_revision()}")
+            await work(database)
         finally:
             await database.dispose()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        problem = database_problem(url, exc)
+        if problem is None:
+            raise
+        _explain(problem)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, revision: str = "head") -> None:
+    """Apply the migrations (the server also does this at start)."""
+
+    async def work(database: Any) -> None:
+        await database.migrate(revision)
+        console.print(f"database at revision {await database.current_revision()}")
+
+    _run_on_database(db, work)
 
 
 @db_app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database."""
-    from server.store.database import Database
 
-    async def main() -> None:
-        database = Database.connect(db or Settings().database_url)
-        try:
-            console.print(await database.current_revision() or "empty")
-        finally:
-            await database.dispose()
+    async def work(database: Any) -> None:
+        console.print(await database.current_revision() or "empty")
 
-    asyncio.run(main())
+    _run_on_database(db, work)
 
 
 def main() -> None:

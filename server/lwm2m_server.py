@@ -43,10 +43,11 @@ from server.services.device_management import (
     values_from_json,
     values_to_json,
 )
+from server.services.directory import DeviceDirectory
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
 from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
-from server.services.registration import OpenPolicy, RegistrationPolicy, RegistrationService
+from server.services.registration import RegistrationLimits, RegistrationPolicy, RegistrationService
 from server.services.reporting import ActiveObservation, Reporting
 from server.services.requests import (
     BootstrapRequest,
@@ -56,11 +57,13 @@ from server.services.requests import (
     UpdateRequest,
     UplinkResult,
 )
-from server.services.security import PskEncoding, SecurityService
+from server.services.security import PskEncoding
 from server.settings import ListenerSettings, Settings
 from server.store.repository import Store
 
 log = logging.getLogger(__name__)
+
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,16 @@ def _path(path: Path | str) -> Path:
         raise BadArgument(str(exc)) from exc
 
 
+def check_datapoint_window(start: float | None, end: float | None, after_id: int | None) -> None:
+    """A stored-value query's bounds as the store can take them: times between 1970 and 9999 (no
+    NaN), a cursor below 2**63; BadArgument otherwise."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
+            raise BadArgument(f"{name} is not a time between 1970 and 9999")
+    if after_id is not None and not 0 <= after_id < 2**63:
+        raise BadArgument("cursor out of range")
+
+
 class Lwm2mServer:
     def __init__(
         self,
@@ -106,12 +119,11 @@ class Lwm2mServer:
         self.model = model or registry_with(self.settings.models_dir)
         self.bus = EventBus()
         self._store = store
-        self.security = SecurityService()
         self.provisioning = Provisioning()
-        # Carrier rules by listener (server.carriers); custom listeners keep the open policy.
-        self.carriers = CarrierPolicy(
-            self.provisioning, policy or OpenPolicy(identity_endpoints=self.security.endpoints_for)
-        )
+        # Carrier rules by listener (server.carriers); who is who: the device directory.
+        self.carriers = CarrierPolicy(self.provisioning)
+        self.directory = DeviceDirectory(self.provisioning, self.carriers)
+        self._policy: RegistrationPolicy = policy or self.directory
         self.listeners: dict[str, CoapListener] = {}
         self.dtls: dict[str, DtlsServer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -137,14 +149,18 @@ class Lwm2mServer:
         if self._store is None:
             self._store = await Store.open(self.settings.database_url)
         store = self._store
-        self.security.store = store
-        await self.security.load()
         self.provisioning.attach(store)
         await self.provisioning.load()
+        self.directory.load()
         self.registrations = RegistrationService(
             store,
             self.bus,
-            policy=self.carriers,
+            policy=self._policy,
+            limits=RegistrationLimits(
+                self.settings.registration_max_endpoint_length,
+                self.settings.registration_max_link_payload,
+                self.settings.registration_max_object_links,
+            ),
             lifetime_grace=self.settings.lifetime_grace,
             sweep_interval=self.settings.expiry_sweep_interval,
         )
@@ -163,7 +179,7 @@ class Lwm2mServer:
         access = access_servers_from(self.settings.all_listeners(), self.carriers)
         if self.bootstrap_handler is None and access:
             self.bootstrap_handler = BootstrapServer(
-                self.carriers, self.provisioning, self.model, self.bus, self.listeners, access
+                self.directory, self.carriers, self.model, self.bus, self.listeners, access
             )
         await self.registrations.start()
         await self.cluster.join()
@@ -180,9 +196,10 @@ class Lwm2mServer:
         await listener.start()
         self.listeners[spec.name] = listener
         if spec.dtls_port is not None:
-            psk_lookup = self.carriers.psk_lookup(spec.name) or self.security.lookup
             dtls = DtlsServer(
-                bind=(spec.host, spec.dtls_port), backend=listener.address, psk_lookup=psk_lookup
+                bind=(spec.host, spec.dtls_port),
+                backend=listener.address,
+                psk_lookup=self.directory.psk_lookup(spec.name),
             )
             await dtls.start()
             self.dtls[spec.name] = dtls
@@ -233,10 +250,9 @@ class Lwm2mServer:
     async def register(self, request: RegisterRequest) -> UplinkResult:
         result = await self.registrations.register(request)
         if result.code == CoapCode.CREATED:
-            self.queue.heard_from(request.endpoint)
-            await self.carriers.bind(request)
-            if self.provisioning.device_by_endpoint(request.endpoint) is None:
-                self._spawn(self.provisioning.ensure_endpoint(request.endpoint))
+            reg = self.registrations.by_id(result.location[-1])
+            if reg is not None:
+                self.queue.heard_from(reg.endpoint)
         return result
 
     async def update(self, request: UpdateRequest) -> UplinkResult:
@@ -255,14 +271,34 @@ class Lwm2mServer:
     async def send(self, request: SendRequest) -> UplinkResult:
         origin = request.origin
         reg = self.registrations.by_address(origin.listener, origin.host, origin.port)
+        if reg is None and origin.secure_identity is not None:
+            # Over DTLS the PSK identity names the client, whatever session (address) it sends on.
+            reg = next(
+                (
+                    r
+                    for r in self.registrations.all()
+                    if r.listener == origin.listener and r.secure_identity == origin.secure_identity
+                ),
+                None,
+            )
         if reg is None:
             return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not registered")
+        device = self.directory.device_of(reg.endpoint)
+        if origin.secure_identity is None and (
+            reg.secure_identity is not None
+            or (device is not None and self.directory.requires_security(device, origin.listener))
+        ):
+            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint must use DTLS")
+            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="the endpoint must use DTLS")
         self.queue.heard_from(reg.endpoint)
         return await self.reporting.send(reg, request)
 
     async def bootstrap(self, request: BootstrapRequest) -> UplinkResult:
         if self.bootstrap_handler is None:
             return UplinkResult(CoapCode.NOT_FOUND, diagnostic="no bootstrap server here")
+        beyond = self.registrations.limits.check_endpoint(request.endpoint)
+        if beyond is not None:
+            return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=beyond)
         result: UplinkResult = await self.bootstrap_handler.bootstrap(request)
         return result
 
@@ -503,7 +539,12 @@ class Lwm2mServer:
             timeout=self.settings.request_timeout if timeout is None else timeout,
         )
 
-        node = None if composite else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        # No first value (an empty 2.05, as OneMO modules answer before the MCU has one): no node.
+        node = (
+            None
+            if composite or not values
+            else build_node(paths[0], values_from_json(values), self.model.is_multiple)
+        )
         return Observation(
             observation.id, endpoint, tuple(paths), node, values, observed=observation.handle is not None
         )
@@ -527,6 +568,9 @@ class Lwm2mServer:
         return await self.store.latest_values(endpoint)
 
     async def datapoints(self, endpoint: str, path: Path | str | None = None, **kwargs: Any) -> list[Any]:
+        """Stored values, oldest first (`newest_first=True` reverses): `start`/`end` in seconds
+        since the epoch, `after_id` a cursor, `limit`. Values out of range raise BadArgument."""
+        check_datapoint_window(kwargs.get("start"), kwargs.get("end"), kwargs.get("after_id"))
         return await self.store.datapoints(endpoint, None if path is None else str(_path(path)), **kwargs)
 
     def counters(self) -> dict[str, Any]:
@@ -544,13 +588,13 @@ class Lwm2mServer:
     # --- DTLS pre-shared keys ------------------------------------------------------------------
 
     async def set_psk(self, endpoint: str, identity: str, key: str, encoding: PskEncoding = "string") -> None:
-        """Provision the DTLS PSK of `endpoint` (key as text, or hexadecimal with encoding="hex");
-        invalid input raises BadArgument."""
-        await self.security.set_psk(endpoint, identity, key, encoding)
+        """Provision the DTLS PSK of `endpoint` at the open listener (key as text, or hexadecimal
+        with encoding="hex"); invalid input raises BadArgument."""
+        await self.directory.set_endpoint_psk(endpoint, identity, key, encoding)
 
     async def remove_psk(self, endpoint: str) -> bool:
         """Forget the PSK of `endpoint`; False when it had none."""
-        return await self.security.remove_psk(endpoint)
+        return await self.directory.remove_endpoint_psk(endpoint)
 
     def dtls_counters(self) -> dict[str, dict[str, Any]]:
         """Per-listener DTLS counters: handshakes ok / failed by reason, sessions, bytes."""
@@ -564,26 +608,10 @@ class Lwm2mServer:
 
     # --- provisioned devices and endpoints (used by the northbound API) --------------------------
 
-    @staticmethod
-    def endpoint_of(device: Device) -> str | None:
-        """The endpoint name `device` registers (or will register) with: the bound one, else the
-        carrier's pattern (OneNET `IMEI;IMSI` when the IMSI is known, the others the IMEI)."""
-        if device.endpoint:
-            return device.endpoint
-        if device.imei is None:
-            return None
-        if device.carrier == "onenet" and device.imsi:
-            return f"{device.imei};{device.imsi}"
-        return device.imei
+    def endpoint_of(self, device: Device) -> str | None:
+        """The name the registrations of `device` are kept under (`DeviceDirectory.endpoint_of`)."""
+        return self.directory.endpoint_of(device)
 
     def device_of(self, endpoint: str) -> Device | None:
-        """The device of `endpoint`: a provisioned one (bound to it, or whose IMEI and carrier
-        pattern give that name) before an anonymous sighting of the endpoint."""
-        bound = self.provisioning.device_by_endpoint(endpoint)
-        if bound is not None and bound.product_id is not None:
-            return bound
-        imei = endpoint.split(";", 1)[0].removeprefix("urn:imei:")
-        for candidate in self.provisioning.devices_by_imei(imei):
-            if candidate.product_id is not None and self.endpoint_of(candidate) == endpoint:
-                return candidate
-        return bound
+        """The device row a registration name belongs to."""
+        return self.directory.device_of(endpoint)

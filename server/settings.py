@@ -33,11 +33,53 @@ CARRIER_ADDRESSES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# The carrier host name of each carrier listener, as the module manual writes it (chapter 5); the
+# emulator maps these names to the listeners (emulator.module.network.CARRIER_HOSTS).
+CARRIER_HOST_NAMES: dict[str, str] = {
+    "onenet-bootstrap": "nbiotbt.heclouds.com",
+    "onenet": "nbiotacc.heclouds.com",
+    "ctwing": "lwm2m.ctwing.cn",
+    "yanfei": "dmp-coap.cuiot.cn",
+    "huawei": "iot-coaps.cn-north-4.myhuaweicloud.com",
+}
+
+# In a container the carrier host names all resolve to the container's one address, so the
+# carrier listeners share it (`Settings.carrier_host`) and each carrier has its own ports, matching
+# the emulator's port routes (`emulator.carrier_ports.CARRIER_PORTS`); the open listener keeps
+# 5683/5684. A bootstrap server then writes the carrier's public address (manual §5.1: OneNET's
+# access server 183.230.40.40), which the emulator routes to the carrier's port.
+CARRIER_PORTS: dict[str, tuple[int, int]] = {
+    "onenet-bootstrap": (5685, 5686),
+    "onenet": (5687, 5688),
+    "ctwing": (5689, 5690),
+    "yanfei": (5691, 5692),
+    "huawei": (5693, 5694),
+}
+CARRIER_PUBLIC_ADDRESSES: dict[str, str] = {"onenet": "183.230.40.40", "ctwing": "221.229.214.202"}
+
+
+def shared_carrier_listeners(host: str) -> list[ListenerSettings]:
+    """The carrier listeners on one address (`host`, e.g. 0.0.0.0 in a container), each carrier
+    on its own ports (`CARRIER_PORTS`)."""
+    return [
+        ListenerSettings(
+            name=name,
+            host=host,
+            port=CARRIER_PORTS[name][0],
+            dtls_port=CARRIER_PORTS[name][1],
+            carrier=carrier,
+            role=role,
+            public_host=CARRIER_PUBLIC_ADDRESSES.get(name),
+        )
+        for name, (carrier, role, _address) in CARRIER_ADDRESSES.items()
+    ]
+
+
 def carrier_listeners(
     port: int = 5683, dtls_port: int | None = 5684, addresses: dict[str, str] | None = None
 ) -> list[ListenerSettings]:
-    """One listener per carrier host; `addresses` overrides the address of a listener by name
-    (containers bind 0.0.0.0 and set `public_host`). Tests pass port 0 (ephemeral)."""
+    """One listener per carrier host; `addresses` overrides the address of a listener by name.
+    Tests pass port 0 (ephemeral)."""
     chosen = addresses or {}
     return [
         ListenerSettings(
@@ -73,13 +115,29 @@ class Settings(BaseSettings):
     # `auth_failure_window` seconds; the next ones are answered 429 until the window passes.
     auth_failure_limit: int = 20
     auth_failure_window: float = 60.0
+    # The same per key prefix (`auth_failure_limit`) and for all addresses together: rotating
+    # source addresses do not escape the limit.
+    auth_failure_global_limit: int = 40
+    # What a Register / Update may claim (beyond: 4.00 with the reason).
+    registration_max_endpoint_length: int = 128
+    registration_max_link_payload: int = 64 * 1024
+    registration_max_object_links: int = 1000
+    # Push receivers of products may be on loopback / private addresses (a developer's local
+    # receiver); off in docker compose. Never the cloud's own ports nor link-local addresses.
+    push_allow_private: bool = True
     # Add the default carrier listeners (`carrier_listeners()`) to `listeners`.
     carrier_map: bool = False
+    # With `carrier_map`: bind every carrier listener on this one address, each carrier on its own
+    # ports (`CARRIER_PORTS`), instead of one loopback address per carrier (docker compose).
+    carrier_host: str | None = None
 
     def all_listeners(self) -> list[ListenerSettings]:
         """`listeners`, plus the carrier listeners when `carrier_map` is set (names not taken)."""
         result = list(self.listeners)
         if self.carrier_map:
             taken = {spec.name for spec in result}
-            result.extend(spec for spec in carrier_listeners() if spec.name not in taken)
+            carriers = (
+                shared_carrier_listeners(self.carrier_host) if self.carrier_host else carrier_listeners()
+            )
+            result.extend(spec for spec in carriers if spec.name not in taken)
         return result

@@ -117,6 +117,11 @@ class AtEngine:
             else:
                 self._buffer.append(byte)
 
+    def discard_partial_line(self) -> None:
+        """Forget the bytes of an unfinished line (a new connection starts on an empty line)."""
+        self._buffer.clear()
+        self._overflow = False
+
     def _end_line(self) -> None:
         raw = bytes(self._buffer)
         overflow = self._overflow

@@ -21,7 +21,8 @@ Design choices:
 - Cancellation is aiocoap's: a GET with the same token, or a Reset to a notification, makes
   aiocoap cancel the observation's task; the `finally` clause tells the handler.
 - Default read formats: a single resource in plain text (opaque resources in 42) unless the
-  handler or the settings name one; instances and objects in TLV (1.0) or SenML CBOR (1.1).
+  handler or the settings name one; instances and objects in TLV (1.0), SenML CBOR (1.1) or LwM2M
+  CBOR (1.2, content format 11544).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class ClientSettings:
     local_port: int = 0
     object_links: Callable[[], ObjectLinks] = _no_objects
     # Read format for instances / objects when the server sends no Accept; None = TLV for 1.0,
-    # SenML CBOR for 1.1.
+    # SenML CBOR for 1.1, LwM2M CBOR for 1.2.
     preferred_content_format: int | None = None
     # Extra options on Register / Update / Bootstrap-Request, e.g. OneNET's auth code in option 63.
     extra_options: Sequence[tuple[int, bytes]] = ()
@@ -63,14 +63,19 @@ class ClientSettings:
 
     @property
     def is_1_1(self) -> bool:
-        return self.lwm2m_version.startswith("1.1")
+        """LwM2M 1.1 or later (1.2 keeps the 1.1 registration forms: `Q`, `ct=`)."""
+        return self.lwm2m_version != "1.0"
 
     @property
     def container_format(self) -> int:
-        """The format of instance / object reads when the server does not say (Accept)."""
+        """The format of instance / object reads when the server does not say (Accept), and the
+        one declared in the registration (`ct=`) by 1.1+ clients: TLV for 1.0, SenML CBOR for
+        1.1, LwM2M CBOR (Core 1.2 §7.4.7) for 1.2."""
         if self.preferred_content_format is not None:
             return self.preferred_content_format
-        return ContentFormat.SENML_CBOR if self.is_1_1 else ContentFormat.TLV
+        if self.lwm2m_version == "1.0":
+            return ContentFormat.TLV
+        return ContentFormat.LWM2M_CBOR if self.lwm2m_version == "1.2" else ContentFormat.SENML_CBOR
 
     @property
     def remote(self) -> tuple[str, int]:

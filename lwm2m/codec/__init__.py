@@ -7,7 +7,7 @@ Every codec module exposes the same two functions:
 
 `path` is the request path the payload belongs to (a Read's target, a Write's target). Decoders
 raise `CodecError` on malformed input and nothing else. The multi-path formats (SenML JSON,
-SenML CBOR, LwM2M JSON) also expose
+SenML CBOR, LwM2M JSON, LwM2M CBOR) also expose
 
     encode_composite(nodes: Mapping[Path, Node], model) -> bytes
     decode_composite(payload: bytes, model) -> dict[Path, Node]
@@ -43,7 +43,7 @@ class TimestampedValue:
 
 
 def _module(content_format: int) -> ModuleType:
-    from lwm2m.codec import cbor, lwm2m_json, opaque, senml_cbor, senml_json, text, tlv
+    from lwm2m.codec import cbor, lwm2m_cbor, lwm2m_json, opaque, senml_cbor, senml_json, text, tlv
 
     try:
         fmt = ContentFormat(content_format).canonical
@@ -57,6 +57,7 @@ def _module(content_format: int) -> ModuleType:
         ContentFormat.LWM2M_JSON: lwm2m_json,
         ContentFormat.SENML_JSON: senml_json,
         ContentFormat.SENML_CBOR: senml_cbor,
+        ContentFormat.LWM2M_CBOR: lwm2m_cbor,
     }
     if fmt not in modules:
         raise UnsupportedContentFormat(content_format, "not a node format")
@@ -64,7 +65,7 @@ def _module(content_format: int) -> ModuleType:
 
 
 COMPOSITE_FORMATS = frozenset({ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR})
-MULTI_PATH_FORMATS = COMPOSITE_FORMATS | {ContentFormat.LWM2M_JSON}
+MULTI_PATH_FORMATS = COMPOSITE_FORMATS | {ContentFormat.LWM2M_JSON, ContentFormat.LWM2M_CBOR}
 
 
 def encode(node: Node, path: Path, content_format: int, model: ModelRegistry) -> bytes:

@@ -8,14 +8,16 @@ The app starts the HTTP push and cached-command services in its lifespan (and st
 LwM2M server itself is started and stopped by its owner. Request bodies larger than
 `Settings.max_payload` are refused with 413 before they are read.
 
-Failed key attempts are limited per client address (`KeyAttemptLimit`, counts kept by
-`server.api.deps.KeyAttemptLimiter`): a request that carries a key (header `api-key` or query
+Failed key attempts are limited per client address, per key prefix and in all (`KeyAttemptLimit`,
+counts kept by `server.api.deps.KeyAttemptLimiter`): a request that carries a key (header `api-key` or query
 `api_key`) and is answered 401, or a WebSocket closed with 4401, counts as one failure; after
-`Settings.auth_failure_limit` failures within `Settings.auth_failure_window` seconds every request
-of that address that carries a key is answered 429 `{"errno": 1, "error": "auth failed: too many
-failed key attempts"}` with `Retry-After` (WebSockets: closed with 4429) until the window passes.
-Requests without a key are not counted (they name no key to guess) and others' requests are
-unaffected. The errno stays 1 (auth failed) so that OneNET clients treat it as a key problem.
+`Settings.auth_failure_limit` failures within `Settings.auth_failure_window` seconds of one address
+(or with keys of one prefix) every request of that address (or with a key of that prefix) that
+carries a key is answered 429 `{"errno": 1, "error": "auth failed: too many failed key attempts"}`
+with `Retry-After` (WebSockets: closed with 4429) until the window passes; after
+`Settings.auth_failure_global_limit` failures of all addresses together, every request that
+carries a key is (rotating source addresses do not escape). Requests without a key are not
+counted (they name no key to guess). The errno stays 1 (auth failed) so that OneNET clients treat it as a key problem.
 The address is the TCP peer: behind a reverse proxy all callers share the proxy's address.
 
 A WebSocket route that closes before accepting would make the server refuse the handshake with
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api import errors
 from server.api.deps import KeyAttemptLimiter
+from server.api.docs import install_docs
 from server.api.errors import ApiError
 from server.api.modules import ModuleHost
 from server.api.onenet.requests import OneNetRequests
@@ -92,13 +95,18 @@ CLOSE_BLOCKED = 4429
 _BLOCKED_BODY = b'{"errno":1,"error":"auth failed: too many failed key attempts"}'
 
 
-def carries_key(scope: Scope) -> bool:
-    """Whether the request names a key (header `api-key` or `authorization`, or query `api_key`)."""
+def key_of(scope: Scope) -> str | None:
+    """The key the request names (header `api-key`, else query `api_key`), None without one. An
+    `authorization` token counts as `<product id>:token` (from its `res=products/{pid}`), so its
+    failures fall in that product's bucket, not in one bucket shared by every token."""
     for name, value in scope.get("headers", []):
-        if name in (b"api-key", b"authorization") and value:
-            return True
+        if name == b"api-key" and value:
+            return bytes(value).decode("latin-1")
+        if name == b"authorization" and value:
+            fields = parse_qs(bytes(value).decode("latin-1"))
+            return fields.get("res", [""])[0].rpartition("/")[2] + ":token"
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return any(query.get("api_key", []))
+    return next((k for k in query.get("api_key", []) if k), None)
 
 
 class KeyAttemptLimit:
@@ -115,13 +123,14 @@ class KeyAttemptLimit:
             return
         client = scope.get("client")
         address = str(client[0]) if client else "unknown"
-        keyed = carries_key(scope)
-        retry_after = self.limiter.retry_after(address) if keyed else None
+        key = key_of(scope)
+        keyed = key is not None
+        retry_after = self.limiter.retry_after(address, key) if keyed else None
         if scope["type"] == "http":
             if retry_after is not None:
                 await self._refuse_http(send, retry_after)
                 return
-            await self.app(scope, receive, self._watch_http(scope, send, address, keyed))
+            await self.app(scope, receive, self._watch_http(scope, send, address, key))
             return
         if retry_after is not None:
             await receive()  # websocket.connect
@@ -130,20 +139,20 @@ class KeyAttemptLimit:
                 {"type": "websocket.close", "code": CLOSE_BLOCKED, "reason": "too many failed key attempts"}
             )
             return
-        await self.app(scope, receive, self._watch_websocket(send, address, keyed))
+        await self.app(scope, receive, self._watch_websocket(send, address, key))
 
-    def _watch_http(self, scope: Scope, send: Send, address: str, keyed: bool) -> Send:
+    def _watch_http(self, scope: Scope, send: Send, address: str, key: str | None) -> Send:
         async def watched(message: Message) -> None:
             # OneNET routes answer a refused key with HTTP 200 and errno 1 (server.api.errors):
             # the error handler marks the request instead.
             refused = message.get("status") == 401 or scope.get("state", {}).get("auth_failed")
-            if keyed and message["type"] == "http.response.start" and refused:
-                self.limiter.failed(address)
+            if key is not None and message["type"] == "http.response.start" and refused:
+                self.limiter.failed(address, key)
             await send(message)
 
         return watched
 
-    def _watch_websocket(self, send: Send, address: str, keyed: bool) -> Send:
+    def _watch_websocket(self, send: Send, address: str, key: str | None) -> Send:
         accepted = False
 
         async def watched(message: Message) -> None:
@@ -151,8 +160,8 @@ class KeyAttemptLimit:
             if message["type"] == "websocket.accept":
                 accepted = True
             elif message["type"] == "websocket.close":
-                if keyed and message.get("code") == CLOSE_UNKNOWN_KEY:
-                    self.limiter.failed(address)
+                if key is not None and message.get("code") == CLOSE_UNKNOWN_KEY:
+                    self.limiter.failed(address, key)
                 if not accepted:
                     accepted = True
                     await send({"type": "websocket.accept"})
@@ -207,6 +216,8 @@ def create_app(
         version="1.0",
         description="OneNET-compatible northbound API and the native /api/v1 of the testbed.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by server.api.docs
+        redoc_url=None,
     )
     app.state.server = server
     app.state.module_host = module_host
@@ -218,8 +229,13 @@ def create_app(
     app.include_router(events_router, prefix="/api/v1", tags=["events"])
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
     app.include_router(cluster_router, prefix="/api/v1", tags=["cluster"])
+    install_docs(app)
     app.add_middleware(BodyLimit, limit=server.settings.max_payload)  # type: ignore[arg-type]
-    limiter = KeyAttemptLimiter(server.settings.auth_failure_limit, server.settings.auth_failure_window)
+    limiter = KeyAttemptLimiter(
+        server.settings.auth_failure_limit,
+        server.settings.auth_failure_window,
+        global_limit=server.settings.auth_failure_global_limit,
+    )
     app.state.key_attempts = limiter
     app.add_middleware(KeyAttemptLimit, limiter=limiter)  # type: ignore[arg-type]
     app.add_middleware(OneNetRequests)  # type: ignore[arg-type]

@@ -8,9 +8,9 @@ Beside `api-key`, OneNET's `authorization` token (server/api/onenet/token.py: `r
 signed with that product's key, not expired) stands for the product's master key. A refused token
 is errno 1 `auth failed` with the reason.
 
-Failed key attempts (a key given that is none of ours) are counted per client address by
-`KeyAttemptLimiter`; the app's `KeyAttemptLimit` middleware (server/api/app.py) answers 429 once
-an address made too many.
+Failed key attempts (a key given that is none of ours) are counted per client address, per key
+prefix and in all by `KeyAttemptLimiter`; the app's `KeyAttemptLimit` middleware
+(server/api/app.py) answers 429 once one of them made too many.
 """
 
 from __future__ import annotations
@@ -69,49 +69,71 @@ def resolve_key(server: Lwm2mServer, key: str | None) -> Principal | None:
     return None
 
 
+KEY_PREFIX_LENGTH = 6
+GLOBAL_BUCKET = "*"
+
+
 class KeyAttemptLimiter:
-    """Failed key attempts per client address: after `limit` failures within `window` seconds the
-    address is blocked for `window` seconds (every request with a key answered 429, even a right
-    key, so that the block is no oracle for guessing). Addresses beyond `max_addresses` push out
-    the one seen longest ago, so memory stays bounded under a flood of sources."""
+    """Failed key attempts, counted three ways so that rotating source addresses do not escape:
+    per client address and per key prefix (its first `KEY_PREFIX_LENGTH` characters) up to
+    `limit`, and all together up to `global_limit`, each within `window` seconds. A bucket at its
+    limit is blocked for `window` seconds: every request with a key that falls in a blocked bucket
+    is answered 429, even a right key, so that the block is no oracle for guessing (while the
+    global bucket is blocked, that is every keyed request). Buckets beyond `max_addresses` push
+    out the one seen longest ago, so memory stays bounded under a flood of sources and keys."""
 
     def __init__(
         self,
         limit: int,
         window: float,
         *,
+        global_limit: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_addresses: int = 10_000,
     ) -> None:
         self.limit = limit
+        self.global_limit = global_limit if global_limit is not None else 2 * limit
         self.window = window
         self.clock = clock
         self.max_addresses = max_addresses
         self._failures: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
 
-    def retry_after(self, address: str) -> float | None:
-        """Seconds until `address` may try again, or None when it is not blocked."""
-        until = self._blocked_until.get(address)
-        if until is None:
-            return None
-        left = until - self.clock()
-        if left <= 0:
-            del self._blocked_until[address]
-            return None
-        return left
+    @staticmethod
+    def _buckets(address: str, key: str | None) -> list[str]:
+        buckets = [f"a:{address}", GLOBAL_BUCKET]
+        if key:
+            buckets.append(f"k:{key[:KEY_PREFIX_LENGTH]}")
+        return buckets
 
-    def failed(self, address: str) -> None:
-        """Count one failed key attempt of `address` (blocking it at the limit)."""
+    def retry_after(self, address: str, key: str | None = None) -> float | None:
+        """Seconds until a request of `address` with `key` may try again, or None when it is not
+        blocked."""
         now = self.clock()
-        failures = self._failures.pop(address, None) or deque()
-        self._failures[address] = failures  # re-inserted: the dict's order is recency
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        failures.append(now)
-        if len(failures) >= self.limit:
-            del self._failures[address]
-            self._blocked_until[address] = now + self.window
+        longest: float | None = None
+        for bucket in self._buckets(address, key):
+            until = self._blocked_until.get(bucket)
+            if until is None:
+                continue
+            left = until - now
+            if left <= 0:
+                del self._blocked_until[bucket]
+                continue
+            longest = left if longest is None else max(longest, left)
+        return longest
+
+    def failed(self, address: str, key: str | None = None) -> None:
+        """Count one failed key attempt of `address` with `key` (blocking a bucket at its limit)."""
+        now = self.clock()
+        for bucket in self._buckets(address, key):
+            failures = self._failures.pop(bucket, None) or deque()
+            self._failures[bucket] = failures  # re-inserted: the dict's order is recency
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            failures.append(now)
+            if len(failures) >= (self.global_limit if bucket == GLOBAL_BUCKET else self.limit):
+                del self._failures[bucket]
+                self._blocked_until[bucket] = now + self.window
         while len(self._failures) > self.max_addresses:
             del self._failures[next(iter(self._failures))]
         if len(self._blocked_until) > self.max_addresses:
@@ -178,35 +200,36 @@ AdminKey = Annotated[Principal, Depends(require_admin)]
 def visible_device(server: Lwm2mServer, principal: Principal, device_id: Any) -> Device:
     """The provisioned device `device_id` if the caller may see it (404 otherwise, so that keys
     cannot probe for devices of other products)."""
-    try:
-        number = int(str(device_id))
-    except ValueError:
-        raise not_found("device") from None
-    device = server.provisioning.device(number)
+    text = str(device_id)
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # int() takes "+1", " 1", "١٢"
+        raise not_found("device")
+    device = server.provisioning.device(int(text))
     if device is None or not principal.can_see(device):
         raise not_found("device")
     return device
 
 
 def device_by_imei(server: Lwm2mServer, principal: Principal, imei: str) -> Device:
-    """The device with this IMEI that the caller may see (OneNET devices first). None is errno 1
+    """The device with this IMEI that the caller may see (for the admin, who may see several:
+    the one of the carrier with the lowest platform number, OneNET's first). None is errno 1
     `auth failed`, as in OneNET's NB-IoT error table ("check that the api-key matches the imei"),
     for an unknown IMEI as for another product's (so that keys cannot probe)."""
     candidates = [d for d in server.provisioning.devices_by_imei(imei) if principal.can_see(d)]
     if not candidates:
         raise ApiError(AUTH_FAILED, "auth failed: the api-key does not match the imei", 404)
-    candidates.sort(key=lambda d: (d.carrier != "onenet", d.id))
+    profiles = server.carriers.profiles
+    candidates.sort(key=lambda d: (profiles[d.carrier].rules.platform if d.carrier in profiles else 99, d.id))
     return candidates[0]
 
 
-def expected_endpoint(device: Device) -> str | None:
-    """The endpoint name of `device` (bound, or the carrier's pattern)."""
-    return Lwm2mServer.endpoint_of(device)
+def expected_endpoint(server: Lwm2mServer, device: Device) -> str | None:
+    """The name the registrations of `device` are kept under (see `DeviceDirectory.endpoint_of`)."""
+    return server.endpoint_of(device)
 
 
 def online_endpoint(server: Lwm2mServer, device: Device) -> str:
     """The endpoint of a registered device, else errno 2001."""
-    endpoint = expected_endpoint(device)
+    endpoint = expected_endpoint(server, device)
     if endpoint is None or server.registration(endpoint) is None:
         raise ApiError(2001, "device not online", 409)
     return endpoint

@@ -14,6 +14,7 @@ The status each error would have on `/api/v1` travels in `ApiError.status`; `sta
         DeviceTimeout                    -> 504, errno 5106, reason 5 (timeout)
         DeviceUnreachable                -> 502, errno 5106, reason 12 (offline)
         RequestFailed (CoAP 4.xx/5.xx)   -> 502, errno 5106, reason from OneNET's table
+        UndecodableAnswer                -> 502, errno 5106, reason 7 (response error) and why
         BadArgument                      -> 400, errno 5108 "invalid parameter"
     request validation                   -> 400, errno 3 (missing) or 5108 (invalid)
     anything else                        -> 500, errno 7 "service internal error" (logged)
@@ -43,6 +44,7 @@ from server.services.errors import (
     DeviceUnreachable,
     RequestFailed,
     ServerError,
+    UndecodableAnswer,
     UnknownEndpoint,
 )
 
@@ -139,6 +141,8 @@ def from_server_error(exc: ServerError) -> ApiError:
         return device_failure(12, str(exc))
     if isinstance(exc, RequestFailed):
         return device_failure(reason_of(exc.code), exc.dotted)
+    if isinstance(exc, UndecodableAnswer):
+        return device_failure(7, str(exc))
     if isinstance(exc, BadArgument):
         return invalid(str(exc))
     return ApiError(INTERNAL, "service internal error", 500)

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
 
-from server.api.deps import CurrentKey, Principal, ServerDep, resolve_key
+from server.api.deps import CurrentKey, Principal, ServerDep, resolve_key, visible_device
+from server.api.errors import INVALID_PARAMETER, NOT_FOUND, ApiError, invalid, not_found
 from server.lwm2m_server import Lwm2mServer
 
 
@@ -27,6 +29,7 @@ class ModuleInfo:
     imsi: str
     endpoint: str | None
     carrier: str | None
+    quick_lines: tuple[str, ...] = ()  # the console's quick AT lines the model answers
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,12 +44,29 @@ class ModuleHost(Protocol):
         """Call `callback(line)` for each output line; returns the unsubscribe function."""
         ...
 
+    def models(self) -> list[str]: ...
+
+    async def start_module(self, model: str, *, imei: str, imsi: str) -> str: ...
+
+    async def remove(self, module_id: str) -> None: ...
+
 
 def may_use(server: Lwm2mServer, principal: Principal, module: ModuleInfo) -> bool:
-    """The admin uses every module; other keys the modules whose IMEI is one of their devices."""
+    """The admin uses every module; other keys the module whose device is theirs: the device row
+    its registration is kept under, else the device of its IMEI at the module's own carrier (a
+    device of another carrier with the same IMEI gives no access)."""
     if principal.is_admin:
         return True
-    return any(principal.can_see(d) for d in server.provisioning.devices_by_imei(module.imei))
+    if module.endpoint and module.carrier:
+        for name in (module.endpoint, f"{module.endpoint}@{module.carrier}"):
+            device = server.device_of(name)
+            if device is not None and device.carrier == module.carrier:
+                return principal.can_see(device)
+    return any(
+        principal.can_see(d)
+        for d in server.provisioning.devices_by_imei(module.imei)
+        if module.carrier is not None and d.carrier == module.carrier
+    )
 
 
 def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:
@@ -55,16 +75,28 @@ def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:
     return next((m for m in host.list() if m.id == module_id), None)
 
 
-def module_for_device(host: ModuleHost | None, imei: str | None, endpoint: str | None) -> str | None:
+def module_for_device(
+    host: ModuleHost | None, imei: str | None, endpoint: str | None, carrier: str | None = None
+) -> str | None:
+    """The hosted module of a device: the one registering as its endpoint, else the one with its
+    IMEI at its carrier (a module of another carrier with the same IMEI is not its)."""
     if host is None:
         return None
     for module in host.list():
-        if (endpoint and module.endpoint == endpoint) or (imei and module.imei == imei):
+        if (
+            endpoint
+            and module.endpoint == endpoint
+            and (carrier is None or module.carrier in (None, carrier))
+        ):
+            return module.id
+        if imei and module.imei == imei and (carrier is None or module.carrier in (None, carrier)):
             return module.id
     return None
 
 
 router = APIRouter()
+# The IMSI of a module for a device provisioned without one (the emulator's default).
+DEFAULT_IMSI = "460041234567890"
 
 
 async def get_module_host(request: Request) -> ModuleHost | None:
@@ -79,6 +111,54 @@ ModuleHostDep = Annotated[ModuleHost | None, Depends(get_module_host)]
 async def list_modules(server: ServerDep, principal: CurrentKey, host: ModuleHostDep) -> dict[str, Any]:
     items = [m.as_dict() for m in (host.list() if host else []) if may_use(server, principal, m)]
     return {"items": items}
+
+
+class ModuleStart(BaseModel):
+    device_id: int = Field(ge=0, le=2**31)
+    model: str = Field(min_length=1, max_length=16)
+
+
+def _host(host: ModuleHost | None) -> ModuleHost:
+    if host is None:
+        raise ApiError(NOT_FOUND, "this server hosts no emulated modules", 404)
+    return host
+
+
+@router.get("/modules/models")
+async def module_models(_principal: CurrentKey, host: ModuleHostDep) -> dict[str, Any]:
+    """The models an emulated module can be started as (the emulator's model table)."""
+    return {"items": host.models() if host is not None else []}
+
+
+@router.post("/modules")
+async def start_module(
+    body: ModuleStart, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+) -> dict[str, Any]:
+    """Power on an emulated module for a provisioned device (its IMEI and IMSI); the module
+    waits for AT commands (GET /devices/{id}/connect-commands lists them)."""
+    hosting = _host(host)
+    device = visible_device(server, principal, body.device_id)
+    if body.model not in hosting.models():
+        raise invalid(f"model: one of {', '.join(hosting.models())}")
+    if module_for_device(hosting, device.imei, None) is not None:
+        raise ApiError(INVALID_PARAMETER, "an emulated module with this IMEI runs already", 409)
+    module_id = await hosting.start_module(body.model, imei=device.imei, imsi=device.imsi or DEFAULT_IMSI)
+    module = find_module(hosting, module_id)
+    assert module is not None
+    return module.as_dict()
+
+
+@router.delete("/modules/{module_id}")
+async def stop_module(
+    module_id: str, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+) -> dict[str, Any]:
+    """Power the module off (its registration stays until it expires) and stop hosting it."""
+    hosting = _host(host)
+    module = find_module(hosting, module_id)
+    if module is None or not may_use(server, principal, module):
+        raise not_found("module")
+    await hosting.remove(module_id)
+    return {"ok": True}
 
 
 @router.websocket("/modules/{module_id}/at")

@@ -14,7 +14,8 @@ Design choices:
 * **Endpoint names** follow the manual's patterns: 1 `IMEI`, 2 `IMEI;IMSI`, 3 `urn:imei:IMEI`,
   4 `urn:imei-imsi:IMEI-IMSI`; a profile lists the ones its carrier accepts.
 * **Per-device carrier data lives in `Device.attributes`** (no schema change), under the keys
-  below; generic endpoint PSKs (the custom listener) stay in `SecurityService`.
+  below; the device directory (`server.services.directory`) is their only writer of keys and the
+  only DTLS key lookup.
 * Hooks (`after_register`) receive a `CarrierCloud`: the few server operations a carrier
   performs on its own (observe, discover, read), typed as a protocol so that this package does
   not import the server composition.
@@ -33,7 +34,6 @@ from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.services.errors import RequestFailed
 from server.services.provisioning import Device, Provisioning
-from server.services.security import decode_key
 
 # Device.attributes keys used by the carrier layer.
 ATTR_PSK: Final = "psk"  # OneNET: bootstrap-server PSK; CTWing / Huawei: the device PSK
@@ -102,6 +102,8 @@ class CarrierRules:
     # Check OneNET's auth code (option 63) against Device.auth_code.
     checks_auth_code: bool = False
     psk_encodings: tuple[str, ...] = ("string",)
+    # Devices of this carrier connect over DTLS only (plaintext Register / Bootstrap: 4.03).
+    requires_security: bool = False
     lifetime_range: tuple[int, int] = (1, 0x0FFFFFFF)
     bindings: frozenset[str] = frozenset({"U", "UQ"})
     auto_observe: AutoObserve = AutoObserve.NONE
@@ -219,37 +221,20 @@ class CarrierProfile:
             return Refusal(CoapCode.BAD_REQUEST, f"binding {binding} not supported at {self.name}")
         return None
 
-    # --- DTLS ------------------------------------------------------------------------------------
+    # --- names and DTLS ------------------------------------------------------------------------
+
+    def default_endpoint(self, imei: str, imsi: str | None) -> str:
+        """The endpoint name a device of this carrier registers with, by the first pattern of
+        the carrier that the known values fill (the IMEI alone otherwise)."""
+        for pattern in self.rules.endpoint_patterns:
+            if pattern in (PATTERN_IMEI_IMSI, PATTERN_URN_IMEI_IMSI) and not imsi:
+                continue
+            return endpoint_name(pattern, imei, imsi)
+        return imei
 
     def psk_attribute(self, role: str) -> str:
         """Which Device.attributes key holds the key for a listener of `role`."""
         return ATTR_PSK
-
-    def psk_for(self, provisioning: Provisioning, identity: bytes, role: str) -> bytes | None:
-        """The key of a DTLS `identity` at this carrier's listener of `role`, else None."""
-        try:
-            text = identity.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        candidates = provisioning.devices_by_imei(text, self.name) if text.isdigit() else []
-        if not candidates:
-            candidates = [
-                d
-                for d in provisioning.devices(carrier=self.name)
-                if d.attributes.get(ATTR_PSK_IDENTITY) == text
-            ]
-        for device in candidates:
-            if psk_identity_of(device) != text:
-                continue
-            key = device.attributes.get(self.psk_attribute(role))
-            if not key:
-                continue
-            encoding = str(device.attributes.get(ATTR_PSK_ENCODING) or self.rules.psk_encodings[0])
-            try:
-                return decode_key(str(key), encoding)
-            except Exception:
-                return None
-        return None
 
     # --- hooks -----------------------------------------------------------------------------------
 

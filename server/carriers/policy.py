@@ -1,14 +1,11 @@
-"""Applying carrier profiles: which profile a listener speaks for, the `RegistrationPolicy` that
-admits or refuses Register / Update by that profile, the per-listener DTLS key lookup, and what
-the carrier does once a device registered (auto-subscriptions, object 19 application data).
+"""Applying carrier profiles: which profile a listener speaks for, and what the carrier does
+once a device registered (auto-subscriptions, object 19 application data). Who may register and
+under which name is the device directory's business (`server.services.directory`), which asks
+the profiles this class holds.
 
 Design choices:
 
-* `CarrierPolicy.check_register` stays synchronous (the `RegistrationPolicy` protocol): it admits
-  against the in-memory provisioning index and remembers the admitted device, which `bind` then
-  records as the device's endpoint once the registration is stored.
-* Listeners of the custom profile (not strict) keep the plain LwM2M server's rules: the
-  fallback policy (identity == endpoint, or the SecurityService identity map) decides.
+* Listeners of the custom profile (not strict) are the open listener of a plain LwM2M server.
 * A bootstrap listener accepts no Register (4.03): a device registers at the access server.
 * Uplink application data: a stored notification of /19/0/0 at an object-19 carrier is
   republished as an `appdata.uplink` event (hex payload); `send_appdata` writes /19/1/0.
@@ -21,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lwm2m.numbers import CoapCode, ContentFormat
+from lwm2m.numbers import ContentFormat
 from lwm2m.path import Path
 from server.carriers import default_profiles
 from server.carriers.base import (
@@ -36,8 +33,6 @@ from server.carriers.custom import CustomProfile
 from server.domain import Registration
 from server.events import Event, EventBus
 from server.services.provisioning import Device, Provisioning
-from server.services.registration import RegistrationPolicy
-from server.services.requests import RegisterRequest, UpdateRequest
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +41,12 @@ ROLE_BOOTSTRAP = "bootstrap"
 
 
 class CarrierPolicy:
-    """`RegistrationPolicy` dispatching by listener to its carrier profile."""
+    """The carrier profile of each listener, and the carrier's own work after a registration."""
 
-    def __init__(
-        self,
-        provisioning: Provisioning,
-        fallback: RegistrationPolicy,
-        profiles: dict[str, CarrierProfile] | None = None,
-    ) -> None:
+    def __init__(self, provisioning: Provisioning, profiles: dict[str, CarrierProfile] | None = None) -> None:
         self.provisioning = provisioning
-        self.fallback = fallback
         self.profiles = profiles if profiles is not None else default_profiles()
         self._listeners: dict[str, tuple[CarrierProfile, str]] = {}
-        self._admitted: dict[tuple[str, str], Device] = {}
         # The last refusal per endpoint (for logs, tests and the console).
         self.refusals: dict[str, Refusal] = {}
         # What the carrier last learned on its own per endpoint, set once it tried ({}: nothing).
@@ -86,78 +74,13 @@ class CarrierPolicy:
     def listeners_of(self, carrier: str, role: str) -> list[str]:
         return [n for n, (p, r) in self._listeners.items() if p.name == carrier and r == role]
 
-    def _applies(self, listener: str) -> CarrierProfile | None:
-        """The profile whose rules apply at `listener`; None = the plain server's rules."""
+    def strict_profile(self, listener: str) -> CarrierProfile | None:
+        """The profile whose rules apply at `listener`; None = an open listener (a plain LwM2M
+        server's: any endpoint may register)."""
         profile = self.profile_for(listener)
         if profile is None or (isinstance(profile, CustomProfile) and not profile.strict):
             return None
         return profile
-
-    def psk_lookup(self, listener: str) -> Callable[[bytes], bytes | None] | None:
-        """The DTLS key lookup of a carrier listener; None = use the SecurityService."""
-        profile = self._applies(listener)
-        if profile is None:
-            return None
-        role = self.role_of(listener)
-
-        def lookup(identity: bytes) -> bytes | None:
-            return profile.psk_for(self.provisioning, identity, role)
-
-        return lookup
-
-    # --- RegistrationPolicy ----------------------------------------------------------------------
-
-    def _refuse(self, endpoint: str, refusal: Refusal) -> CoapCode:
-        log.info("refused %s: %s", endpoint, refusal.reason)
-        self.refusals[endpoint] = refusal
-        return refusal.code
-
-    def check_register(self, request: RegisterRequest) -> CoapCode | None:
-        listener = request.origin.listener
-        profile = self._applies(listener)
-        if profile is None:
-            return self.fallback.check_register(request)
-        if self.role_of(listener) == ROLE_BOOTSTRAP:
-            return self._refuse(request.endpoint, Refusal(CoapCode.FORBIDDEN, "this is a bootstrap server"))
-        bad = profile.check_registration_values(request.lifetime, request.binding)
-        if bad is not None:
-            return self._refuse(request.endpoint, bad)
-        admitted = profile.admit(
-            self.provisioning, request.endpoint, request.options, request.origin.secure_identity
-        )
-        if isinstance(admitted, Refusal):
-            return self._refuse(request.endpoint, admitted)
-        if admitted is not None:
-            self._admitted[(listener, request.endpoint)] = admitted
-        return None
-
-    def check_update(self, request: UpdateRequest, registration: Registration) -> CoapCode | None:
-        listener = request.origin.listener
-        profile = self._applies(listener)
-        if profile is None:
-            return self.fallback.check_update(request, registration)
-        bad = profile.check_registration_values(request.lifetime, request.binding)
-        if bad is not None:
-            return self._refuse(registration.endpoint, bad)
-        admitted = profile.admit(
-            self.provisioning,
-            registration.endpoint,
-            request.options,
-            request.origin.secure_identity or registration.secure_identity,
-        )
-        if isinstance(admitted, Refusal):
-            return self._refuse(registration.endpoint, admitted)
-        return None
-
-    # --- after the registration is stored ----------------------------------------------------------
-
-    async def bind(self, request: RegisterRequest) -> Device | None:
-        """Record the endpoint name of the admitted device (after a successful Register)."""
-        device = self._admitted.pop((request.origin.listener, request.endpoint), None)
-        if device is None:
-            return None
-        current = self.provisioning.device(device.id) or device
-        return await self.provisioning.bind_endpoint(current, request.endpoint)
 
     async def after_register(self, cloud: CarrierCloud, reg: Registration) -> list[Path]:
         """The carrier's own requests after a Register (chapter 5 flows)."""

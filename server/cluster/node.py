@@ -119,6 +119,7 @@ class ClusterNode:
             if owner is not None and reg.endpoint not in mine:
                 server.registrations.release(reg.endpoint)
                 self._owners[reg.endpoint] = owner
+        server.provisioning.stored_device = self._stored_device
         server.bus.add_listener(self._publish_event)
         server.registrations.on_register(self._claim)
         server.registrations.on_removal(self._removed)
@@ -314,6 +315,11 @@ class ClusterNode:
         if server.registrations.release(endpoint) is not None:
             server.queue.forget(endpoint)
             await server.reporting.forget_endpoint(endpoint, keep_stored=True)
+
+    async def _stored_device(self, endpoint: str) -> Device | None:
+        assert self.repo is not None
+        rows = await self.repo.device_rows([endpoint])
+        return Device.from_row(rows[0]) if rows else None
 
     def _learn_device(self, endpoint: str) -> None:
         """Index, soon, the device row another node stores for `endpoint` (the API finds devices

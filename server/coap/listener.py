@@ -180,6 +180,20 @@ class _UplinkResource(aiocoap.resource.Resource):
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         return True
 
+    async def render_to_pipe(self, pipe: Any) -> None:
+        # Register and Update: the answer is on the wire (aiocoap sends it from add_response,
+        # at the end of the render) before any request of their after-hooks leaves for the peer.
+        request = pipe.request
+        peer = _peer(request.remote) if tuple(request.opt.uri_path)[:1] == ("rd",) else None
+        if peer is None:
+            await super().render_to_pipe(pipe)
+            return
+        gate = self.listener.answering(peer)
+        try:
+            await super().render_to_pipe(pipe)
+        finally:
+            self.listener.answered(peer, gate)
+
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         listener = self.listener
         listener.counters.requests += 1
@@ -311,6 +325,20 @@ def _chain(source: asyncio.Future[Any] | None, target: asyncio.Future[Any]) -> N
     source.add_done_callback(copy)
 
 
+def _retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _owned(request: Any) -> Any:
+    """Give an aiocoap request's response an owner for its outcome. The caller may stop waiting
+    (our timeout, a cancelled caller) while aiocoap goes on retransmitting to a client that died;
+    the final ConRetransmitsExceeded, or the LibraryShutdown of a stop, is then taken here instead
+    of being reported as "Future exception was never retrieved"."""
+    request.response.add_done_callback(_retrieve_outcome)
+    return request
+
+
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -374,6 +402,8 @@ class CoapListener:
         self._subscriptions: dict[bytes, _Subscription] = {}
         self._seen: dict[_MessageKey, asyncio.Future[Any] | None] = {}
         self._seen_order: deque[tuple[float, _MessageKey]] = deque()
+        # Peers whose Register/Update is being answered: downlinks to them wait for the answer.
+        self._answering: dict[tuple[str, int], tuple[int, asyncio.Event]] = {}
         # Observations being set up, by device address; notifications that overtook the set-up.
         self._observing: dict[tuple[str, int], int] = {}
         self._early: dict[_MessageKey, asyncio.Future[Any]] = {}
@@ -632,6 +662,28 @@ class CoapListener:
 
     # --- downlink --------------------------------------------------------------------------------
 
+    def answering(self, peer: tuple[str, int]) -> asyncio.Event:
+        """Hold downlinks to `peer` until `answered`: its registration answer goes first."""
+        count, gate = self._answering.get(peer, (0, asyncio.Event()))
+        self._answering[peer] = (count + 1, gate)
+        return gate
+
+    def answered(self, peer: tuple[str, int], gate: asyncio.Event) -> None:
+        count, current = self._answering.get(peer, (1, gate))
+        if count > 1:
+            self._answering[peer] = (count - 1, current)
+            return
+        self._answering.pop(peer, None)
+        gate.set()
+
+    async def _after_answer(self, address: tuple[str, int], timeout: float) -> None:
+        """The `after_register` ordering: no request reaches a client before the 2.01 (or
+        2.04) of its Register (Update) that is being answered (waiting at most `timeout`)."""
+        held = self._answering.get((address[0], int(address[1])))
+        if held is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(held[1].wait(), timeout)
+
     def _message(self, address: tuple[str, int], downlink: Downlink) -> aiocoap.Message:
         msg = aiocoap.Message(
             code=_METHODS[downlink.method],
@@ -671,14 +723,15 @@ class CoapListener:
     ) -> DownlinkResponse:
         """Send one request to a client and wait for its (block-wise assembled) response.
         `token` reuses a given token (for an Observe=1 cancel); such a request is not block-wise."""
+        await self._after_answer(address, timeout)
         context = self._require_context()
         self.counters.downlinks += 1
         message = self._message(address, downlink)
         if token is not None:
             self._forced_tokens[id(message)] = token
-            request = context.request(message, handle_blockwise=False)
+            request = _owned(context.request(message, handle_blockwise=False))
         else:
-            request = context.request(message)
+            request = _owned(context.request(message))
         return self._response(await self._await_response(request, address, timeout))
 
     async def _await_response(
@@ -710,12 +763,13 @@ class CoapListener:
         """Start an observation; returns the first response and a handle (None if not observed).
         `on_notification` returns the future of the notification's write: a CON notification is
         acknowledged when it completes (module docstring)."""
+        await self._after_answer(address, timeout)
         context = self._require_context()
         self.counters.downlinks += 1
         peer = (address[0], int(address[1]))
         self._observing[peer] = self._observing.get(peer, 0) + 1
         try:
-            request = context.request(self._message(address, downlink))
+            request = _owned(context.request(self._message(address, downlink)))
             first = await self._await_response(request, address, timeout)
         except BaseException:
             self._observe_done(peer)

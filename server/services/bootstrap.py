@@ -1,8 +1,9 @@
 """OneNET's bootstrap server (manual §5.1, §5.2; platforms.md "Bootstrap"; OMA LwM2M Core 1.1.1
 §6.1 client-initiated bootstrap, §6.1.7 Bootstrap-Delete / -Write / -Discover / -Finish).
 
-Flow: `POST /bs?ep=` (with OneNET's auth code in option 63) is admitted like a Register by the
-listener's carrier profile (unknown device, wrong IMSI, wrong auth code: 4.03) and answered
+Flow: `POST /bs?ep=` (with OneNET's auth code in option 63) is admitted by the device directory
+like a Register (unknown device, wrong IMSI, wrong auth code, a device with a PSK in plaintext:
+4.03) and answered
 2.04; then, from the same listener:
 
 1. Bootstrap-Delete `/`. A standards client answers 2.02 and gets the full sequence; OneNET's
@@ -10,8 +11,8 @@ listener's carrier profile (unknown device, wrong IMSI, wrong auth code: 4.03) a
 2. Bootstrap-Write `PUT /0/1`: Security object of the access server: URI exactly
    `coap://a.b.c.d:5683` (NoSec) or, when the bootstrap itself ran over DTLS,
    `coaps://a.b.c.d:5684` (PSK mode, identity = the device's PSK identity, secret = a **new**
-   LwM2M-server PSK of 16 letters and digits, stored in `Device.attributes["access_psk"]` so the
-   access listener's DTLS accepts only the newest); bootstrap flag false, short server id 1,
+   LwM2M-server PSK of 16 letters and digits, written through the device directory, whose index
+   the access listener's DTLS reads: it accepts only the newest); bootstrap flag false, short server id 1,
    hold-off 0.
 3. Standards clients also get `PUT /1/0` (Server object: short id 1, lifetime, binding U) and a
    Bootstrap-Discover `GET /` (link format) whose answer is logged.
@@ -36,10 +37,11 @@ from lwm2m.model import ModelRegistry
 from lwm2m.node import ObjectInstance, SingleResource
 from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
 from lwm2m.path import Path
-from server.carriers.base import ATTR_ACCESS_PSK, ATTR_ACCESS_PSK_AT, CarrierProfile, Refusal, psk_identity_of
+from server.carriers.base import CarrierProfile, Refusal, psk_identity_of
 from server.carriers.policy import ROLE_ACCESS, ROLE_BOOTSTRAP, CarrierPolicy
 from server.events import EventBus
-from server.services.provisioning import Device, Provisioning
+from server.services.directory import DeviceDirectory
+from server.services.provisioning import Device
 from server.services.requests import BootstrapRequest, Downlink, DownlinkResponse, UplinkResult
 
 log = logging.getLogger(__name__)
@@ -109,8 +111,8 @@ class BootstrapServer:
 
     def __init__(
         self,
+        directory: DeviceDirectory,
         policy: CarrierPolicy,
-        provisioning: Provisioning,
         model: ModelRegistry,
         bus: EventBus,
         transports: dict[str, Any],
@@ -118,8 +120,8 @@ class BootstrapServer:
         *,
         timeout: float = 10.0,
     ) -> None:
+        self.directory = directory
         self.policy = policy
-        self.provisioning = provisioning
         self.model = model
         self.bus = bus
         self.transports = transports
@@ -133,11 +135,7 @@ class BootstrapServer:
         profile = self.policy.profile_for(listener)
         if profile is None or self.policy.role_of(listener) != ROLE_BOOTSTRAP:
             return UplinkResult(CoapCode.NOT_FOUND, diagnostic="no bootstrap server here")
-        admitted = profile.admit(
-            self.provisioning, request.endpoint, request.options, request.origin.secure_identity
-        )
-        if admitted is None:
-            admitted = Refusal(CoapCode.FORBIDDEN, "unknown device")
+        admitted = self.directory.admit_bootstrap(request)
         if isinstance(admitted, Refusal):
             log.info("bootstrap of %s refused: %s", request.endpoint, admitted.reason)
             self.bus.publish("bootstrap.refused", request.endpoint, reason=admitted.reason)
@@ -203,9 +201,7 @@ class BootstrapServer:
         )
 
     async def _store_key(self, device: Device, key: str) -> None:
-        current = self.provisioning.device(device.id) or device
-        attributes = {**current.attributes, ATTR_ACCESS_PSK: key, ATTR_ACCESS_PSK_AT: time.time()}
-        await self.provisioning.update_device(device.id, attributes=attributes)
+        await self.directory.issue_access_key(device, key, time.time())
 
     async def _write(
         self, transport: DownlinkTransport, address: tuple[str, int], path: Path, instance: ObjectInstance

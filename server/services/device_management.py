@@ -5,9 +5,14 @@ Delete, and the 1.1 composite operations (Read-Composite `FETCH`, Write-Composit
 Each operation is a JSON-safe `Operation` so that queue mode can persist it, and a coroutine that
 performs it against a registration through the listener it registered on.
 
-Content formats: a caller may ask for one; otherwise reads send no Accept (the client chooses, and
-we decode whatever Content-Format it answers with) and writes use TLV for LwM2M 1.0 clients and
-for 1.1 clients that list it, else SenML CBOR.
+Content formats: a caller may ask for one (plain text, 0, included), and that wins. Otherwise the
+server chooses from what the client declared at registration (`lwm2m=` and the root link's `ct=`):
+reads and observes ask (Accept) a LwM2M 1.0 client for TLV (objects and instances; a resource in
+the client's default) and a 1.1+ client for its declared format (by READ_PREFERENCE when it lists
+several), SenML CBOR when it declares none; writes use TLV for 1.0 clients and for 1.1+ clients
+that list it, else the declared SenML or LwM2M CBOR/JSON format. A partial update is a POST on the
+object instance. Whatever Content-Format an answer carries is decoded; an answer that does not
+decode, or answers another path, is an `UndecodableAnswer`, never a made-up device error.
 """
 
 from __future__ import annotations
@@ -37,10 +42,20 @@ from lwm2m.path import Path
 from lwm2m.values import value_from_jsonable, value_to_jsonable
 from server.domain import Registration
 from server.events import EventBus
-from server.services.errors import BadArgument, RequestFailed
+from server.services.errors import BadArgument, RequestFailed, UndecodableAnswer
 from server.services.requests import Downlink, DownlinkResponse
 from server.store.repository import Store, StoredValue
 
+# The node formats a 1.1+ client may declare (`ct=`), in the order we prefer them for reads.
+READ_PREFERENCE = (
+    ContentFormat.SENML_CBOR,
+    ContentFormat.SENML_JSON,
+    ContentFormat.LWM2M_CBOR,
+    ContentFormat.TLV,
+    ContentFormat.TLV_LEGACY,
+    ContentFormat.LWM2M_JSON,
+    ContentFormat.LWM2M_JSON_LEGACY,
+)
 ATTRIBUTE_NAMES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax")
 
 
@@ -61,6 +76,19 @@ class Operation:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": self.params}
+
+
+def _given_format(params: Mapping[str, Any], otherwise: int | None) -> Any:
+    """The caller's content format (0, plain text, is one), else `otherwise`."""
+    given = params.get("content_format")
+    return otherwise if given is None else given
+
+
+def _format_name(fmt: int) -> str:
+    try:
+        return f"content format {fmt} {ContentFormat(fmt).name}"
+    except ValueError:
+        return f"content format {fmt}, which the server cannot decode"
 
 
 def values_to_json(node: Node, path: Path) -> list[dict[str, Any]]:
@@ -114,9 +142,24 @@ def coerce_value(value: Any, rtype: ResourceType) -> Value:
             return value if isinstance(value, ObjectLink) else ObjectLink.parse(str(value))
         if isinstance(value, bytes):
             return value.decode("utf-8")
+        if not isinstance(value, str | int | float):
+            raise TypeError(f"a {type(value).__name__}")
         return str(value)
-    except (TypeError, ValueError) as exc:
-        raise BadArgument(f"{value!r} is not a valid {rtype.value}") from exc
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise BadArgument(f"{_short(value)} is not a valid {rtype.value}") from exc
+
+
+def _id(key: Any, what: str) -> int:
+    """A resource (instance) id given as a mapping key: 0..65535, as a number or ASCII digits."""
+    text = str(key)
+    if isinstance(key, bool) or not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise BadArgument(f"{_short(key)} is not a {what}")
+    return int(text)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class DeviceManagement:
@@ -135,11 +178,30 @@ class DeviceManagement:
         root = tuple(s for s in reg.root_path.split("/") if s)
         return root + tuple(path.segments)
 
+    @staticmethod
+    def read_format(reg: Registration, path: Path) -> int | None:
+        """The Accept of a Read or Observe the caller gave no format for (module docstring). A
+        1.0 client is asked for TLV above the resource level only: it answers a resource in text
+        or opaque by default, and OneMO modules answer the Observe of a resource the MCU has no
+        value for yet with an empty 2.05 whatever the Accept."""
+        if reg.lwm2m_version == "1.0":
+            return ContentFormat.TLV if path.depth < 3 else None
+        declared = reg.objects.content_formats
+        for fmt in READ_PREFERENCE:
+            if fmt in declared:
+                return int(fmt)
+        return ContentFormat.SENML_CBOR
+
     def write_format(self, reg: Registration, node: Node) -> int:
         formats = reg.objects.content_formats
         if reg.lwm2m_version == "1.0" or not formats or ContentFormat.TLV in formats:
             return ContentFormat.TLV
-        for fmt in (ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON, ContentFormat.LWM2M_JSON):
+        for fmt in (
+            ContentFormat.SENML_CBOR,
+            ContentFormat.SENML_JSON,
+            ContentFormat.LWM2M_CBOR,
+            ContentFormat.LWM2M_JSON,
+        ):
             if fmt in formats:
                 return int(fmt)
         return ContentFormat.TLV
@@ -154,7 +216,9 @@ class DeviceManagement:
             lenient = self._single_value_of_multiple(response.payload, path, fmt)
             if lenient is not None:
                 return lenient
-            raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+            raise UndecodableAnswer(
+                f"the answer to {path} ({_format_name(fmt)}) does not decode: {exc}"
+            ) from exc
 
     def _single_value_of_multiple(self, payload: bytes, path: Path, fmt: int) -> Node | None:
         """Many modules answer a multiple resource (/19/0/0 above all) with one plain value: a
@@ -209,7 +273,7 @@ class DeviceManagement:
         if path.depth == 2 and isinstance(value, Mapping):
             resources = {}
             for rid, raw in value.items():
-                res_path = path.child(int(rid))
+                res_path = path.child(_id(rid, "resource id"))
                 node = self.node_for_write(res_path, raw)
                 assert isinstance(node, SingleResource | MultipleResource)
                 resources[int(rid)] = node
@@ -219,11 +283,14 @@ class DeviceManagement:
             rtype = self.model.resource_type(path.object_id, path.resource_id)
             if self.model.get_resource(path.object_id, path.resource_id) is None:
                 rtype = ResourceType.OPAQUE if isinstance(value, bytes) else ResourceType.STRING
-            if isinstance(value, list | tuple):
+            multiple = self.model.is_multiple(path.object_id, path.resource_id)
+            if isinstance(value, list | tuple) and multiple is not False:
                 value = dict(enumerate(value))
-            if isinstance(value, Mapping):
+            if isinstance(value, Mapping) and multiple is not False:
                 return MultipleResource(
-                    path.resource_id, {int(k): coerce_value(v, rtype) for k, v in value.items()}, rtype
+                    path.resource_id,
+                    {_id(k, "resource instance id"): coerce_value(v, rtype) for k, v in value.items()},
+                    rtype,
                 )
             return SingleResource(path.resource_id, coerce_value(value, rtype), rtype)
         if path.depth == 4:
@@ -249,9 +316,8 @@ class DeviceManagement:
         endpoint = reg.endpoint
 
         if op.kind == "read":
-            response = await transport.send(
-                address, Downlink("GET", seg, accept=p.get("content_format")), timeout
-            )
+            accept = _given_format(p, self.read_format(reg, path))
+            response = await transport.send(address, Downlink("GET", seg, accept=accept), timeout)
             self._check(response, (CoapCode.CONTENT,))
             node = self.decode_response(response, path)
             await self.record_node(endpoint, node, path, "read")
@@ -264,22 +330,26 @@ class DeviceManagement:
             try:
                 links = parse_links(response.payload)
             except CodecError as exc:
-                raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"bad link format: {exc}") from exc
+                raise UndecodableAnswer(f"the discover answer of {path} is not link format: {exc}") from exc
             result = [{"target": link.target, "params": dict(link.params)} for link in links]
             self.bus.publish("request.discover", endpoint, path=str(path), links=result)
             return {"links": result}
 
         if op.kind == "write":
             entries = values_from_json(p["values"])
-            node = build_node(path, entries, self.model.is_multiple)
-            fmt = p.get("content_format") or self.write_format(reg, node)
+            replace = p.get("replace", True)
+            # A partial update is a POST on the object instance carrying only the resources it
+            # changes (Core §5.4.3): a POST on a resource path is an Execute.
+            target = path if replace or path.depth <= 2 else Path(path.object_id, path.instance_id)
+            node = build_node(target, entries, self.model.is_multiple)
+            fmt = _given_format(p, self.write_format(reg, node))
             try:
-                payload = codec.encode(node, path, fmt, self.model)
+                payload = codec.encode(node, target, fmt, self.model)
             except CodecError as exc:
                 raise BadArgument(str(exc)) from exc
-            method = "PUT" if p.get("replace", True) else "POST"
+            method = "PUT" if replace else "POST"
             response = await transport.send(
-                address, Downlink(method, seg, payload, content_format=fmt), timeout
+                address, Downlink(method, self.segments(reg, target), payload, content_format=fmt), timeout
             )
             self._check(response, (CoapCode.CHANGED,))
             self.bus.publish(
@@ -315,7 +385,7 @@ class DeviceManagement:
             instance_id = p.get("instance_id")
             inst_path = path.child(instance_id if instance_id is not None else 0)
             node = build_node(inst_path, values_from_json(p["values"]), self.model.is_multiple)
-            fmt = p.get("content_format") or self.write_format(reg, node)
+            fmt = _given_format(p, self.write_format(reg, node))
             # With an id, TLV wraps the resources in an object-instance TLV (encoded at the object
             # path); without one the client picks the id and gets bare resources. SenML names carry
             # the instance id in every record.
@@ -347,10 +417,13 @@ class DeviceManagement:
                 address, Downlink("FETCH", root, body, content_format=fmt, accept=fmt), timeout
             )
             self._check(response, (CoapCode.CONTENT,))
+            answer_format = response.content_format or fmt
             try:
-                nodes = codec.decode_composite(response.payload, response.content_format or fmt, self.model)
+                nodes = codec.decode_composite(response.payload, answer_format, self.model)
             except CodecError as exc:
-                raise RequestFailed(CoapCode.INTERNAL_SERVER_ERROR, f"undecodable answer: {exc}") from exc
+                raise UndecodableAnswer(
+                    f"the read-composite answer ({_format_name(answer_format)}) does not decode: {exc}"
+                ) from exc
             values: list[dict[str, Any]] = []
             for node_path, node in nodes.items():
                 await self.record_node(endpoint, node, node_path, "read")

@@ -6,6 +6,8 @@
     ├── DeviceTimeout          no answer within the timeout (retransmissions exhausted)
     ├── DeviceUnreachable      the network said no (ICMP error, transport gone)
     ├── RequestFailed          the device answered with an error code (carries it)
+    ├── UndecodableAnswer      the device answered with something that does not answer the
+    │                          request, or in a format the server cannot decode (says which)
     └── BadArgument            the request itself is invalid (path, value, attribute)
 
 The REST API maps these to HTTP / OneNET errno values in one place.
@@ -49,6 +51,11 @@ class RequestFailed(ServerError):
             name = f"{code >> 5}.{code & 0x1F:02d}"
         self.dotted = name
         super().__init__(f"device answered {name}{': ' + detail if detail else ''}")
+
+
+class UndecodableAnswer(ServerError):
+    """A success answer whose payload does not answer the request (another path, another kind of
+    node, malformed) or comes in a content format the server cannot decode."""
 
 
 class BadArgument(ServerError, ValueError):

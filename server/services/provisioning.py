@@ -12,9 +12,11 @@ step with the database: registration checks run on the hot path and must not que
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -81,6 +83,13 @@ class Provisioning:
         self._by_endpoint: dict[str, Device] = {}
         self._by_imei: dict[str, list[Device]] = {}
         self._by_key: dict[str, Device] = {}
+        # Called with (device id, the row or None when deleted) after each change of the index.
+        self._watchers: list[Callable[[int, Device | None], None]] = []
+        self._creating: dict[str, asyncio.Future[Device]] = {}
+
+    def watch(self, watcher: Callable[[int, Device | None], None]) -> None:
+        """Call `watcher(device_id, device or None)` after every change of a device row."""
+        self._watchers.append(watcher)
 
     def attach(self, store: Store) -> None:
         self.repository = ProvisioningRepository(store)
@@ -169,6 +178,11 @@ class Provisioning:
             self._by_imei.setdefault(device.imei, []).append(device)
         if device.api_key:
             self._by_key[device.api_key] = device
+        for watcher in self._watchers:
+            watcher(device.id, device)
+
+    # Set by a cluster node (server.cluster): reads the row of an endpoint another node stored.
+    stored_device: Callable[[str], Awaitable[Device | None]] | None = None
 
     def remember(self, device: Device) -> None:
         """Index a device another cluster node stored (server.cluster): the row is the truth."""
@@ -235,6 +249,28 @@ class Provisioning:
         self._index_device(device)
         return device
 
+    async def adopt(self, anonymous: Device, *, product_id: str, **values: Any) -> Device:
+        """Provision the anonymous row of an endpoint that registered before it was created: the
+        row (its id, endpoint, registrations and data) becomes the product's device."""
+        product = self.product(product_id)
+        if product is None:
+            raise BadArgument(f"no product {product_id}")
+        imei = values.get("imei")
+        if imei is not None:
+            for other in self._by_imei.get(imei, []):
+                if other.carrier == product.carrier and other.id != anonymous.id:
+                    raise BadArgument(f"a {product.carrier} device with IMEI {imei} exists")
+        changes: dict[str, Any] = {
+            "product_id": product_id,
+            "carrier": product.carrier,
+            "api_key": values.pop("api_key", None) or anonymous.api_key or new_key(),
+            "attributes": {**anonymous.attributes, **(values.pop("attributes", None) or {})},
+        }
+        changes.update(
+            {k: v for k, v in values.items() if k in Device.__dataclass_fields__ and k != "endpoint"}
+        )
+        return await self.update_device(anonymous.id, **changes)
+
     async def update_device(self, device_id: int, **values: Any) -> Device:
         device = self._devices.get(device_id)
         if device is None:
@@ -247,6 +283,8 @@ class Provisioning:
     async def delete_device(self, device_id: int) -> None:
         if device_id in self._devices:
             self._unindex_device(device_id)
+            for watcher in self._watchers:
+                watcher(device_id, None)
             await self._repo().delete_device(device_id)
 
     async def bind_endpoint(self, device: Device, endpoint: str) -> Device:
@@ -264,11 +302,27 @@ class Provisioning:
     async def ensure_endpoint(self, endpoint: str, carrier: str = "custom") -> Device:
         """The device of an endpoint, created without a product when first seen."""
         device = self._by_endpoint.get(endpoint)
-        if device is None:
-            device = await self.create_device(
-                product_id=None, carrier=carrier, endpoint=endpoint, api_key=None
-            )
-        return device
+        if device is not None:
+            return device
+        if self.stored_device is not None:  # a cluster: another node may have stored its row
+            device = await self.stored_device(endpoint)
+            if device is not None:
+                self._index_device(device)
+                return device
+        pending = self._creating.get(endpoint)
+        if pending is not None:  # another registration of the endpoint is creating its row
+            return await asyncio.shield(pending)
+        task = asyncio.ensure_future(
+            self.create_device(product_id=None, carrier=carrier, endpoint=endpoint, api_key=None)
+        )
+        self._creating[endpoint] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._creating.pop(endpoint, None)
+            else:
+                task.add_done_callback(lambda _t: self._creating.pop(endpoint, None))
 
     def device(self, device_id: int) -> Device | None:
         return self._devices.get(device_id)

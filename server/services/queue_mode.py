@@ -31,6 +31,9 @@ class QueueMode:
         self.bus = bus
         self.awake_window = awake_window
         self._last_heard: dict[str, float] = {}
+        # Wall-clock time of each endpoint's last uplink (the console's "last seen"): kept in
+        # memory, beside `_last_heard`, so a notification costs no statement.
+        self.last_seen: dict[str, float] = {}
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._flushing: dict[str, asyncio.Lock] = {}
         # Endpoints with queued requests: an Update of any other endpoint needs no database read.
@@ -45,6 +48,7 @@ class QueueMode:
 
     def heard_from(self, endpoint: str, at: float | None = None) -> None:
         self._last_heard[endpoint] = time.monotonic() if at is None else at
+        self.last_seen[endpoint] = time.time()
 
     def forget(self, endpoint: str) -> None:
         self._last_heard.pop(endpoint, None)

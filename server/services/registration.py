@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lwm2m.errors import CodecError
@@ -27,7 +27,6 @@ from server.domain import Registration, parse_links_cached
 from server.events import EventBus
 from server.services.requests import (
     DeregisterRequest,
-    Origin,
     RegisterRequest,
     UpdateRequest,
     UplinkResult,
@@ -38,49 +37,96 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
 MAX_LIFETIME = 0x0FFFFFFF
+# Binding modes: LwM2M 1.0's (Core 1.0.2 §5.3.1.1) and 1.1's letters (Core 1.1.1 §6.2.1.1: UDP,
+# MQTT, HTTP, TCP, SMS, Non-IP; Q for queue mode as 1.0 wrote it), each letter at most once.
+BINDINGS_1_0 = frozenset({"U", "UQ", "S", "SQ", "US", "UQS"})
+BINDING_LETTERS_1_1 = frozenset("UMHTSNQ")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationLimits:
+    """What a Register / Update may claim (settings `registration_*`); beyond: 4.00 with the reason."""
+
+    max_endpoint_length: int = 128
+    max_link_payload: int = 64 * 1024
+    max_object_links: int = 1000
+
+    def check_endpoint(self, endpoint: str) -> str | None:
+        if len(endpoint) > self.max_endpoint_length:
+            return f"endpoint name longer than {self.max_endpoint_length} characters"
+        if not endpoint.isprintable():
+            return "endpoint name has a control character"
+        return None
+
+    def check_binding(self, binding: str) -> str | None:
+        if binding in BINDINGS_1_0:
+            return None
+        if binding and len(set(binding)) == len(binding) and set(binding) <= BINDING_LETTERS_1_1:
+            return None
+        return f"binding {binding[:16]!r} is none of U, UQ, S, SQ, US, UQS or the 1.1 letters UMHTSNQ"
+
+    def check_links(self, object_links: str) -> str | None:
+        if len(object_links) > self.max_link_payload or len(object_links.encode()) > self.max_link_payload:
+            return f"object links longer than {self.max_link_payload} bytes"
+        if len(parse_links_cached(object_links).links) > self.max_object_links:
+            return f"more than {self.max_object_links} objects and object instances"
+        return None
+
 
 Hook = Callable[[Registration, str], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A policy's answer: admitted (`code` None), under `endpoint` when it names the registration
+    otherwise than the client did, or refused with a CoAP code and the reason."""
+
+    code: CoapCode | None = None
+    reason: str = ""
+    endpoint: str | None = None
+
+
 class RegistrationPolicy(Protocol):
-    """Carrier rules applied to registrations; None means 'allowed'."""
+    """Who may register, update as whom, and under which name (`server.services.directory`)."""
 
-    def check_register(self, request: RegisterRequest) -> CoapCode | None: ...
+    def check_register(self, request: RegisterRequest) -> Verdict: ...
 
-    def check_update(self, request: UpdateRequest, registration: Registration) -> CoapCode | None: ...
+    def check_update(self, request: UpdateRequest, registration: Registration) -> Verdict: ...
+
+    async def bind(self, request: RegisterRequest, endpoint: str) -> object:
+        """Record what the registration belongs to, with the registration's own write."""
+        ...
 
 
 class OpenPolicy:
-    """A plain LwM2M server: any endpoint may register. DTLS peers must register as the endpoint
-    their identity names (identity == endpoint name) unless an identity map says otherwise."""
+    """A plain LwM2M server: any endpoint may register; a DTLS peer registers as its identity."""
 
-    def __init__(self, identity_endpoints: Callable[[str], set[str] | None] | None = None) -> None:
-        self._identity_endpoints = identity_endpoints
-
-    def _identity_allows(self, origin: Origin, endpoint: str) -> bool:
-        if origin.secure_identity is None:
-            return True
-        if self._identity_endpoints is not None:
-            allowed = self._identity_endpoints(origin.secure_identity)
-            if allowed is not None:
-                return endpoint in allowed
-        return origin.secure_identity == endpoint
-
-    def check_register(self, request: RegisterRequest) -> CoapCode | None:
-        if not self._identity_allows(request.origin, request.endpoint):
-            log.warning(
-                "identity %r may not register as %r", request.origin.secure_identity, request.endpoint
+    def check_register(self, request: RegisterRequest) -> Verdict:
+        identity = request.origin.secure_identity
+        if identity is not None and identity != request.endpoint:
+            return Verdict(
+                CoapCode.FORBIDDEN, f"identity {identity!r} may not register as {request.endpoint!r}"
             )
-            return CoapCode.FORBIDDEN
+        return Verdict()
+
+    def check_update(self, request: UpdateRequest, registration: Registration) -> Verdict:
+        if (
+            registration.secure_identity is not None
+            and request.origin.secure_identity != registration.secure_identity
+        ):
+            return Verdict(CoapCode.FORBIDDEN, "a DTLS registration is updated over its own DTLS session")
+        return Verdict()
+
+    async def bind(self, request: RegisterRequest, endpoint: str) -> None:
         return None
 
-    def check_update(self, request: UpdateRequest, registration: Registration) -> CoapCode | None:
-        if not self._identity_allows(request.origin, registration.endpoint):
-            log.warning(
-                "identity %r may not update %r", request.origin.secure_identity, registration.endpoint
-            )
-            return CoapCode.FORBIDDEN
-        return None
+
+@dataclass(slots=True)
+class _EndpointLock:
+    """The lock of one endpoint and how many registrations hold or wait for it (forgotten at 0)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 class RegistrationService:
@@ -90,12 +136,14 @@ class RegistrationService:
         bus: EventBus,
         *,
         policy: RegistrationPolicy | None = None,
+        limits: RegistrationLimits | None = None,
         lifetime_grace: float = 15.0,
         sweep_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.bus = bus
         self.policy: RegistrationPolicy = policy or OpenPolicy()
+        self.limits = limits or RegistrationLimits()
         self.lifetime_grace = lifetime_grace
         self.sweep_interval = sweep_interval
         self._by_endpoint: dict[str, Registration] = {}
@@ -106,7 +154,7 @@ class RegistrationService:
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         # Endpoints currently being (re)registered: serialises racing registrations of one endpoint.
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _EndpointLock] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -202,6 +250,14 @@ class RegistrationService:
         except Exception:
             log.exception("registration hook failed for %s", reg.endpoint)
 
+    def _bad(self, endpoint: str, host: str, reason: str) -> UplinkResult:
+        """4.00 for a registration beyond the limits; the event carries the reason (and at most
+        the first 128 characters of the name)."""
+        self.bus.publish(
+            "registration.refused", endpoint[:128], code=CoapCode.BAD_REQUEST.dotted, host=host, reason=reason
+        )
+        return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=reason[:100])
+
     async def register(self, request: RegisterRequest) -> UplinkResult:
         if request.lwm2m_version not in SUPPORTED_VERSIONS:
             return UplinkResult(CoapCode.PRECONDITION_FAILED, diagnostic="unsupported LwM2M version")
@@ -211,14 +267,36 @@ class RegistrationService:
             parse_links_cached(request.object_links)
         except CodecError as exc:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
-        refused = self.policy.check_register(request)
-        if refused is not None:
+        limits = self.limits
+        beyond = (
+            limits.check_endpoint(request.endpoint)
+            or limits.check_binding(request.binding)
+            or limits.check_links(request.object_links)
+        )
+        if beyond is not None:
+            return self._bad(request.endpoint, request.origin.host, beyond)
+        verdict = self.policy.check_register(request)
+        if verdict.code is not None:
             self.bus.publish(
-                "registration.refused", request.endpoint, code=refused.dotted, host=request.origin.host
+                "registration.refused",
+                request.endpoint,
+                code=verdict.code.dotted,
+                host=request.origin.host,
+                reason=verdict.reason,
             )
-            return UplinkResult(refused)
-        lock = self._locks.setdefault(request.endpoint, asyncio.Lock())
-        async with lock:
+            return UplinkResult(verdict.code, diagnostic=verdict.reason[:100])
+        if verdict.endpoint is not None and verdict.endpoint != request.endpoint:
+            request = replace(request, endpoint=verdict.endpoint)
+        waiting = self._locks.get(request.endpoint)
+        if waiting is None:
+            waiting = self._locks[request.endpoint] = _EndpointLock()
+        waiting.users += 1
+        try:
+            await waiting.lock.acquire()
+        except BaseException:
+            waiting.users -= 1
+            raise
+        try:
             now = time.time()
             reg = Registration(
                 endpoint=request.endpoint,
@@ -238,10 +316,13 @@ class RegistrationService:
                 updated_at=now,
             )
             old = self._by_endpoint.get(request.endpoint)
-            await self.store.save_registration(reg)
+            await asyncio.gather(self.store.save_registration(reg), self.policy.bind(request, reg.endpoint))
             self._index(reg)
-        if not self._locks.get(request.endpoint, lock).locked():
-            self._locks.pop(request.endpoint, None)
+        finally:
+            waiting.lock.release()
+            waiting.users -= 1
+            if waiting.users == 0 and self._locks.get(request.endpoint) is waiting:
+                del self._locks[request.endpoint]
         if old is not None:
             self.bus.publish("registration.replaced", reg.endpoint, old_registration_id=old.registration_id)
             self._run_hooks(self._after_removal, old, "replaced")
@@ -265,17 +346,26 @@ class RegistrationService:
         reg = self._by_id.get(request.registration_id)
         if reg is None:
             return UplinkResult(CoapCode.NOT_FOUND)
-        refused = self.policy.check_update(request, reg)
-        if refused is not None:
+        verdict = self.policy.check_update(request, reg)
+        if verdict.code is not None:
             self.bus.publish(
-                "registration.refused", reg.endpoint, code=refused.dotted, host=request.origin.host
+                "registration.refused",
+                reg.endpoint,
+                code=verdict.code.dotted,
+                host=request.origin.host,
+                reason=verdict.reason,
             )
-            return UplinkResult(refused)
+            return UplinkResult(verdict.code, diagnostic=verdict.reason[:100])
         if request.object_links is not None:
             try:
                 parse_links_cached(request.object_links)
             except CodecError as exc:
                 return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=f"bad object links: {exc}"[:100])
+            beyond = self.limits.check_links(request.object_links)
+            if beyond is not None:
+                return self._bad(reg.endpoint, request.origin.host, beyond)
+        if request.binding is not None and (beyond := self.limits.check_binding(request.binding)) is not None:
+            return self._bad(reg.endpoint, request.origin.host, beyond)
         if request.lifetime is not None and not 0 < request.lifetime <= MAX_LIFETIME:
             return UplinkResult(CoapCode.BAD_REQUEST, diagnostic="lifetime out of range")
         moved = (reg.host, reg.port, reg.listener) != (
@@ -323,11 +413,8 @@ class RegistrationService:
         reg = self._by_id.get(request.registration_id)
         if reg is None:
             return UplinkResult(CoapCode.NOT_FOUND)
-        if request.origin.secure_identity is not None and reg.secure_identity not in (
-            None,
-            request.origin.secure_identity,
-        ):
-            return UplinkResult(CoapCode.FORBIDDEN)
+        if reg.secure_identity is not None and request.origin.secure_identity != reg.secure_identity:
+            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not the registration's DTLS session")
         await self.remove(reg, "deregistered")
         return UplinkResult(CoapCode.DELETED)
 

@@ -36,7 +36,7 @@ from server.coap.listener import ObservationHandle
 from server.domain import Registration
 from server.events import EventBus
 from server.services.device_management import DeviceManagement
-from server.services.errors import RequestFailed
+from server.services.errors import RequestFailed, UndecodableAnswer
 from server.services.requests import Downlink, DownlinkResponse, SendRequest, UplinkResult
 from server.store.repository import Store, StoredValue
 
@@ -100,6 +100,8 @@ class Reporting:
                 "FETCH", root, codec.encode_paths(list(paths), fmt), content_format=fmt, accept=fmt, observe=0
             )
         else:
+            if content_format is None:  # 0 (plain text) is a caller's choice too
+                content_format = self.dm.read_format(reg, paths[0])
             downlink = Downlink("GET", self.dm.segments(reg, paths[0]), accept=content_format, observe=0)
         observation = ActiveObservation(
             id=existing_id or 0,
@@ -234,7 +236,10 @@ class Reporting:
             return values
         if observation.composite:
             fmt = response.content_format or observation.content_format or ContentFormat.SENML_CBOR
-            nodes = list(codec.decode_composite(response.payload, fmt, self.model).items())
+            try:
+                nodes = list(codec.decode_composite(response.payload, fmt, self.model).items())
+            except CodecError as exc:
+                raise UndecodableAnswer(f"the composite answer ({fmt}) does not decode: {exc}") from exc
         else:
             path = observation.paths[0]
             nodes = [(path, self.dm.decode_response(response, path))]
@@ -258,7 +263,7 @@ class Reporting:
             return
         try:
             values = await self._record(observation, response, "notify")
-        except (CodecError, RequestFailed) as exc:
+        except (CodecError, RequestFailed, UndecodableAnswer) as exc:
             self.notifications_rejected += 1
             self.bus.publish(
                 "notification.rejected", observation.endpoint, id=observation.id, reason=str(exc)

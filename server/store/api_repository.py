@@ -110,6 +110,14 @@ class ApiRepository:
 
         await self.store.writer.run(op)
 
+    def submit_delivery(self, row: dict[str, Any]) -> None:
+        """Queue a delivery record without waiting for its commit (a push lane moves on)."""
+
+        def op(conn: Connection) -> None:
+            conn.execute(t.push_deliveries.insert(), row)
+
+        self.store.writer.submit(op)
+
     async def deliveries(self, target_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         stmt = select(t.push_deliveries)
         if target_id is not None:

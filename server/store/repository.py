@@ -359,54 +359,6 @@ class Store:
             rows = await conn.execute(stmt)
             return [dict(r._mapping) for r in rows]
 
-    # --- DTLS pre-shared keys (table psk_credentials, migration 0002) --------------------------
-
-    async def save_psk(self, record: PskRecord) -> None:
-        """Insert or replace the PSK of `record.endpoint` (and any row holding the same identity)."""
-        c = t.psk_credentials.c
-        row = {
-            "endpoint": record.endpoint,
-            "identity": record.identity,
-            "key": record.key,
-            "encoding": record.encoding,
-            "created_at": record.created_at,
-        }
-
-        def op(conn: Connection) -> None:
-            conn.execute(
-                delete(t.psk_credentials).where(
-                    (c.endpoint == record.endpoint) | (c.identity == record.identity)
-                )
-            )
-            conn.execute(t.psk_credentials.insert().values(**row))
-
-        await self.writer.run(op)
-
-    async def delete_psk(self, endpoint: str) -> None:
-        def op(conn: Connection) -> None:
-            conn.execute(delete(t.psk_credentials).where(t.psk_credentials.c.endpoint == endpoint))
-
-        await self.writer.run(op)
-
-    async def load_psks(self) -> list[PskRecord]:
-        c = t.psk_credentials.c
-        stmt = select(c.endpoint, c.identity, c.key, c.encoding, c.created_at).order_by(c.id)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(stmt)
-            return [PskRecord(**r._mapping) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class PskRecord:
-    """One stored DTLS PSK: the key text as the operator gave it and its encoding ("string" or
-    "hex")."""
-
-    endpoint: str
-    identity: str
-    key: str
-    encoding: str
-    created_at: float
-
 
 # --- products and provisioned devices (used by server.services.provisioning) ---------------------
 

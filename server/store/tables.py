@@ -132,18 +132,8 @@ events = Table(
     Column("data", JSON, nullable=False),
 )
 
-# DTLS pre-shared keys (migration 0002). `key` is the key as the operator gave it, in `encoding`
-# ("string": UTF-8 text, "hex": hexadecimal digits).
-psk_credentials = Table(
-    "psk_credentials",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("endpoint", String(255), nullable=False, unique=True),
-    Column("identity", String(255), nullable=False, unique=True),
-    Column("key", Text, nullable=False),
-    Column("encoding", String(8), nullable=False),
-    Column("created_at", Float, nullable=False),
-)
+# DTLS pre-shared keys live in `devices.attributes` (migration 0005 moved the former
+# `psk_credentials` rows there): see server.services.directory.
 
 # --- northbound API (migration 0004) ------------------------------------------------------------
 

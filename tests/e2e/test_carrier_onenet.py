@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 
+from emulator.client.dtls import DtlsClientTunnel, DtlsHandshakeError
 from lwm2m.path import Path
 from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
+from server.lwm2m_server import Lwm2mServer
 from tests.conftest import ServerFactory
 from tests.e2e.carrier_support import IMEI, IMSI, at, eventually, module_for, provision, start_carrier_server
 
@@ -99,6 +101,57 @@ async def test_manual_5_2_each_dtls_bootstrap_issues_a_new_psk_and_the_old_one_s
         await module.expect(r"\+MIPLEVENT: 0,6\r\n")
         registration = server.registration(ENDPOINT)
         assert registration is not None and registration.secure_identity == IMEI
+
+
+async def handshake(server: Lwm2mServer, listener: str, key: bytes) -> bool:
+    """Whether a DTLS handshake with identity IMEI and `key` succeeds at `listener`."""
+    tunnel = DtlsClientTunnel(server.dtls[listener].address, IMEI.encode(), key, handshake_timeout=3)
+    try:
+        await tunnel.start()
+    except DtlsHandshakeError:
+        return False
+    finally:
+        await tunnel.close()
+    return True
+
+
+async def test_after_a_bootstrap_the_new_access_psk_is_the_only_key_of_the_access_listener(
+    server_factory: ServerFactory,
+) -> None:
+    server = await start_carrier_server(server_factory)
+    product = await server.provisioning.create_product("OneNET", "onenet")
+    device = await server.directory.create_device(
+        product_id=product.id, imei=IMEI, imsi=IMSI, obsv=False, psk="1234abcd", psk_encoding="string"
+    )
+    await server.directory.set_key(device, "accpsk-set-by-api", attribute=ATTR_ACCESS_PSK)  # as accpsk does
+    async with module_for(server) as module:
+        issued = await dtls_bootstrap(server, module)
+    stored = server.provisioning.device(device.id)
+    assert stored is not None and stored.attributes[ATTR_ACCESS_PSK] == issued
+    # One directory: the access listener's key is the issued one, the bootstrap listener's the
+    # bootstrap PSK, each from the same device row.
+    assert server.directory.psk_for("onenet", IMEI.encode()) == issued.encode()
+    assert server.directory.psk_for("onenet-bootstrap", IMEI.encode()) == b"1234abcd"
+    assert await handshake(server, "onenet", issued.encode())
+    assert not await handshake(server, "onenet", b"accpsk-set-by-api")
+    assert not await handshake(server, "onenet", b"1234abcd")
+    assert await handshake(server, "onenet-bootstrap", b"1234abcd")
+    assert not await handshake(server, "onenet-bootstrap", issued.encode())
+
+
+async def test_a_device_with_a_bootstrap_psk_may_not_bootstrap_in_plaintext(
+    server_factory: ServerFactory,
+) -> None:
+    server = await start_carrier_server(server_factory)
+    await provision(server, "onenet", attributes={ATTR_PSK: "1234abcd"})
+    with server.subscribe(kinds=["bootstrap.refused"]) as refused:
+        async with module_for(server) as module:
+            await at(module, 'AT+MIPLCREATEEX="nbiotbt.heclouds.com:5683",1')
+            await at(module, "AT+MIPLOPEN=0,3000,30")
+            await module.expect(r"\+MIPLEVENT: 0,3\r\n")
+        event = await refused.get(timeout=5)
+    assert "DTLS" in event.data["reason"]
+    assert server.registered() == []
 
 
 async def test_bootstrap_with_a_wrong_bootstrap_psk_fails_with_event_3(server_factory: ServerFactory) -> None:

@@ -308,6 +308,23 @@ async def test_counters_show_handshakes_sessions_and_bytes(server_factory: Serve
         assert counters["bytes_in"] > 0 and counters["bytes_out"] > 0
 
 
+async def stored_psks(server: Lwm2mServer) -> list[tuple[str, str, str]]:
+    """(endpoint, identity, key) of every device row holding a PSK, read back from the database."""
+    assert server.provisioning.repository is not None
+    rows = await server.provisioning.repository.devices()
+    return [
+        (row["endpoint"], row["attributes"].get("psk_identity"), row["attributes"]["psk"])
+        for row in rows
+        if row["attributes"].get("psk")
+    ]
+
+
+def identity_holder(server: Lwm2mServer, identity: str) -> str | None:
+    """The endpoint whose device holds DTLS `identity` at the open listener."""
+    device = server.directory.device_of_identity("default", identity)
+    return device.endpoint if device is not None else None
+
+
 async def test_psks_survive_a_restart_and_removal_refuses_the_identity(
     server_factory: ServerFactory, sqlite_url: str
 ) -> None:
@@ -315,13 +332,13 @@ async def test_psks_survive_a_restart_and_removal_refuses_the_identity(
     await first.set_psk("kept-dev", "kept-id", HEX_KEY, "hex")
     await first.stop()
     second = await start_dtls_server(server_factory, sqlite_url)
-    assert second.security.lookup(b"kept-id") == bytes.fromhex(HEX_KEY)
-    assert second.security.endpoints_for("kept-id") == {"kept-dev"}
+    assert second.directory.psk_for("default", b"kept-id") == bytes.fromhex(HEX_KEY)
+    assert identity_holder(second, "kept-id") == "kept-dev"
     async with secure_device(second, "kept-dev", "kept-id", bytes.fromhex(HEX_KEY)):
         assert await read_manufacturer(second, "kept-dev") == "China Mobile"
     assert await second.remove_psk("kept-dev") is True
     assert await second.remove_psk("kept-dev") is False
-    assert await second.store.load_psks() == []
+    assert await stored_psks(second) == []
     with pytest.raises(DtlsHandshakeError) as failure:
         async with secure_device(second, "kept-dev", "kept-id", bytes.fromhex(HEX_KEY)):
             pass
@@ -334,13 +351,11 @@ async def test_replacing_a_psk_changes_the_key_and_frees_the_old_identity(
     server = await start_dtls_server(server_factory)
     await server.set_psk("dev-r", "id-old", "first-key")
     await server.set_psk("dev-r", "id-new", "second-key")
-    assert server.security.lookup(b"id-old") is None
-    assert server.security.lookup(b"id-new") == b"second-key"
-    assert [(r.endpoint, r.identity, r.key) for r in await server.store.load_psks()] == [
-        ("dev-r", "id-new", "second-key")
-    ]
+    assert server.directory.psk_for("default", b"id-old") is None
+    assert server.directory.psk_for("default", b"id-new") == b"second-key"
+    assert await stored_psks(server) == [("dev-r", "id-new", "second-key")]
     await server.set_psk("dev-s", "id-old", "third-key")  # the old identity is free again
-    assert server.security.endpoints_for("id-old") == {"dev-s"}
+    assert identity_holder(server, "id-old") == "dev-s"
 
 
 @pytest.mark.parametrize(
@@ -374,8 +389,8 @@ async def test_invalid_psk_is_refused_with_bad_argument(
     server = await start_dtls_server(server_factory)
     with pytest.raises(BadArgument):
         await server.set_psk(endpoint, identity, key, encoding)  # type: ignore[arg-type]
-    assert await server.store.load_psks() == []
-    assert server.security.credentials() == []
+    assert await stored_psks(server) == []
+    assert server.provisioning.devices() == [], "no row for an endpoint whose key was refused"
 
 
 async def test_identity_already_bound_to_another_endpoint_is_refused(server_factory: ServerFactory) -> None:
@@ -383,5 +398,5 @@ async def test_identity_already_bound_to_another_endpoint_is_refused(server_fact
     await server.set_psk("dev-1", "shared-id", "key-1")
     with pytest.raises(BadArgument):
         await server.set_psk("dev-2", "shared-id", "key-2")
-    assert server.security.lookup(b"shared-id") == b"key-1"
-    assert [r.endpoint for r in await server.store.load_psks()] == ["dev-1"]
+    assert server.directory.psk_for("default", b"shared-id") == b"key-1"
+    assert [endpoint for endpoint, _identity, _key in await stored_psks(server)] == ["dev-1"]

@@ -1,16 +1,25 @@
 """The OneNET-compatible API end to end: HTTP requests to the served app, an emulated LwM2M
-device on loopback UDP registered as `IMEI;IMSI` (platforms.md "Northbound HTTP API")."""
+device on loopback UDP registered as `IMEI;IMSI` at a OneNET listener (platforms.md "Northbound
+HTTP API")."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
+import pytest
+
+from tests.conftest import ServerFactory
 from tests.e2e.test_device_management import device
 from tests.integration import api_support
 from tests.integration.api_support import ENDPOINT, IMEI, Api, create_onenet_device
 
-api = api_support.api
+
+@pytest.fixture
+async def api(server_factory: ServerFactory) -> AsyncIterator[Api]:
+    async with api_support.serve_api(server_factory, listeners=[api_support.onenet_listener()]) as value:
+        yield value
 
 
 async def test_read_write_execute_discover_and_resources_through_nbiot(api: Api) -> None:
@@ -53,7 +62,7 @@ async def test_read_write_execute_discover_and_resources_through_nbiot(api: Api)
 
 
 async def test_observe_writes_attributes_first_and_datapoints_follow(api: Api) -> None:
-    device_id = await create_onenet_device(api)
+    device_id = await create_onenet_device(api, obsv=False)  # no auto-observation at registration
     async with device(api.server, ENDPOINT) as dev:
         with api.server.subscribe(
             endpoint=ENDPOINT, kinds=("request.write_attributes", "observation.started")

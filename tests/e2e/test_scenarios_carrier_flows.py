@@ -307,6 +307,8 @@ def testbed_up(tmp_path: Path) -> Iterator[tuple[str, str]]:
         str(http_port),
         "--fleet",
         "0",
+        "--module-port-base",
+        "0",
         "--quiet",
     ]
     process = subprocess.Popen(

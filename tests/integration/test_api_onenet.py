@@ -17,7 +17,6 @@ async def test_create_device_returns_its_id_and_psk_and_get_shows_auth_info(api:
         "data": {"device_id": created.json()["data"]["device_id"], "psk": "abcd1234"},
     }
     device_id = created.json()["data"]["device_id"]
-    assert api.server.security.endpoints_for is not None
     shown = await api.client.get(f"/devices/{device_id}", headers=api.headers())
     data = shown.json()["data"]
     assert data["auth_info"] == {IMEI: IMSI} and data["online"] is False and data["rg_id"] == f"{IMEI};{IMSI}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,7 +54,12 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/devices/{device_id}/write-attributes"): {"path": "/3/0/9", "attributes": {"pmin": 1}},
     ("POST", "/api/v1/devices/{device_id}/observe"): {"path": "/3/0/9"},
     ("POST", "/api/v1/devices/{device_id}/cancel-observation"): {"observation_id": 1},
+    ("POST", "/api/v1/devices/{device_id}/create"): {"path": "/3303", "instance": 1, "value": {"5700": 1}},
+    ("POST", "/api/v1/devices/{device_id}/delete"): {"path": "/3303/1"},
+    ("POST", "/api/v1/devices/{device_id}/read-composite"): {"paths": ["/3/0/0"]},
+    ("POST", "/api/v1/devices/{device_id}/write-composite"): {"values": {"/1/0/1": 60}},
     ("POST", "/api/v1/push-targets"): {"url": "http://127.0.0.1:9/push", "token": "t", "verify": False},
+    ("POST", "/api/v1/modules"): {"device_id": "{device_id}", "model": "ML307R"},
 }
 
 # Query values by parameter name (the first product's device where a device is named).
@@ -99,6 +105,7 @@ class Victim:
             "target_id": str(target_id),
             "product_id": product_id,
             "stream": "3311_0_5850",
+            "module_id": "any",
         }
         self.intruder = intruder
 
@@ -283,3 +290,55 @@ def test_limiter_forgets_failures_outside_the_window_and_bounds_its_memory() -> 
     limiter.failed("a")
     limiter.failed("a")
     assert limiter.retry_after("a") is None
+
+
+@pytest.fixture
+async def limited_globally(server_factory: ServerFactory) -> AsyncIterator[tuple[Lwm2mServer, str]]:
+    server: Lwm2mServer = await server_factory(
+        api_key=ADMIN_KEY,
+        auth_failure_limit=LIMIT,
+        auth_failure_window=30.0,
+        auth_failure_global_limit=2 * LIMIT,
+    )
+    handle = await serve_http(create_app(server), "127.0.0.1", 0)
+    try:
+        yield server, handle.url
+    finally:
+        await handle.stop()
+
+
+async def from_address(url: str, address: str, key: str) -> httpx.Response:
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    async with httpx.AsyncClient(base_url=url, transport=transport) as client:
+        return await client.get("/api/v1/products", headers={"api-key": key})
+
+
+async def test_wrong_keys_from_rotating_source_addresses_are_answered_429(
+    limited_globally: tuple[Lwm2mServer, str],
+) -> None:
+    _server, url = limited_globally
+    statuses = [
+        (await from_address(url, f"127.0.0.{10 + n}", secrets.token_urlsafe(12))).status_code
+        for n in range(46)
+    ]
+    assert statuses[: 2 * LIMIT - 1] == [401] * (2 * LIMIT - 1)
+    assert set(statuses[2 * LIMIT :]) == {429}, statuses
+    blocked = await from_address(url, "127.0.0.99", "another-guess")
+    assert blocked.json() == {"errno": 1, "error": "auth failed: too many failed key attempts"}
+    # No oracle: the right key waits too, from a fresh address.
+    assert (await from_address(url, "127.0.0.98", ADMIN_KEY)).status_code == 429
+
+
+async def test_guesses_of_one_key_prefix_from_rotating_addresses_are_answered_429(
+    limited_globally: tuple[Lwm2mServer, str],
+) -> None:
+    server, url = limited_globally
+    product = await server.provisioning.create_product("p", "onenet")
+    prefix = product.master_key[:6]
+    statuses = [
+        (await from_address(url, f"127.0.0.{10 + n}", f"{prefix}{secrets.token_urlsafe(8)}")).status_code
+        for n in range(LIMIT + 2)
+    ]
+    assert statuses[: LIMIT - 1] == [401] * (LIMIT - 1) and set(statuses[LIMIT:]) == {429}, statuses
+    # Another key's prefix is not blocked by it (and the global limit is not reached).
+    assert (await from_address(url, "127.0.0.90", ADMIN_KEY)).status_code == 200

@@ -85,6 +85,8 @@ def test_up_brings_up_console_api_fleet_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
             "2",
             "--interval",
             "0.3",
+            "--module-port-base",
+            "0",
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,

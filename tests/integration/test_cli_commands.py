@@ -86,6 +86,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         "--fleet",
         "0",
         "--no-carriers",
+        "--module-port-base",
+        "0",
         "--quiet",
         cwd=folder,
     )

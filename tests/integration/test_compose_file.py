@@ -90,14 +90,16 @@ def test_compose_tool_validates_and_normalises_the_file() -> None:
     assert result.returncode == 0, result.stderr
     normalised = _yaml().safe_load(result.stdout)
     services = normalised["services"]
-    # The default stack; anything else belongs to a profile (`cluster`: tests/integration/test_compose_cluster.py).
-    assert {name for name, spec in services.items() if not spec.get("profiles")} == {
+    # The `cluster` profile's services are checked by tests/integration/test_compose_cluster.py.
+    assert {name for name, spec in services.items() if spec.get("profiles") != ["cluster"]} == {
         "postgres",
         "server",
         "fleet",
+        "module",
     }
     server = normalised["services"]["server"]
     assert published_ports(server) >= {"5683:5683/udp", "5684:5684/udp", "8080:8080/tcp"}
+    assert normalised["services"]["module"]["profiles"] == ["modules"]  # not started by default
 
 
 def test_compose_tool_rejects_a_broken_file(tmp_path: Path) -> None:
@@ -117,6 +119,7 @@ def test_postgres_has_a_health_check_and_the_server_waits_for_it(compose: dict[s
     assert server["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert server["environment"]["TESTBED_DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert "@postgres:5432/" in server["environment"]["TESTBED_DATABASE_URL"]
+    assert server["environment"]["TESTBED_PUSH_ALLOW_PRIVATE"] == "false"  # issue 13: push policy
 
 
 def test_server_migrates_the_database_before_it_starts(compose: dict[str, Any]) -> None:
@@ -129,7 +132,12 @@ def test_server_migrates_the_database_before_it_starts(compose: dict[str, Any]) 
 
 def test_server_publishes_coap_dtls_and_http_and_is_health_checked(compose: dict[str, Any]) -> None:
     server = compose["services"]["server"]
-    assert published_ports(server) == {"5683:5683/udp", "5684:5684/udp", "8080:8080/tcp"}
+    assert published_ports(server) == {
+        "5683:5683/udp",
+        "5684:5684/udp",
+        "5685-5694:5685-5694/udp",  # the carriers' CoAP/DTLS pairs (server.settings.CARRIER_PORTS)
+        "8080:8080/tcp",
+    }
     assert "8080" in " ".join(server["healthcheck"]["test"])
     assert server["build"] == "."
 
@@ -138,7 +146,7 @@ def test_server_answers_to_every_carrier_host_name(compose: dict[str, Any]) -> N
     networks = compose["services"]["server"]["networks"]
     aliases = {alias for network in networks.values() for alias in (network or {}).get("aliases", [])}
     assert aliases == CARRIER_HOSTS
-    for name in ("postgres", "fleet"):
+    for name in ("postgres", "fleet", "module"):
         assert set(compose["services"][name]["networks"]) <= set(networks)
 
 
@@ -156,7 +164,7 @@ def test_fleet_registers_through_a_carrier_host_name_once_the_server_is_healthy(
 def test_dockerfile_builds_the_package_from_the_tree_it_copies() -> None:
     lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
     assert lines[[line.startswith("FROM") for line in lines].index(True)] == "FROM python:3.11-slim"
-    assert "EXPOSE 5683/udp 5684/udp 8080" in lines
+    assert "EXPOSE 5683/udp 5684/udp 5685-5694/udp 8080" in lines
     for line in lines:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:

@@ -64,13 +64,24 @@ async def test_a_fleet_over_three_processes_registers_every_device_once(
 ) -> None:
     server = await server_factory()
     port = server.listeners["default"].address[1]
-    fleet = await _fleet("--count", "7", "--processes", "3", "--server-port", str(port), "--interval", "60")
+    fleet = await _fleet(
+        "--count",
+        "7",
+        "--processes",
+        "3",
+        "--server-port",
+        str(port),
+        "--interval",
+        "60",
+        "--prefix",
+        "86997519",
+    )
     try:
         output = await _read_until(fleet, "Ctrl-C stops")
         assert "7/7 devices registered with 127.0.0.1:" in output
         assert "by 3 processes" in output
         endpoints = sorted(reg.endpoint for reg in server.registered())
-        assert endpoints == [f"86997503{i:07d}" for i in range(7)]
+        assert endpoints == [f"86997519{i:07d}" for i in range(7)]
         assert "3 processes stopped" in await _interrupt(fleet)
     finally:
         if fleet.returncode is None:
@@ -83,13 +94,23 @@ async def test_an_at_module_fleet_over_two_processes_sums_its_notifies(server_fa
     server = await server_factory()
     port = server.listeners["default"].address[1]
     fleet = await _fleet(
-        "--at", "--count", "4", "--processes", "2", "--server-port", str(port), "--interval", "0.5"
+        "--at",
+        "--count",
+        "4",
+        "--processes",
+        "2",
+        "--server-port",
+        str(port),
+        "--interval",
+        "0.5",
+        "--prefix",
+        "86997519",
     )
     try:
         output = await _read_until(fleet, "Ctrl-C stops")
         assert "4/4 devices registered" in output and "by 2 processes" in output
         imeis = sorted(reg.endpoint.split(";")[0] for reg in server.registered())
-        assert imeis == [str(869975030000000 + i) for i in range(4)]
+        assert imeis == [str(869975190000000 + i) for i in range(4)]
         summary = await _interrupt(fleet)
         assert "2 processes stopped; notifies sent" in summary
     finally:

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.api.deps import CurrentKey, ServerDep, expected_endpoint, visible_device
 from server.api.errors import invalid, not_found
 from server.api.onenet.common import format_time, ok, onenet_value, parse_time
-from server.lwm2m_server import Lwm2mServer
+from server.lwm2m_server import Lwm2mServer, check_datapoint_window
+from server.services.errors import BadArgument
 from server.services.provisioning import Device
 from server.store.repository import StoredValue
 
@@ -51,9 +52,9 @@ def path_stream(path: str) -> str | None:
     return "_".join(parts[:3]) if len(parts) >= 3 else None
 
 
-def series_key(device: Device) -> str:
+def series_key(server: Lwm2mServer, device: Device) -> str:
     """Whose time series: the device's endpoint name (or its id when it has none)."""
-    return expected_endpoint(device) or f"device:{device.id}"
+    return expected_endpoint(server, device) or f"device:{device.id}"
 
 
 def value_type(value: Any) -> str:
@@ -118,7 +119,7 @@ def upload_points(body: Any, kind: int | None) -> list[tuple[str, Any, float]]:
 
 
 async def store_points(server: Lwm2mServer, device: Device, points: list[tuple[str, Any, float]]) -> None:
-    key = series_key(device)
+    key = series_key(server, device)
     for stream, value, at in points:
         stored = StoredValue(stream_path(stream), value_type(value), value, at)
         await server.store.record_values(key, [stored], SOURCE, received_at=at)
@@ -132,6 +133,9 @@ async def upload(
     principal: CurrentKey,
     type: Annotated[int | None, Query(ge=1, le=5)] = None,
 ) -> dict[str, Any]:
+    """Upload datapoints. Stores values under any datastream id the application chooses: OneNET's
+    `datastreams[{id, datapoints[{at, value}]}]` body and its simple forms (type 3 `{stream:
+    value}`, type 4 `{stream: {at: value}}`); an `at` without a zone is Beijing time."""
     device = visible_device(server, principal, device_id)
     if type in (2, 5):
         raise invalid("type 2 and 5 (binary and text forms) are not JSON: use type 1, 3 or 4")
@@ -141,7 +145,7 @@ async def upload(
 
 async def latest_streams(server: Lwm2mServer, device: Device) -> dict[str, dict[str, Any]]:
     """stream id -> its latest stored value `{"value", "updated_at"}`."""
-    latest = await server.latest_values(series_key(device))
+    latest = await server.latest_values(series_key(server, device))
     return {ds: v for path, v in latest.items() if (ds := path_stream(path)) is not None}
 
 
@@ -157,22 +161,29 @@ async def datapoints(
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
 ) -> dict[str, Any]:
     device = visible_device(server, principal, device_id)
-    key = series_key(device)
+    key = series_key(server, device)
     wanted = [s.strip() for s in datastream_id.split(",") if s.strip()] if datastream_id else None
     streams: dict[str, list[dict[str, Any]]] = {}
     next_cursor: str | None = None
     count = 0
     if start or end or cursor or limit:
         size = limit or 100
+        start_at = parse_time(start, "start") if start else None
+        end_at = parse_time(end, "end") if end else None
+        after_id = int(cursor) if cursor else None
+        try:
+            check_datapoint_window(start_at, end_at, after_id)
+        except BadArgument as exc:
+            raise invalid(str(exc)) from None
         points = []
         for stream in wanted or [None]:  # type: ignore[list-item]
             points.extend(
                 await server.store.datapoints(
                     key,
                     stream_path(stream) if stream else None,
-                    start=parse_time(start, "start") if start else None,
-                    end=parse_time(end, "end") if end else None,
-                    after_id=int(cursor) if cursor else None,
+                    start=start_at,
+                    end=end_at,
+                    after_id=after_id,
                     limit=size + 1,
                 )
             )
@@ -209,6 +220,8 @@ async def datapoints(
 async def devices_latest(
     server: ServerDep, principal: CurrentKey, devIds: Annotated[str, Query(min_length=1, max_length=12000)]
 ) -> dict[str, Any]:
+    """Latest values of several devices. `devIds` lists the device ids (comma-separated); the answer has
+    each device's datastreams with their newest value, as OneNET's batch datapoint query."""
     ids = [part.strip() for part in devIds.split(",") if part.strip()]
     if len(ids) > 100:
         raise invalid("at most 100 devIds")
@@ -262,6 +275,8 @@ def stream_view(stream: str, meta: dict[str, Any] | None, latest: dict[str, Any]
 async def create_stream(
     device_id: str, body: StreamCreate, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
+    """Create a datastream. Adds a user-named datastream (`id`, optional `unit`, `unit_symbol`) to the
+    device, as OneNET's datastream add."""
     device = visible_device(server, principal, device_id)
     declared = dict(device.attributes.get(ATTR_STREAMS) or {})
     if body.id in declared:
@@ -282,6 +297,8 @@ async def streams(
     principal: CurrentKey,
     datastream_ids: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> dict[str, Any]:
+    """List a device's datastreams. Each with `id`, `create_time`, `update_at` and `current_value`, as
+    OneNET documents them."""
     device = visible_device(server, principal, device_id)
     declared = device.attributes.get(ATTR_STREAMS) or {}
     latest = await latest_streams(server, device)
@@ -294,6 +311,8 @@ async def streams(
 
 @router.get("/devices/{device_id}/datastreams/{stream}")
 async def stream(device_id: str, stream: str, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+    """One datastream of a device. Its `id`, `create_time`, `update_at` and `current_value`, as OneNET
+    documents them."""
     device = visible_device(server, principal, device_id)
     declared = device.attributes.get(ATTR_STREAMS) or {}
     latest = (await latest_streams(server, device)).get(stream)

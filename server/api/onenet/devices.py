@@ -80,7 +80,7 @@ def product_for_create(server: Lwm2mServer, principal: Any, product_id: str | No
 async def device_data(server: Lwm2mServer, device: Device) -> dict[str, Any]:
     """A device as OneNET's "query device details" shows it (NB-IoT suite): `protocol` `LwM2M`,
     times in Beijing time, `datastreams` as `[{id, create_time, unit, unit_symbol}]`."""
-    endpoint = expected_endpoint(device)
+    endpoint = expected_endpoint(server, device)
     reg = server.registration(endpoint) if endpoint else None
     latest = await latest_streams(server, device)
     declared = device.attributes.get("datastreams") or {}
@@ -127,9 +127,7 @@ async def create_device(body: OneNetDeviceCreate, server: ServerDep, principal: 
     product = product_for_create(server, principal, body.product_id)
     ((imei, imsi),) = body.auth_info.items()
     attributes = {name: getattr(body, name) for name in EXTRA_FIELDS if getattr(body, name) is not None}
-    if body.psk:
-        attributes["psk"] = body.psk
-    device = await server.provisioning.create_device(
+    device = await server.directory.create_device(
         product_id=product.id,
         imei=imei,
         imsi=imsi,
@@ -137,12 +135,11 @@ async def create_device(body: OneNetDeviceCreate, server: ServerDep, principal: 
         auth_code=body.auth,
         obsv=body.obsv,
         attributes=attributes,
+        psk=body.psk,
+        psk_encoding="string" if body.psk else None,
     )
     data: dict[str, Any] = {"device_id": str(device.id)}
     if body.psk:
-        endpoint = expected_endpoint(device)
-        assert endpoint is not None
-        await server.set_psk(endpoint, imei, body.psk)
         data["psk"] = body.psk
     return ok(data)
 
@@ -159,7 +156,7 @@ async def devices_status(
         device = server.provisioning.device(int(raw)) if raw.isdigit() else None
         if device is None or not principal.can_see(device):
             continue
-        endpoint = expected_endpoint(device)
+        endpoint = expected_endpoint(server, device)
         online = endpoint is not None and server.registration(endpoint) is not None
         items.append({"id": str(device.id), "title": device.title, "online": online})
     return ok({"total_count": len(items), "devices": items})
@@ -212,11 +209,8 @@ async def delete_device(
     device_id: str, server: ServerDep, principal: CurrentKey, offline: OfflineDep
 ) -> dict[str, Any]:
     device = visible_device(server, principal, device_id)
-    endpoint = expected_endpoint(device)
-    await server.provisioning.delete_device(device.id)
+    await server.directory.delete_device(device)
     await offline.forget_device(device.id)
-    if endpoint is not None:
-        await server.remove_psk(endpoint)
     return ok()
 
 
@@ -260,7 +254,7 @@ async def list_devices(
         ):
             continue
         if online is not None:
-            endpoint = expected_endpoint(device)
+            endpoint = expected_endpoint(server, device)
             if (endpoint is not None and server.registration(endpoint) is not None) != online:
                 continue
         matched.append(device)

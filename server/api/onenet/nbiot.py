@@ -14,10 +14,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lwm2m.path import Path
-from server.api.deps import CurrentKey, ServerDep, device_by_imei, expected_endpoint, online_endpoint
+from server.api.deps import CurrentKey, ServerDep, device_by_imei, online_endpoint
 from server.api.errors import invalid
 from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
-from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK_ENCODING
+from server.carriers.base import ATTR_ACCESS_PSK
 from server.services.device_management import values_to_json
 from server.services.errors import RequestFailed
 from server.services.security import PskEncoding
@@ -243,18 +243,9 @@ async def resources(
 async def set_device_key(
     server: Any, device: Any, name: str, key: str, encoding: PskEncoding | None = None
 ) -> Any:
-    """Store `key` in the device attribute `name` (the one a carrier listener takes its DTLS key
-    from) and provision it with the security service; `encoding` ("string" / "hex") is stored
-    too when given. Returns the updated device. Also used by the native API (`PUT .../psk`)."""
-    endpoint = expected_endpoint(device)
-    if endpoint is None or device.imei is None:
-        raise invalid("the device has no IMEI")
-    attributes = {**device.attributes, name: key}
-    if encoding is not None:
-        attributes[ATTR_PSK_ENCODING] = encoding
-    updated = await server.provisioning.update_device(device.id, attributes=attributes)
-    await server.set_psk(endpoint, device.imei, key, encoding or "string")
-    return updated
+    """Give `device` the key of attribute `name` through the device directory (its only writer);
+    returns the updated device. Also used by the native API (`PUT .../psk`)."""
+    return await server.directory.set_key(device, key, encoding, attribute=name)
 
 
 @router.get("/nbiot/device/psk")

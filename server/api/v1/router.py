@@ -6,29 +6,47 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query
+from fastapi import Path as FastApiPath
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lwm2m.path import Path
+from lwm2m.values import value_from_jsonable
 from server.api.deps import AdminKey, CurrentKey, Principal, ServerDep, visible_device
 from server.api.errors import auth_failed, invalid, not_found
 from server.api.events import event_visible
 from server.api.modules import ModuleHostDep
 from server.api.onenet.common import OfflineDep, PushDep
-from server.api.onenet.nbiot import set_device_key
+from server.api.v1.connect import connect_commands
+from server.api.v1.device_admin import remove_device
+from server.api.v1.device_admin import router as device_admin_router
+from server.api.v1.failures import record_failed_operations
 from server.api.v1.views import device_view, event_view, objects_view, product_view
-from server.carriers.base import ATTR_ACCESS_PSK, ATTR_PSK
 from server.lwm2m_server import Lwm2mServer
-from server.services.device_management import values_to_json
+from server.services.device_management import Operation, values_to_json
 from server.services.errors import BadArgument
 from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
-from server.services.security import decode_key
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(record_failed_operations)])
+router.include_router(device_admin_router)
 
-PLATFORM_NUMBERS = {"onenet": 0, "ctwing": 1, "yanfei": 2, "huawei": 3, "custom": 10}
-PathText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")]
+
+def _path_in_range(text: str) -> str:
+    Path.parse(text)  # InvalidPath (a ValueError) for an id above 65535: a 400
+    return text
+
+
+PathText = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$"),
+    AfterValidator(_path_in_range),
+]
+# Device ids are ASCII digits only (`visible_device`); anything else, "+1", " 1", "١٢", is no
+# device (404), not a malformed request.
+DeviceId = Annotated[str, FastApiPath(max_length=64)]
+# Seconds since the epoch for the data point cursors: 0 up to the year 9999.
+Instant = Annotated[float | None, Query(ge=0, le=253_402_300_799)]
 Timeout = Annotated[float | None, Field(default=None, ge=1, le=120)]
 
 
@@ -99,6 +117,26 @@ class CancelBody(BaseModel):
     active: bool = True
 
 
+class CreateBody(BaseModel):
+    path: PathText  # the object, /o
+    instance: int | None = Field(default=None, ge=0, le=65534)  # None: the client chooses
+    value: dict[Annotated[str, Field(pattern=r"^\d{1,5}$")], Any] = Field(max_length=256)
+    content_format: int | None = Field(default=None, ge=0, le=65535)
+    timeout: Timeout = None
+
+
+class CompositeReadBody(BaseModel):
+    paths: list[PathText] = Field(min_length=1, max_length=64)
+    content_format: int | None = Field(default=None, ge=0, le=65535)
+    timeout: Timeout = None
+
+
+class CompositeWriteBody(BaseModel):
+    values: dict[PathText, Any] = Field(min_length=1, max_length=256)
+    content_format: int | None = Field(default=None, ge=0, le=65535)
+    timeout: Timeout = None
+
+
 class PushTargetCreate(BaseModel):
     url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://")
     token: str = Field(min_length=1, max_length=64)
@@ -119,7 +157,7 @@ def _endpoint(server: Lwm2mServer, device: Device) -> str:
     return endpoint
 
 
-def _device(server: Lwm2mServer, principal: Principal, device_id: int) -> Device:
+def _device(server: Lwm2mServer, principal: Principal, device_id: str) -> Device:
     return visible_device(server, principal, device_id)
 
 
@@ -171,28 +209,40 @@ async def list_devices(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    views = [device_view(server, d, host) for d in server.provisioning.devices() if principal.can_see(d)]
+    # (device or None, endpoint, carrier) rows, filtered on what they hold; the JSON views are
+    # drawn for the requested page only, so a page of a large fleet costs a page of views.
+    rows: list[tuple[Device | None, str | None, str]] = [
+        (d, server.endpoint_of(d), d.carrier) for d in server.provisioning.devices() if principal.can_see(d)
+    ]
     if principal.is_admin:
-        known = {v["endpoint"] for v in views}
-        views.extend(
-            device_view(server, None, host, reg.endpoint)
-            for reg in server.registered()
-            if reg.endpoint not in known
+        known = {endpoint for _d, endpoint, _c in rows}
+        rows.extend(
+            (None, reg.endpoint, "custom") for reg in server.registered() if reg.endpoint not in known
         )
     needle = (q or "").lower()
 
-    def matches(view: dict[str, Any]) -> bool:
-        if carrier and view["carrier"] != carrier:
+    def matches(row: tuple[Device | None, str | None, str]) -> bool:
+        device, endpoint, row_carrier = row
+        if carrier and row_carrier != carrier:
             return False
-        if online is not None and view["online"] != online:
+        if (
+            online is not None
+            and (endpoint is not None and server.registration(endpoint) is not None) != online
+        ):
             return False
         if needle:
-            fields = (view["endpoint"], view["imei"], view["title"])
-            return any(needle in str(f).lower() for f in fields if f)
+            fields = (endpoint, device.imei, device.title) if device is not None else (endpoint,)
+            return any(needle in f.lower() for f in fields if f)
         return True
 
-    selected = [v for v in views if matches(v)]
-    return {"items": selected[offset : offset + limit], "total": len(selected)}
+    # Pages in a stable order: provisioned devices by id, then anonymous registrations by name
+    # (the store's own order moves a row that a registration updates).
+    selected = sorted(
+        (row for row in rows if matches(row)),
+        key=lambda row: (row[0] is None, row[0].id if row[0] is not None else 0, row[1] or ""),
+    )
+    page = selected[offset : offset + limit]
+    return {"items": [device_view(server, d, host, e) for d, e, _c in page], "total": len(selected)}
 
 
 @router.post("/devices")
@@ -202,28 +252,22 @@ async def create_device(
     product = server.provisioning.product(body.product_id)
     if product is None or not principal.can_see_product(product):
         raise not_found("product")
-    if body.psk is not None and body.psk_encoding == "hex":
-        try:
-            bytes.fromhex(body.psk)
-        except ValueError:
-            raise invalid("psk is not hexadecimal") from None
-    device = await server.provisioning.create_device(
+    device = await server.directory.create_device(
         product_id=product.id,
         imei=body.imei,
         imsi=body.imsi,
         title=body.title,
         auth_code=body.auth_code,
         obsv=body.obsv,
-        attributes={"psk": body.psk, "psk_encoding": body.psk_encoding} if body.psk else None,
+        psk=body.psk,
+        psk_encoding=body.psk_encoding if body.psk else None,
     )
-    if body.psk:
-        await server.set_psk(_endpoint(server, device), body.imei, body.psk, body.psk_encoding)
     return device_view(server, device, host)
 
 
 @router.get("/devices/{device_id}")
 async def get_device(
-    device_id: int, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+    device_id: DeviceId, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
 ) -> dict[str, Any]:
     device = _device(server, principal, device_id)
     view = device_view(server, device, host)
@@ -233,57 +277,55 @@ async def get_device(
 
 @router.delete("/devices/{device_id}")
 async def delete_device(
-    device_id: int, server: ServerDep, principal: CurrentKey, offline: OfflineDep
+    device_id: DeviceId, server: ServerDep, principal: CurrentKey, offline: OfflineDep
 ) -> dict[str, Any]:
-    device = _device(server, principal, device_id)
-    endpoint = server.endpoint_of(device)
-    await server.provisioning.delete_device(device.id)
-    await offline.forget_device(device.id)
-    if endpoint is not None:
-        await server.remove_psk(endpoint)
+    await remove_device(server, offline, _device(server, principal, device_id))
     return {"ok": True}
 
 
 @router.put("/devices/{device_id}/psk")
 async def set_device_psk(
-    device_id: int, body: PskBody, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
+    device_id: DeviceId, body: PskBody, server: ServerDep, principal: CurrentKey, host: ModuleHostDep
 ) -> dict[str, Any]:
-    """Change the DTLS PSK of a device as its carrier's platform does: for OneNET the access
-    (LwM2M-server) PSK, as POST /nbiot/device/accpsk sets it (a text key); for the others the
-    device PSK of its creation, text or hexadecimal."""
+    """Change the DTLS PSK of a device as its carrier's platform does: the key its carrier's
+    access listener checks (OneNET: the access PSK, as POST /nbiot/device/accpsk sets it, a text
+    key; the others: the device PSK of its creation, text or hexadecimal). Any device has one,
+    also an endpoint that registered at the open listener without an IMEI."""
     device = _device(server, principal, device_id)
     try:
-        decode_key(body.psk, body.psk_encoding)
+        updated = await server.directory.set_key(device, body.psk, body.psk_encoding)
     except BadArgument as exc:
         raise invalid(str(exc)) from None
-    if device.carrier == "onenet":
-        if body.psk_encoding != "string":
-            raise invalid("a OneNET access PSK is a string (psk_encoding 'string')")
-        updated = await set_device_key(server, device, ATTR_ACCESS_PSK, body.psk)
-    else:
-        updated = await set_device_key(server, device, ATTR_PSK, body.psk, body.psk_encoding)
     return device_view(server, updated, host)
 
 
 @router.post("/devices/{device_id}/read")
-async def read(device_id: int, body: ReadBody, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def read(
+    device_id: DeviceId, body: ReadBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     path = Path.parse(body.path)
     node = await server.read(endpoint, path, content_format=body.content_format, timeout=body.timeout)
     return {"values": values_to_json(node, path)}
 
 
-@router.post("/devices/{device_id}/write")
-async def write(device_id: int, body: WriteBody, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
-    endpoint = _endpoint(server, _device(server, principal, device_id))
-    value = body.value
+def _plain(value: Any) -> Any:
+    """A value as the Python API takes it: {"hex"|"time"|"objlnk": ...} becomes bytes, a
+    datetime or an object link; anything else is left as given (typed by the object model)."""
     if isinstance(value, dict) and set(value) <= {"hex", "time", "objlnk"} and len(value) == 1:
-        from lwm2m.values import value_from_jsonable
-
         try:
-            value = value_from_jsonable(value)
+            return value_from_jsonable(value)
         except ValueError as exc:
             raise invalid(str(exc)) from exc
+    return value
+
+
+@router.post("/devices/{device_id}/write")
+async def write(
+    device_id: DeviceId, body: WriteBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    value = _plain(body.value)
     await server.write(
         endpoint,
         body.path,
@@ -297,7 +339,7 @@ async def write(device_id: int, body: WriteBody, server: ServerDep, principal: C
 
 @router.post("/devices/{device_id}/execute")
 async def execute(
-    device_id: int, body: ExecuteBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: ExecuteBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.execute(endpoint, body.path, body.arguments, timeout=body.timeout)
@@ -306,7 +348,7 @@ async def execute(
 
 @router.post("/devices/{device_id}/discover")
 async def discover(
-    device_id: int, body: PathBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: PathBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     links = await server.discover(endpoint, body.path, timeout=body.timeout)
@@ -315,16 +357,72 @@ async def discover(
 
 @router.post("/devices/{device_id}/write-attributes")
 async def write_attributes(
-    device_id: int, body: AttributesBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: AttributesBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.write_attributes(endpoint, body.path, _attrs(body.attributes), timeout=body.timeout)
     return {"ok": True}
 
 
+@router.post("/devices/{device_id}/create")
+async def create(
+    device_id: DeviceId, body: CreateBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Create an object instance: `{"path": "/3303", "instance": 1, "value": {"5700": 21.5}}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    if Path.parse(body.path).depth != 1:
+        raise invalid("create takes an object path such as /3303")
+    values = {int(rid): _plain(value) for rid, value in body.value.items()}
+    await server.create(
+        endpoint,
+        body.path,
+        values,
+        instance_id=body.instance,
+        content_format=body.content_format,
+        timeout=body.timeout,
+    )
+    return {"ok": True, "instance": body.instance}
+
+
+@router.post("/devices/{device_id}/delete")
+async def delete_instance(
+    device_id: DeviceId, body: PathBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Delete an object instance: `{"path": "/3303/1"}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    if Path.parse(body.path).depth != 2:
+        raise invalid("delete takes an object instance path such as /3303/1")
+    await server.delete(endpoint, body.path, timeout=body.timeout)
+    return {"ok": True}
+
+
+@router.post("/devices/{device_id}/read-composite")
+async def read_composite(
+    device_id: DeviceId, body: CompositeReadBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Read-Composite (LwM2M 1.1): `{"paths": ["/3/0/0", "/3303/0"], "content_format": 112}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    params: dict[str, Any] = {"paths": [str(Path.parse(p)) for p in body.paths]}
+    if body.content_format is not None:
+        params["content_format"] = body.content_format
+    result = await server.perform(endpoint, Operation("read_composite", params), timeout=body.timeout)
+    return {"values": result["node"]}
+
+
+@router.post("/devices/{device_id}/write-composite")
+async def write_composite(
+    device_id: DeviceId, body: CompositeWriteBody, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
+    """Write-Composite (LwM2M 1.1): `{"values": {"/1/0/1": 60, "/3303/0/5701": "Cel"}}`."""
+    endpoint = _endpoint(server, _device(server, principal, device_id))
+    values = {p: _plain(v) for p, v in body.values.items()}
+    await server.write_composite(endpoint, values, content_format=body.content_format, timeout=body.timeout)
+    return {"ok": True}
+
+
 @router.post("/devices/{device_id}/observe")
 async def observe(
-    device_id: int, body: ObserveBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: ObserveBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     if (body.path is None) == (body.paths is None):
@@ -342,7 +440,7 @@ async def observe(
 
 @router.post("/devices/{device_id}/cancel-observation")
 async def cancel_observation(
-    device_id: int, body: CancelBody, server: ServerDep, principal: CurrentKey
+    device_id: DeviceId, body: CancelBody, server: ServerDep, principal: CurrentKey
 ) -> dict[str, Any]:
     endpoint = _endpoint(server, _device(server, principal, device_id))
     await server.cancel_observation(endpoint, body.observation_id, active=body.active)
@@ -350,7 +448,7 @@ async def cancel_observation(
 
 
 @router.get("/devices/{device_id}/observations")
-async def observations(device_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def observations(device_id: DeviceId, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
     endpoint = server.endpoint_of(_device(server, principal, device_id))
     records = await server.store.observations(endpoint) if endpoint else []
     return {
@@ -363,12 +461,12 @@ async def observations(device_id: int, server: ServerDep, principal: CurrentKey)
 
 @router.get("/devices/{device_id}/datapoints")
 async def datapoints(
-    device_id: int,
+    device_id: DeviceId,
     server: ServerDep,
     principal: CurrentKey,
     path: Annotated[str | None, Query(max_length=64, pattern=r"^/?\d{1,5}(/\d{1,5}){0,3}$")] = None,
-    start: float | None = None,
-    end: float | None = None,
+    start: Instant = None,
+    end: Instant = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
     endpoint = server.endpoint_of(_device(server, principal, device_id))
@@ -392,7 +490,7 @@ async def datapoints(
 
 @router.get("/devices/{device_id}/events")
 async def device_events(
-    device_id: int,
+    device_id: DeviceId,
     server: ServerDep,
     principal: CurrentKey,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -402,35 +500,10 @@ async def device_events(
     return {"items": [event_view(r) for r in rows]}
 
 
-def connect_commands(server: Lwm2mServer, device: Device) -> list[str]:
-    """The AT commands (module manual §4) that connect an emulated or real module to this server."""
-    spec = next((s for s in server.settings.listeners if s.carrier == device.carrier), None)
-    spec = spec or next(iter(server.settings.listeners), None)
-    host, port = "127.0.0.1", 5683
-    if spec is not None:
-        listener = server.listeners.get(spec.name)
-        host, port = listener.address if listener is not None else (spec.host, spec.port)
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    psk = device.attributes.get(ATTR_ACCESS_PSK) or device.attributes.get("psk")
-    dtls_port = spec.dtls_port if spec is not None else None
-    if psk and dtls_port:
-        port = (
-            server.dtls[spec.name].address[1] if spec is not None and spec.name in server.dtls else dtls_port
-        )
-    commands = [f'AT+MIPLCFG="platform",0,{PLATFORM_NUMBERS.get(device.carrier, 10)}']
-    create = f'AT+MIPLCREATEEX="{host}:{port}",0'
-    if device.auth_code or psk:
-        create += f',"{device.auth_code or ""}"'
-    if psk:
-        create += f',"{psk}"'
-    commands.append(create)
-    commands.append('AT+MIPLADDOBJ=0,3303,1,"1",1,0')
-    commands.append("AT+MIPLOPEN=0,86400")
-    return commands
-
-
 @router.get("/devices/{device_id}/connect-commands")
-async def get_connect_commands(device_id: int, server: ServerDep, principal: CurrentKey) -> dict[str, Any]:
+async def get_connect_commands(
+    device_id: DeviceId, server: ServerDep, principal: CurrentKey
+) -> dict[str, Any]:
     return {"commands": connect_commands(server, _device(server, principal, device_id))}
 
 

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from emulator.hosting import LineSplitter, ModuleHost
+from emulator.at.results import is_final
+from emulator.hosting import QUICK_LINES, LineSplitter, ModuleHost
+from emulator.module.models import MODELS, capabilities
 
 IMEI = "869975030000461"
 IMSI = "460041234567890"
@@ -62,6 +64,7 @@ async def test_listing_follows_the_devices_created_over_at(host: ModuleHost) -> 
         "imsi": IMSI,
         "endpoint": None,
         "carrier": None,
+        "quick_lines": info.quick_lines,
     }
     lines: list[str] = []
     host.subscribe(module_id, lines.append)
@@ -80,3 +83,30 @@ async def test_module_ids_stay_unique_and_unknown_ids_are_refused(host: ModuleHo
         await host.send("nope", "AT")
     await host.remove(first)
     assert [m.id for m in host.list()] == [second]
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+async def test_quick_lines_are_only_commands_the_model_answers(host: ModuleHost, model: str) -> None:
+    """The console's quick AT buttons (issue 16): AT+MIPLVER? is not in the manual and answers
+    ERROR everywhere; AT+MIPLUPDATESET exists on some models only (manual §4.5 note). Each quick
+    line, typed into a fresh module of the model, is a command it knows (never a plain ERROR)."""
+    module_id = await host.start_module(model, imei=IMEI, imsi=IMSI)
+    info = next(m for m in host.list() if m.id == module_id)
+    assert "AT+MIPLVER?" not in info.quick_lines
+    assert ("AT+MIPLUPDATESET=0,1" in info.quick_lines) == (
+        "+MIPLUPDATESET" in capabilities(model).optional_commands
+    )
+    assert set(info.quick_lines) <= set(QUICK_LINES) and "AT+MIPLCREATE" in info.quick_lines
+    lines: list[str] = []
+    host.subscribe(module_id, lines.append)
+    for line in info.quick_lines:
+        lines.clear()
+        await host.send(module_id, line)
+        async with asyncio.timeout(2):
+            while not any(is_final(text) for text in lines):
+                await asyncio.sleep(0.01)
+        assert "ERROR" not in lines, (model, line, lines)
+    await host.send(module_id, "AT+MIPLVER?")  # the line the console offered before
+    async with asyncio.timeout(2):
+        while "ERROR" not in lines:
+            await asyncio.sleep(0.01)

@@ -12,7 +12,7 @@ from lwm2m.errors import ModelError
 from lwm2m.model.builtin import builtin_registry, registry_with
 from lwm2m.numbers import Operations, ResourceType
 
-DDF_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "ddf"
+DDF_DIR = Path(__file__).resolve().parents[2] / "data" / "ddf"
 OMA_IDS = [0, 1, 2, 3, 4, 5, 6, 7, 19]
 COPIED_FROM_REGISTRY = {
     "0.xml": "version_history/0-1_1.xml",

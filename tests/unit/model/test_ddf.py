@@ -1,4 +1,4 @@
-"""The OMA DDF XML loader, against every registry file in shared/ddf (and its version history)."""
+"""The OMA DDF XML loader, against every registry file in tests/data/ddf (and its version history)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from lwm2m.model import ObjectDefinition
 from lwm2m.model.ddf import load_ddf, load_ddf_directory, load_ddf_file
 from lwm2m.numbers import Operations, ResourceType
 
-# CI always checks out the repository beside shared/; a missing folder must fail, not skip.
-DDF_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "ddf"
+# The registry files live in the repository (tests/data/ddf); a missing folder must fail, not skip.
+DDF_DIR = Path(__file__).resolve().parents[2] / "data" / "ddf"
 HISTORY_DIR = DDF_DIR / "version_history"
 DDF_FILES = sorted(DDF_DIR.glob("*.xml")) + sorted(HISTORY_DIR.glob("*.xml"))
 
 
-def test_shared_ddf_folders_hold_the_registry_files() -> None:
+def test_ddf_folders_in_the_repository_hold_the_registry_files() -> None:
+    repository = Path(__file__).resolve().parents[3]
+    assert DDF_DIR.resolve().is_relative_to(repository)
     assert len(sorted(DDF_DIR.glob("*.xml"))) >= 13
     assert len(sorted(HISTORY_DIR.glob("*.xml"))) >= 28
 

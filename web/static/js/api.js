@@ -3,10 +3,11 @@
 const KEY_STORAGE = "testbed.apiKey";
 
 export class ApiError extends Error {
-  constructor(status, errno, message) {
+  constructor(status, errno, message, reason) {
     super(message);
     this.status = status;
     this.errno = errno;
+    this.reason = reason; // OneNET's reason of errno 5106 (a device failure)
   }
 }
 
@@ -56,7 +57,7 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     const message = (data && (data.error || data.detail)) || response.statusText;
-    throw new ApiError(response.status, data && data.errno, typeof message === "string" ? message : JSON.stringify(message));
+    throw new ApiError(response.status, data && data.errno, typeof message === "string" ? message : JSON.stringify(message), data && data.reason);
   }
   if (data && typeof data.errno === "number" && data.errno !== 0) {
     throw new ApiError(response.status, data.errno, data.error || "error");
@@ -66,6 +67,7 @@ export async function api(method, path, body) {
 
 export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body ?? {});
+export const del = (path) => api("DELETE", path);
 
 export function query(params) {
   const search = new URLSearchParams();

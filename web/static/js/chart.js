@@ -15,13 +15,24 @@ function niceNumber(value) {
   return String(Math.round(value * 100) / 100);
 }
 
-// points: [{at: epoch seconds, value: number}], oldest first.
-export function lineChart(points, { width = 600, height = 180, label = "" } = {}) {
+const TIME_TICKS = 5;
+
+// Tick label for time `t` on an axis spanning `span` seconds: the clock, with the date when the
+// axis covers days.
+function timeLabel(t, span) {
+  const date = new Date(t * 1000);
+  const clock = date.toLocaleTimeString([], { hour12: false });
+  return span > 86400 ? `${date.toLocaleDateString([], { month: "2-digit", day: "2-digit" })} ${clock.slice(0, 5)}` : clock;
+}
+
+// points: [{at: epoch seconds, value: number}], oldest first; `units` labels the value axis.
+export function lineChart(points, { width = 600, height = 180, label = "", units = "" } = {}) {
   const root = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img" });
   root.dataset.testid = "chart";
   root.dataset.points = String(points.length);
-  if (label) root.append(svg("title", {}, label));
-  const left = 48;
+  root.dataset.units = units;
+  if (label) root.append(svg("title", {}, units ? `${label} (${units})` : label));
+  const left = 64;
   const right = 8;
   const top = 10;
   const bottom = 22;
@@ -46,10 +57,18 @@ export function lineChart(points, { width = 600, height = 180, label = "" } = {}
   for (const p of points.length <= 60 ? points : []) {
     root.append(svg("circle", { cx: x(p.at).toFixed(1), cy: y(p.value).toFixed(1), r: 2.5, fill: "currentColor", class: "point" }));
   }
-  root.append(svg("text", { x: left - 4, y: top + 8, "text-anchor": "end" }, niceNumber(v1)));
-  root.append(svg("text", { x: left - 4, y: height - bottom, "text-anchor": "end" }, niceNumber(v0)));
-  const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false });
-  root.append(svg("text", { x: left, y: height - 6 }, clock(t0)));
-  root.append(svg("text", { x: width - right, y: height - 6, "text-anchor": "end" }, clock(t1)));
+  const suffix = units ? ` ${units}` : "";
+  root.append(svg("text", { x: left - 4, y: top + 8, "text-anchor": "end", class: "value-label" }, `${niceNumber(v1)}${suffix}`));
+  root.append(svg("text", { x: left - 4, y: height - bottom, "text-anchor": "end", class: "value-label" }, `${niceNumber(v0)}${suffix}`));
+  // The time axis: evenly spaced ticks, each labelled with its clock time.
+  for (let i = 0; i < TIME_TICKS; i += 1) {
+    const t = t0 + ((t1 - t0) * i) / (TIME_TICKS - 1);
+    const tx = x(t);
+    const anchor = i === 0 ? "start" : i === TIME_TICKS - 1 ? "end" : "middle";
+    root.append(svg("line", { class: "axis tick", x1: tx, y1: height - bottom, x2: tx, y2: height - bottom + 4 }));
+    const text = svg("text", { x: tx, y: height - 6, "text-anchor": anchor, class: "time-tick" }, timeLabel(t, t1 - t0));
+    text.dataset.at = String(t);
+    root.append(text);
+  }
   return root;
 }

@@ -1,5 +1,7 @@
 // Small DOM helpers: build elements without innerHTML, so device data is never parsed as markup.
 
+import { explainFailure } from "./reasons.js";
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -51,6 +53,7 @@ export function formatValue(value) {
 
 export function describeEvent(event) {
   const data = event.data || {};
+  if (event.kind === "operation.failed") return `${data.operation} ${[data.path].flat().join(" ")}: ${explainFailure(data)}`;
   if (Array.isArray(data.values) && data.values.length) {
     return data.values.slice(0, 4).map((v) => `${v.path}=${formatValue(v.value)}`).join(" ");
   }

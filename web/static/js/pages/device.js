@@ -5,9 +5,20 @@ import { get, post, query } from "../api.js";
 import { eventItem, formatTime, formatValue, h } from "../dom.js";
 import { lineChart } from "../chart.js";
 import { subscribe } from "../live.js";
+import { explainError } from "../reasons.js";
 
 export const name = "device";
 const NUMERIC = new Set(["Float", "Integer", "Unsigned Integer"]);
+// The AT command with which an emulated module's MCU answers each operation (manual §3.10-§3.16).
+const MCU_ANSWERS = {
+  read: "AT+MIPLREADRSP",
+  write: "AT+MIPLWRITERSP",
+  execute: "AT+MIPLEXECUTERSP",
+  observe: "AT+MIPLOBSERVERSP",
+  discover: "AT+MIPLDISCOVERRSP",
+  "write-attributes": "AT+MIPLPARAMETERRSP",
+};
+const UPLINK_KINDS = new Set(["registration.registered", "registration.updated", "notification", "send"]);
 
 function parseValue(text, type) {
   const trimmed = text.trim();
@@ -45,19 +56,23 @@ export function render(view, [ref], { notify }) {
   const result = h("div", { class: "result", id: "op-result", "data-testid": "op-result" }, "Results of operations appear here.");
   const opPath = h("input", { id: "op-path", "data-testid": "op-path", placeholder: "/3303/0/5700", class: "mono" });
   const opKind = h("select", { id: "op-kind", "data-testid": "op-kind" },
-    ...["read", "write", "execute", "observe", "discover", "write-attributes"].map((k) => h("option", { value: k }, k)));
+    ...["read", "write", "execute", "observe", "discover", "write-attributes", "create", "delete"].map((k) => h("option", { value: k }, k)));
   const opArg = h("input", { id: "op-arg", "data-testid": "op-arg", placeholder: "value / arguments / pmin=10&pmax=60" });
-  const opForm = h("form", { class: "row", id: "op-form", "data-testid": "op-form" }, opKind, opPath, opArg,
-    h("button", { class: "primary", type: "submit", "data-testid": "op-send" }, "Send"));
+  const opSend = h("button", { class: "primary", type: "submit", "data-testid": "op-send" }, "Send");
+  const opForm = h("form", { class: "row", id: "op-form", "data-testid": "op-form" }, opKind, opPath, opArg, opSend);
   const timeline = h("ul", { class: "feed", id: "device-timeline", "data-testid": "device-timeline" });
   const chartPath = h("select", { id: "chart-path", "data-testid": "chart-path" });
   const chartBox = h("div", { id: "chart-box", "data-testid": "chart-box" });
+  const declared = h("div", { class: "declared muted", id: "declared", "data-testid": "declared" });
+  const modelToggle = h("input", { type: "checkbox", id: "model-toggle", "data-testid": "model-toggle" });
+  modelToggle.addEventListener("change", () => tree.classList.toggle("whole-model", modelToggle.checked));
   view.append(
     header,
     h("div", { class: "grid" },
       h("section", {}, h("h2", {}, "Objects"),
         h("div", { class: "panel request" }, opForm, result),
-        h("div", { class: "panel" }, tree)),
+        h("div", { class: "panel" }, declared,
+          h("label", { class: "row muted toggle" }, modelToggle, "show the whole object model"), tree)),
       h("section", {},
         h("h2", {}, "Datapoints"), h("div", { class: "panel" }, chartPath, chartBox),
         h("h2", {}, "Timeline"), h("div", { class: "panel" }, timeline))),
@@ -66,11 +81,13 @@ export function render(view, [ref], { notify }) {
   let device = null;
   const resourceTypes = new Map(); // path -> type
   const valueCells = new Map(); // path -> element
+  const resourceInfo = new Map(); // path -> resource view (name, units, declared, updated_at)
   const observeButtons = new Map(); // path -> button
   const observations = new Map(); // path -> observation id
   let chartPoints = [];
 
   function showResult(title, payload, isError = false) {
+    result.replaceChildren();
     result.className = `result${isError ? " error" : ""}`;
     result.dataset.state = isError ? "error" : "ok";
     result.textContent = `${title}\n${typeof payload === "string" ? payload : JSON.stringify(payload, null, 2)}`;
@@ -87,6 +104,14 @@ export function render(view, [ref], { notify }) {
   function applyValues(values, at) {
     for (const v of values || []) {
       setValue(v.path, v.value);
+      const info = resourceInfo.get(v.path);
+      if (info && typeof v.value === "number") info.updated_at = at ?? Date.now() / 1000;
+      // The chart shows a path without data: it moves to the first path that gets some.
+      if (v.path !== chartPath.value && typeof v.value === "number" && !chartPoints.length
+        && [...chartPath.options].some((o) => o.value === v.path)) {
+        chartPath.value = v.path;
+        chartPoints = [];
+      }
       if (v.path === chartPath.value && typeof v.value === "number") {
         chartPoints.push({ at: at ?? Date.now() / 1000, value: v.value });
         drawChart();
@@ -94,8 +119,33 @@ export function render(view, [ref], { notify }) {
     }
   }
 
-  async function run(kind, path, arg = "") {
+  let pending = null; // {kind, path, started, timer, button}
+
+  function showPending() {
+    const seconds = ((performance.now() - pending.started) / 1000).toFixed(1);
+    const waiting = device && device.emulated_module && MCU_ANSWERS[pending.kind]
+      ? h("div", { class: "waiting", "data-testid": "op-waiting" },
+        `module ${device.emulated_module}: waiting for the MCU's ${MCU_ANSWERS[pending.kind]}`)
+      : null;
+    result.className = "result pending";
+    result.dataset.state = "pending";
+    result.replaceChildren(h("span", { class: "spinner", "data-testid": "op-spinner", "aria-hidden": "true" }),
+      `${pending.kind} ${pending.path}: pending `, h("span", { "data-testid": "op-elapsed" }, `${seconds} s`), waiting);
+  }
+
+  function setBusy(busy, button) {
+    opSend.disabled = busy;
+    if (button) button.disabled = busy;
+    for (const el of tree.querySelectorAll("button[data-op]")) if (el !== button) el.disabled = busy;
+  }
+
+  async function run(kind, path, arg = "", button = null) {
+    if (pending) return;
     const type = resourceTypes.get(path);
+    pending = { kind, path, started: performance.now() };
+    setBusy(true, button);
+    showPending();
+    pending.timer = setInterval(showPending, 100);
     try {
       let response;
       if (kind === "read") {
@@ -107,6 +157,13 @@ export function render(view, [ref], { notify }) {
         response = await post(`${base}/execute`, { path, arguments: arg });
       } else if (kind === "discover") {
         response = await post(`${base}/discover`, { path });
+        markDeclared(response.links.map((link) => link.target));
+      } else if (kind === "create") {
+        // "/3303/7" creates instance 7, "/3303" lets the client choose; the argument is {"5700": 21.5, ...}
+        const [object, instance] = path.split("/").filter(Boolean);
+        response = await post(`${base}/create`, { path: `/${object}`, instance: instance === undefined ? null : Number(instance), value: parseValue(arg || "{}") });
+      } else if (kind === "delete") {
+        response = await post(`${base}/delete`, { path });
       } else if (kind === "write-attributes") {
         response = await post(`${base}/write-attributes`, { path, attributes: parseAttributes(arg) });
       } else if (kind === "observe") {
@@ -120,10 +177,38 @@ export function render(view, [ref], { notify }) {
         }
         refreshObserveButtons();
       }
+      stopPending(button);
       showResult(`${kind} ${path}: ok`, response ?? {});
     } catch (err) {
-      showResult(`${kind} ${path}: failed (${err.status || "network"})`, err.message, true);
+      stopPending(button);
+      const reason = explainError(err);
+      showResult(`${kind} ${path}: failed`, reason, true); // the timeline gets the server's operation.failed
     }
+  }
+
+  function markDeclared(paths) {
+    // The answer lists the resources of the discovered instance(s): hide the others there.
+    for (const target of paths) {
+      const instancePath = target.split("/").slice(0, 3).join("/");
+      if (target.split("/").length !== 4) continue;
+      for (const row of tree.querySelectorAll(`.resource[data-path^="${CSS.escape(instancePath)}/"]`)) {
+        if (!paths.includes(row.dataset.path) && !resourceInfo.get(row.dataset.path)?.updated_at) row.classList.add("undeclared");
+      }
+    }
+    for (const path of paths) {
+      const row = tree.querySelector(`.resource[data-path="${CSS.escape(path)}"]`);
+      if (!row) continue;
+      row.classList.remove("undeclared");
+      row.dataset.declared = "true";
+      const info = resourceInfo.get(path);
+      if (info) info.declared = true;
+    }
+  }
+
+  function stopPending(button) {
+    clearInterval(pending.timer);
+    pending = null;
+    setBusy(false, button);
   }
 
   function prepare(kind, path) {
@@ -141,26 +226,48 @@ export function render(view, [ref], { notify }) {
     }
   }
 
-  function opsFor(path, operations, level) {
+  function opsFor(path, operations, level, multiple = false) {
     const ops = operations || "";
     const buttons = [];
     const button = (label, action, op) => h("button", {
-      type: "button", "data-testid": `${op}-${path}`, dataset: { op, path }, onclick: action }, label);
-    if (level !== "resource" || ops.includes("R")) buttons.push(button("read", () => run("read", path), "read"));
+      type: "button", "data-testid": `${op}-${path}`, dataset: { op, path }, onclick: (event) => action(event.currentTarget) }, label);
+    if (level !== "resource" || ops.includes("R")) buttons.push(button("read", (el) => run("read", path, "", el), "read"));
     if (level === "resource" && ops.includes("W")) buttons.push(button("write", () => prepare("write", path), "write"));
     if (level === "resource" && ops.includes("E")) buttons.push(button("execute", () => prepare("execute", path), "execute"));
     if (level !== "resource" || ops.includes("R")) {
-      const observe = button("observe", () => run("observe", path), "observe");
+      const observe = button("observe", (el) => run("observe", path, "", el), "observe");
       observeButtons.set(path, observe);
       buttons.push(observe);
     }
     buttons.push(button("attributes", () => prepare("write-attributes", path), "attributes"));
-    buttons.push(button("discover", () => run("discover", path), "discover"));
+    buttons.push(button("discover", (el) => run("discover", path, "", el), "discover"));
+    if (multiple && level === "object") buttons.push(button("create", () => prepare("create", `${path}/`), "create"));
+    if (multiple && level === "instance") buttons.push(button("delete", (el) => run("delete", path, "", el), "delete"));
     return h("div", { class: "ops" }, buttons);
+  }
+
+  function renderDeclared(objects) {
+    const reg = device.registration;
+    const links = reg ? Object.keys(reg.objects || {}).map((id) => `/${id}`) : [];
+    const instances = reg ? reg.instances || [] : [];
+    const discovered = [];
+    for (const object of objects) {
+      for (const instance of object.instances) {
+        const paths = instance.resources.filter((r) => r.declared).map((r) => r.id);
+        if (instance.discovered || paths.length) discovered.push(`/${object.id}/${instance.id}: ${paths.join(", ") || "—"}`);
+      }
+    }
+    declared.replaceChildren(
+      h("div", { "data-testid": "declared-registration" }, "Registered: ",
+        h("span", { class: "mono" }, reg ? (instances.length ? instances : links).join(" ") : "not registered")),
+      h("div", { "data-testid": "declared-resources" }, "Declared resources (discover answers and reported values): ",
+        h("span", { class: "mono" }, discovered.join(" · ") || "none yet: press discover")),
+    );
   }
 
   function renderTree(objects) {
     tree.replaceChildren();
+    renderDeclared(objects);
     if (!objects.length) tree.append(h("p", { class: "muted" }, "No objects: the device has not registered yet."));
     for (const object of objects) {
       const objectPath = `/${object.id}`;
@@ -171,29 +278,52 @@ export function render(view, [ref], { notify }) {
           resourceTypes.set(path, resource.type);
           const cell = h("span", { class: "value", "data-testid": `value-${path}`, dataset: { path } }, formatValue(resource.value));
           valueCells.set(path, cell);
-          return h("div", { class: "resource", "data-testid": "resource", dataset: { path } },
+          resourceInfo.set(path, resource);
+          // A discovered instance shows what the device declared; before a Discover answer the
+          // object model's resources stand in (the toggle shows the rest of the model).
+          const hidden = instance.discovered && !resource.declared;
+          return h("div", { class: `resource${hidden ? " undeclared" : ""}`, "data-testid": "resource", dataset: { path, declared: String(!!resource.declared) } },
             h("div", {}, h("strong", {}, resource.name || `Resource ${resource.id}`),
-              h("div", { class: "muted mono" }, `${path} · ${resource.type || "?"} · ${resource.operations || ""}${resource.multiple ? " · multiple" : ""}`)),
+              h("div", { class: "muted mono" }, `${path} · ${resource.type || "?"}${resource.units ? ` (${resource.units})` : ""} · ${resource.operations || ""}${resource.multiple ? " · multiple" : ""}`)),
             cell,
             opsFor(path, resource.operations, "resource"));
         });
         return h("details", { open: true, "data-testid": "instance", dataset: { path: instancePath } },
-          h("summary", {}, h("span", { class: "mono" }, instancePath), " ", opsFor(instancePath, "", "instance")),
+          h("summary", {}, h("span", { class: "mono" }, instancePath), " ",
+            instance.discovered ? null : h("span", { class: "badge", title: "press discover to see what the device declares" }, "not discovered"), " ",
+            opsFor(instancePath, "", "instance", object.multiple)),
           h("div", { class: "resources" }, resources));
       });
       tree.append(h("details", { open: object.id >= 3200 || object.id === 3, "data-testid": "object", dataset: { path: objectPath } },
-        h("summary", {}, h("strong", {}, `${object.id} ${object.name || ""}`), " ", opsFor(objectPath, "", "object")),
+        h("summary", {}, h("strong", {}, `${object.id} ${object.name || ""}`), " ", opsFor(objectPath, "", "object", object.multiple)),
         instances));
     }
+    // Numeric resources with a value first (the newest value first), then the rest.
     const numeric = [...resourceTypes].filter(([, type]) => NUMERIC.has(type)).map(([path]) => path);
-    numeric.sort((a, b) => (b.endsWith("/5700") - a.endsWith("/5700")) || a.localeCompare(b));
-    chartPath.replaceChildren(...numeric.map((p) => h("option", { value: p }, p)));
+    const updated = (p) => (resourceInfo.get(p)?.updated_at ?? -1);
+    numeric.sort((a, b) => (updated(b) - updated(a)) || (b.endsWith("/5700") - a.endsWith("/5700")) || a.localeCompare(b));
+    chartPath.replaceChildren(...numeric.map((p) => {
+      const info = resourceInfo.get(p);
+      const units = unitsOf(p);
+      const label = `${p} ${info?.name || ""}${units ? ` (${units})` : ""}${updated(p) < 0 ? " · no data" : ""}`;
+      return h("option", { value: p, dataset: { hasData: String(updated(p) >= 0) } }, label);
+    }));
     if (numeric.length) loadChart();
     else chartBox.replaceChildren(h("p", { class: "muted" }, "No numeric resources."));
   }
 
+  // The object model's units of a resource, else (IPSO) the instance's Sensor Units value.
+  function unitsOf(path) {
+    const info = resourceInfo.get(path);
+    if (info?.units) return info.units;
+    const sensorUnits = path.endsWith("/5700") ? valueCells.get(path.replace(/5700$/, "5701")) : null;
+    const text = sensorUnits ? sensorUnits.textContent.trim() : "";
+    return text && text !== "—" ? text : "";
+  }
+
   function drawChart() {
-    chartBox.replaceChildren(lineChart(chartPoints, { label: chartPath.value }));
+    const info = resourceInfo.get(chartPath.value);
+    chartBox.replaceChildren(lineChart(chartPoints, { label: `${chartPath.value} ${info?.name || ""}`, units: unitsOf(chartPath.value) }));
   }
 
   async function loadChart() {
@@ -226,7 +356,7 @@ export function render(view, [ref], { notify }) {
         device.endpoint ? h("span", { class: "mono", "data-testid": "device-endpoint" }, device.endpoint) : null,
         device.imei ? h("span", {}, `IMEI ${device.imei}`) : null,
         device.imsi ? h("span", {}, `IMSI ${device.imsi}`) : null,
-        h("span", {}, `last seen ${formatTime(device.last_seen)}`),
+        h("span", { "data-testid": "device-last-seen", dataset: { lastSeen: device.last_seen ?? "" } }, `last seen ${formatTime(device.last_seen)}`),
         reg ? h("span", {}, `LwM2M ${reg.lwm2m_version} · ${reg.binding} · lifetime ${reg.lifetime}s${reg.queue_mode ? " · queue mode" : ""}`) : null,
         device.emulated_module ? h("a", { href: `#/modules/${encodeURIComponent(device.emulated_module)}`, "data-testid": "module-link" }, "module console") : null,
         device.id !== null && device.id !== undefined ? h("a", { href: `#/devices/${device.id}`, class: "hide-narrow" }, `#${device.id}`) : null),
@@ -262,9 +392,9 @@ export function render(view, [ref], { notify }) {
     timeline.prepend(eventItem(event));
     while (timeline.children.length > 200) timeline.lastChild.remove();
     if (event.kind === "notification" || event.kind === "send") applyValues(event.data.values, event.time);
-    if (event.kind === "registration.registered" || event.kind === "registration.updated") {
-      device.online = true;
-      device.last_seen = event.time;
+    if (UPLINK_KINDS.has(event.kind)) {
+      device.last_seen = Math.max(device.last_seen || 0, event.time);
+      if (event.kind.startsWith("registration")) device.online = true;
       renderHeader();
     } else if (event.kind === "registration.deregistered" || event.kind === "registration.expired") {
       device.online = false;

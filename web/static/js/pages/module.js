@@ -4,10 +4,9 @@
 import { get, query, websocketUrl } from "../api.js";
 import { eventItem, h } from "../dom.js";
 import { subscribe } from "../live.js";
+import { explainAtLine } from "../reasons.js";
 
 export const name = "module";
-const QUICK = ["AT", "AT+CGSN=1", "AT+CIMI", "AT+MIPLVER?", "AT+MIPLCREATE", "AT+MIPLADDOBJ=0,3303,1,\"1\",1,0",
-  "AT+MIPLOPEN=0,3600", "AT+MIPLCLOSE=0", "AT+MIPLDELETE=0"];
 
 export function render(view, [moduleId], { notify }) {
   const terminal = h("div", { class: "terminal", id: "at-terminal", "data-testid": "at-terminal", "aria-live": "polite" });
@@ -15,8 +14,8 @@ export function render(view, [moduleId], { notify }) {
   const state = h("span", { class: "badge", id: "at-state", "data-testid": "at-state", dataset: { state: "connecting" } }, "connecting");
   const form = h("form", { class: "at-form", id: "at-form", "data-testid": "at-form" }, input,
     h("button", { class: "primary", type: "submit", "data-testid": "at-send" }, "Send"));
-  const quick = h("div", { class: "ops", style: "margin-top:.4rem" }, ...QUICK.map((line) =>
-    h("button", { type: "button", dataset: { line }, onclick: () => send(line) }, line)));
+  // The quick lines come with the module: only commands its model answers (GET /modules).
+  const quick = h("div", { class: "ops", style: "margin-top:.4rem", "data-testid": "at-quick" });
   const info = h("div", { class: "row muted", id: "module-info", "data-testid": "module-info" });
   const cloud = h("ul", { class: "feed", id: "cloud-events", "data-testid": "cloud-events" });
   const deviceLink = h("span", { id: "module-device" });
@@ -75,6 +74,8 @@ export function render(view, [moduleId], { notify }) {
           continue;
         }
         line(text, classify(text));
+        const explained = explainAtLine(text);
+        if (explained) line(explained, "explain");
       }
     });
     socket.addEventListener("close", (event) => {
@@ -149,6 +150,8 @@ export function render(view, [moduleId], { notify }) {
         notify(`Module ${moduleId} is not hosted by this server.`);
         return;
       }
+      quick.replaceChildren(...(module.quick_lines || []).map((text) =>
+        h("button", { type: "button", "data-testid": "at-quick-line", dataset: { line: text }, onclick: () => send(text) }, text)));
       info.replaceChildren(h("span", {}, module.model), h("span", { class: "badge" }, module.carrier || "no platform yet"),
         h("span", { class: "mono" }, `IMEI ${module.imei}`), h("span", { class: "mono" }, `IMSI ${module.imsi}`));
       if (module.endpoint) info.append(h("span", { class: "mono" }, module.endpoint));

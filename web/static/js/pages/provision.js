@@ -3,6 +3,7 @@
 
 import { get, post } from "../api.js";
 import { h } from "../dom.js";
+import { modelSelect, startModule } from "./modules.js";
 
 export const name = "provision";
 
@@ -35,6 +36,23 @@ export function render(view, _params, { notify }) {
     }
   })();
 
+  // No module at hand: start an emulated one for the new device and type the lines there.
+  async function emulateForm(device) {
+    const models = await modelSelect({ "data-testid": "prov-module-model" });
+    const button = h("button", { type: "button", "data-testid": "prov-module-start" }, "Start an emulated module");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const module = await startModule(device.id, models.value);
+        location.hash = `#/modules/${encodeURIComponent(module.id)}`;
+      } catch (err) {
+        notify(`Module: ${err.message}`);
+        button.disabled = false;
+      }
+    });
+    return h("div", { class: "row", style: "margin-top:.6rem" }, "No module? ", models, button);
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     submit.disabled = true;
@@ -52,7 +70,8 @@ export function render(view, _params, { notify }) {
           h("p", { class: "muted" }, `${device.carrier} · IMEI ${device.imei}${device.imsi ? ` · IMSI ${device.imsi}` : ""}`),
           h("h2", {}, "AT commands for the module"),
           h("ol", { class: "commands", id: "connect-commands", "data-testid": "connect-commands" },
-            ...commands.commands.map((c) => h("li", { "data-testid": "connect-command" }, c)))),
+            ...commands.commands.map((c) => h("li", { "data-testid": "connect-command" }, c))),
+          await emulateForm(device)),
       );
       notify(null);
     } catch (err) {

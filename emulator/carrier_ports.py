@@ -1,0 +1,39 @@
+"""Routes to a server whose carrier listeners share one address, each carrier on its own ports
+(`server.settings.CARRIER_PORTS`): the docker compose layout, where every carrier host name is a
+network alias of the one server container.
+
+`port_routes()` gives `HostMap` overrides: each carrier host of the module manual, by name or by
+the carrier's IP literal, on 5683 (CoAP) or 5684 (DTLS), goes to the carrier's canonical host name
+on the carrier's port. The name is resolved when the datagram is sent (the container network's
+DNS), so the routes hold whatever address the server container has.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from emulator.module.network import CARRIER_HOSTS, DTLS_PORT
+
+COAP_PORT: Final = 5683
+
+# The testbed's default carrier address (emulator.module.network.CARRIER_HOSTS) -> the carrier
+# host name that reaches it in compose, and its CoAP and DTLS ports (server.settings.CARRIER_PORTS).
+CARRIER_PORTS: Final[dict[str, tuple[str, int, int]]] = {
+    "127.0.1.1": ("nbiotbt.heclouds.com", 5685, 5686),  # OneNET bootstrap
+    "127.0.1.2": ("nbiotacc.heclouds.com", 5687, 5688),  # OneNET access
+    "127.0.1.3": ("lwm2m.ctwing.cn", 5689, 5690),  # CTWing
+    "127.0.1.4": ("dmp-coap.cuiot.cn", 5691, 5692),  # Yanfei
+    "127.0.1.5": ("iot-coaps.cn-north-4.myhuaweicloud.com", 5693, 5694),  # Huawei
+}
+
+
+def port_routes() -> dict[str, str | tuple[str, int]]:
+    """`HostMap` overrides: every carrier host (name or address) and its default address, on
+    5683 and 5684 -> (the carrier's host name, the carrier's CoAP or DTLS port)."""
+    routes: dict[str, str | tuple[str, int]] = {}
+    hosts = [*CARRIER_HOSTS.items(), *((address, address) for address in CARRIER_PORTS)]
+    for host, address in hosts:
+        name, coap_port, dtls_port = CARRIER_PORTS[address]
+        routes[f"{host}:{COAP_PORT}"] = (name, coap_port)
+        routes[f"{host}:{DTLS_PORT}"] = (name, dtls_port)
+    return routes
