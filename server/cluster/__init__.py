@@ -46,6 +46,11 @@ Observation state and queued requests (PostgreSQL)
     the new owner of an endpoint re-reads them: queued requests are delivered by the node the
     device registers or updates through, and stored observations are re-established after an
     adoption. Notifications are acknowledged after their commit as in one process.
+    The owner's `observation.started` event carries the observation's token to the other nodes
+    (kept in memory by each): a notification on such a token arriving at another node's listener
+    (after a load-balancer change) is accepted there (`CoapListener.stray_notification`), the
+    node takes the registration over at the notification's address, stores the values once and
+    acknowledges after the commit; later notifications on the token keep arriving there.
 
 Liveness (table `cluster_nodes`, subject `testbed.cluster.heartbeat`)
     Every node writes a heartbeat every `HEARTBEAT_INTERVAL` seconds; a node whose last heartbeat
@@ -56,9 +61,9 @@ Liveness (table `cluster_nodes`, subject `testbed.cluster.heartbeat`)
 Failure of NATS: nats-py reconnects on its own; requests in flight during the outage fail with
 DeviceUnreachable ("cluster link down"), later requests succeed once the link is back.
 
-Not covered here: a notification on a token created by another node arriving at this node's
-socket (after a load-balancer change) is answered with Reset, so the device re-registers; the
-stored values of acknowledged notifications are never lost.
+Not covered here: tokens are learned from live events, so a node started after an observation
+was made answers its notifications with Reset (the device re-registers); OneNET cached commands
+created through one node wait in that node's memory for their trigger.
 """
 
 from server.cluster.hooks import ClusterHooks, LocalNode

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -15,13 +17,17 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from lwm2m.path import Path
 from server.cluster import wire
 from server.cluster.owners import ClusterRepository
+from server.coap.listener import NotificationHandler
 from server.domain import Registration
 from server.events import Event
 from server.services.device_management import Operation
 from server.services.errors import DeviceTimeout, DeviceUnreachable, ServerError, UnknownEndpoint
 from server.services.provisioning import Device
+from server.services.reporting import ActiveObservation
+from server.services.requests import DownlinkResponse
 
 if TYPE_CHECKING:
     from server.lwm2m_server import Lwm2mServer
@@ -54,8 +60,15 @@ def events_subject(cluster: str, node_id: str) -> str:
     return f"{cluster}.events.{node_id}"
 
 
-class _LinkLost(Exception):
-    pass
+@dataclass(frozen=True, slots=True)
+class _Foreign:
+    """An observation another node created (learned from its `observation.started` event)."""
+
+    id: int
+    endpoint: str
+    paths: tuple[str, ...]
+    composite: bool
+    content_format: int | None
 
 
 class ClusterNode:
@@ -87,6 +100,9 @@ class ClusterNode:
         self._leaving = False
         self._unlearned: dict[str, int] = {}
         self._outbox: list[bytes] = []
+        # Other nodes' observations by token, and those whose notifications arrived here.
+        self._tokens: dict[bytes, _Foreign] = {}
+        self._stray_observations: dict[int, ActiveObservation] = {}
         self._learner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -120,6 +136,8 @@ class ClusterNode:
                 server.registrations.release(reg.endpoint)
                 self._owners[reg.endpoint] = owner
         server.provisioning.stored_device = self._stored_device
+        for listener in server.listeners.values():
+            listener.stray_notification = functools.partial(self._stray, listener.name)
         server.bus.add_listener(self._publish_event)
         server.registrations.on_register(self._claim)
         server.registrations.on_removal(self._removed)
@@ -273,9 +291,22 @@ class ClusterNode:
         """Bus listener: queue the event for NATS; one task publishes what queued meanwhile."""
         if self.nc is None or self.nc.is_closed:
             return
+        if event.kind == "observation.started" and event.endpoint is not None:
+            event = self._with_token(event)
         self._outbox.append(wire.event_to_wire(event))
         if len(self._outbox) == 1:
             self._spawn(self._publish_outbox())
+
+    def _with_token(self, event: Event) -> Event:
+        """The other nodes learn an observation's token, to accept its notifications."""
+        for observation in self.server.observations(event.endpoint):
+            if observation.id == event.data.get("id") and observation.handle is not None:
+                extra = {
+                    "token": observation.handle.token.hex(),
+                    "content_format": observation.content_format,
+                }
+                return replace(event, data={**event.data, **extra})
+        return event
 
     async def _publish_outbox(self) -> None:
         nc = self.nc
@@ -307,7 +338,72 @@ class ClusterNode:
                 self._learn_device(endpoint)
         elif endpoint is not None and event.kind in _ENDING_EVENTS and self._owners.get(endpoint) == producer:
             del self._owners[endpoint]
+        if endpoint is not None and event.kind == "observation.started" and "token" in event.data:
+            self._tokens[bytes.fromhex(event.data["token"])] = _Foreign(
+                int(event.data["id"]),
+                endpoint,
+                tuple(event.data.get("paths") or ()),
+                bool(event.data.get("composite")),
+                event.data.get("content_format"),
+            )
+        elif endpoint is not None and event.kind in ("observation.cancelled", "observation.ended"):
+            for token, known in list(self._tokens.items()):
+                if known.id == event.data.get("id") and known.endpoint == endpoint:
+                    del self._tokens[token]
         self.server.bus.relay(event)
+
+    # --- notifications on another node's observation tokens -----------------------------------
+
+    def _stray(self, listener: str, token: bytes, host: str, port: int) -> NotificationHandler | None:
+        """A notification on a token this node's listener did not create: one of another node's
+        observations (after a load-balancer change) is stored here and acknowledged after the
+        commit; anything else is answered with Reset as before."""
+        known = self._tokens.get(token)
+        if known is None:
+            return None
+
+        def handle(response: DownlinkResponse) -> asyncio.Future[Any]:
+            task = asyncio.create_task(self._store_stray(known, listener, host, port, response))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return task
+
+        return handle
+
+    async def _store_stray(
+        self, known: _Foreign, listener: str, host: str, port: int, response: DownlinkResponse
+    ) -> None:
+        server = self.server
+        await self._take_over(known.endpoint, listener, host, port)
+        observation = self._stray_observations.get(known.id)
+        if observation is None:
+            observation = ActiveObservation(
+                id=known.id,
+                endpoint=known.endpoint,
+                paths=[Path.parse(p) for p in known.paths],
+                composite=known.composite,
+                content_format=known.content_format,
+                attributes={},
+            )
+            self._stray_observations[known.id] = observation
+        await server.reporting._store_notification(observation, response)
+
+    async def _take_over(self, endpoint: str, listener: str, host: str, port: int) -> None:
+        """The device now talks to this node: hold its registration here, at its new address."""
+        server = self.server
+        if server.registrations.get(endpoint) is not None or self.repo is None:
+            return
+        stored = await self.repo.registration_of(endpoint)
+        if stored is None or server.registrations.get(endpoint) is not None:
+            return
+        reg = replace(stored, listener=listener, host=host, port=port)
+        await server.store.save_registration(reg)
+        server.registrations.adopt(reg)
+        self._owners[endpoint] = self.node_id
+        previous = await self.repo.claim(endpoint, self.node_id, reg.registration_id)
+        if previous is not None and previous != self.node_id:
+            self._announce_replacement(reg, previous)
+        server.queue.note_queued(endpoint)
 
     async def _let_go(self, endpoint: str) -> None:
         """Another node took `endpoint`: drop this node's copy and its live observations."""

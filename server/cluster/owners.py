@@ -79,6 +79,13 @@ class ClusterRepository:
             row = rows.first()
         return Registration.from_row(row._mapping) if row is not None else None
 
+    async def registration_of(self, endpoint: str) -> Registration | None:
+        regs = t.registrations
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(regs).where(regs.c.endpoint == endpoint))
+            row = rows.first()
+        return Registration.from_row(row._mapping) if row is not None else None
+
     async def device_rows(self, endpoints: list[str]) -> list[dict[str, Any]]:
         async with self.store.engine.connect() as conn:
             rows = await conn.execute(select(t.devices).where(t.devices.c.endpoint.in_(endpoints)))

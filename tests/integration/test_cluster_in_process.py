@@ -116,3 +116,60 @@ async def test_a_single_process_keeps_the_local_answers(server_factory) -> None:
         await server.read("nobody", "/3/0/0")
     with pytest.raises(UnknownEndpoint):
         await server.enqueue("nobody", Operation("read", {"path": "/3/0/0"}))
+
+
+async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_stored_and_acknowledged(
+    pair: dict[str, Lwm2mServer],
+) -> None:
+    import socket
+
+    import aiocoap
+    from aiocoap.numbers.codes import Code
+    from aiocoap.numbers.types import ACK, CON
+
+    a, b = pair["A"], pair["B"]
+    endpoint = "869975030019102"
+    model = builtin_registry()
+    tree = build_device_tree(model, endpoint)
+    host, port = a.listeners["default"].address
+    client = Lwm2mClient(
+        ClientSettings(endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links),
+        tree,
+        model,
+    )
+    await client.start()
+    await client.register()
+    try:
+        for _ in range(50):
+            if await b.cluster._owner(endpoint) == "A":  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.05)
+        observation = await b.observe(endpoint, "/3303/0/5700")  # made by A, the owner
+        (active,) = a.observations(endpoint)
+        assert active.id == observation.id and active.handle is not None
+        token = active.handle.token
+        for _ in range(50):
+            if token in b.cluster._tokens:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.05)
+
+        # After a load-balancer change the device's next notification reaches B.
+        notification = aiocoap.Message(code=Code.CONTENT, payload=b"42.5")
+        notification.mtype, notification.mid, notification.token = CON, 4711, token
+        notification.opt.observe = 9
+        notification.opt.content_format = 0
+        b_host, b_port = b.listeners["default"].address
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            await loop.sock_sendto(sock, notification.encode(), (b_host, b_port))
+            answer = aiocoap.Message.decode(await asyncio.wait_for(loop.sock_recv(sock, 1500), 10))
+            device_address = sock.getsockname()
+        assert (answer.mtype, answer.mid, answer.code) == (ACK, 4711, Code.EMPTY)  # after the commit
+        stored = await b.store.datapoints(endpoint, "/3303/0/5700")
+        assert [(p.value, p.source) for p in stored if p.source == "notify"] == [(42.5, "notify")]
+        moved = b.registration(endpoint)
+        assert moved is not None and (moved.host, moved.port) == device_address
+    finally:
+        await client.stop()
