@@ -61,9 +61,12 @@ Liveness (table `cluster_nodes`, subject `testbed.cluster.heartbeat`)
 Failure of NATS: nats-py reconnects on its own; requests in flight during the outage fail with
 DeviceUnreachable ("cluster link down"), later requests succeed once the link is back.
 
+OneNET cached commands are stored in PostgreSQL; their `offline_command.created` event tells the
+device's owner (whichever node it is) that the device has one waiting, so the owner delivers it on
+the next trigger.
+
 Not covered here: tokens are learned from live events, so a node started after an observation
-was made answers its notifications with Reset (the device re-registers); OneNET cached commands
-created through one node wait in that node's memory for their trigger.
+was made answers its notifications with Reset (the device re-registers).
 """
 
 from server.cluster.hooks import ClusterHooks, LocalNode

@@ -9,6 +9,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,8 @@ class ClusterNode:
         self._outbox: list[bytes] = []
         # Other nodes' observations by token, and those whose notifications arrived here.
         self._tokens: dict[bytes, _Foreign] = {}
+        # Set by the node runner: OneNET cached commands stored through another node (by device id).
+        self.waiting_command: Callable[[int], None] | None = None
         self._stray_observations: dict[int, ActiveObservation] = {}
         self._learner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -346,6 +349,8 @@ class ClusterNode:
                 bool(event.data.get("composite")),
                 event.data.get("content_format"),
             )
+        elif event.kind == "offline_command.created" and self.waiting_command is not None:
+            self.waiting_command(int(event.data["device_id"]))
         elif endpoint is not None and event.kind in ("observation.cancelled", "observation.ended"):
             for token, known in list(self._tokens.items()):
                 if known.id == event.data.get("id") and known.endpoint == endpoint:

@@ -34,6 +34,7 @@ async def run_node(
     handle = None
     try:
         app = create_app(server)
+        node.waiting_command = app.state.offline.note_waiting
         mount_console(app)
         handle = await serve_http(app, settings.http_host, http_port)
         node.http_url = f"http://{shown}:{handle.port}"

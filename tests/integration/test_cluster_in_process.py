@@ -173,3 +173,54 @@ async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_store
         assert moved is not None and (moved.host, moved.port) == device_address
     finally:
         await client.stop()
+
+
+async def test_a_cached_command_stored_through_b_is_delivered_by_the_owner_a(
+    pair: dict[str, Lwm2mServer],
+) -> None:
+    import time
+
+    from server.services.offline_commands import SUCCESS, OfflineCommands
+
+    a, b = pair["A"], pair["B"]
+    commands = {}
+    for name, server in pair.items():
+        commands[name] = OfflineCommands(server)
+        await commands[name].start()
+        server.cluster.waiting_command = commands[name].note_waiting  # type: ignore[attr-defined]
+    endpoint = "869975030019103"
+    model = builtin_registry()
+    tree = build_device_tree(model, endpoint)
+    host, port = a.listeners["default"].address
+    client = Lwm2mClient(
+        ClientSettings(endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links),
+        tree,
+        model,
+    )
+    await client.start()
+    await client.register()
+    try:
+        for _ in range(100):
+            device = b.provisioning.device_by_endpoint(endpoint)
+            if device is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert device is not None
+        now = time.time()
+        with a.subscribe(kinds=("offline_command.created",)) as relayed:
+            command = await commands["B"].create(
+                device, "read", {"path": "/3/0/0"}, valid_time=now - 1, expired_time=now + 60, trigger_msg=2
+            )
+            await relayed.get(timeout=10)  # A has heard of it
+        await client.update()  # trigger 2: the next Update, through A
+        for _ in range(100):
+            stored = await commands["A"].get(device, command.uuid)
+            if stored is not None and stored.send_status == SUCCESS:
+                break
+            await asyncio.sleep(0.05)
+        assert stored is not None and stored.send_status == SUCCESS
+        assert stored.confirm_body[0]["value"] == "lwm2m-testbed"
+    finally:
+        await client.stop()
+        for service in commands.values():
+            await service.stop()
