@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet,rest,cloud_startup,fota]
+"""`python -m bench [--quick] [--only registrations,reads,memory,dtls,modules,notifies,fleet,rest,cloud_startup,fota,cluster]
 [--name latest]`."""
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.cloud_startup import bench_cloud_startup
+from bench.cluster import bench_cluster
 from bench.dtls import bench_dtls
 from bench.fota import bench_fota
 from bench.isolated import run_isolated
@@ -28,6 +29,7 @@ BENCHMARKS = (
     "rest",
     "cloud_startup",
     "fota",
+    "cluster",
 )
 
 
@@ -56,6 +58,12 @@ class Sizes:
     fota_devices: int = 1000
     fota_kib: int = 256
     fota_concurrency: int = 100
+    # The cluster (bench.cluster): registrations and cross-node reads per measurement, fleet
+    # devices and the seconds their notifications are counted.
+    cluster_registrations: int = 2000
+    cluster_reads: int = 2000
+    cluster_fleet: int = 500
+    cluster_window: float = 10.0
 
 
 QUICK = Sizes(
@@ -77,6 +85,10 @@ QUICK = Sizes(
     fota_devices=10,
     fota_kib=8,
     fota_concurrency=5,
+    cluster_registrations=50,
+    cluster_reads=50,
+    cluster_fleet=20,
+    cluster_window=2.0,
 )
 
 
@@ -92,6 +104,13 @@ def _runners(sizes: Sizes) -> dict[str, Callable[[], Awaitable[list[Figure]]]]:
         "rest": lambda: bench_rest(sizes.clients, sizes.rest_requests, sizes.rest_paced),
         "cloud_startup": lambda: bench_cloud_startup(sizes.cloud_startups),
         "fota": lambda: bench_fota(sizes.fota_devices, sizes.fota_kib, sizes.fota_concurrency),
+        "cluster": lambda: bench_cluster(
+            sizes.clients,
+            sizes.cluster_registrations,
+            sizes.cluster_reads,
+            sizes.cluster_fleet,
+            sizes.cluster_window,
+        ),
     }
 
 

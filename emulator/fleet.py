@@ -89,9 +89,12 @@ class Fleet:
         sensors: tuple[SensorSpec, ...] = DEFAULT_SENSORS,
         model: ModelRegistry | None = None,
         seed: int | None = None,
+        first: int = 0,
     ) -> None:
         self.server = server
         self.count = count
+        # Index of the first device (a fleet spread over processes gives each one a range).
+        self.first = first
         self.prefix = prefix
         self.lifetime = lifetime
         self.interval = interval
@@ -106,7 +109,7 @@ class Fleet:
         return f"{self.prefix}{index:0{15 - len(self.prefix)}d}"
 
     async def start(self, progress: Callable[[int], None] | None = None) -> None:
-        for index in range(self.count):
+        for index in range(self.first, self.first + self.count):
             endpoint = self.endpoint_name(index)
             tree = build_device_tree(self.model, endpoint)
             client = Lwm2mClient(
@@ -129,7 +132,7 @@ class Fleet:
             except ClientError as exc:
                 log.warning("%s could not register: %s", endpoint, exc)
             if progress is not None:
-                progress(index + 1)
+                progress(index + 1 - self.first)
         self._task = asyncio.create_task(self._drift_forever(), name="fleet-sensors")
 
     def step(self) -> None:

@@ -424,9 +424,55 @@ def server(
     port: Annotated[int, typer.Option(help="CoAP port.")] = 5683,
     quiet: Annotated[bool, typer.Option(help="Do not log events.")] = False,
     models: ModelsOption = None,
+    node_id: Annotated[str | None, typer.Option("--node-id", help="This node's id in a cluster.")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="NATS URL of the cluster (nats://host:4222); needs --node-id."),
+    ] = None,
+    http_port: Annotated[int, typer.Option(help="HTTP port of a cluster node's API (0 picks one).")] = 8080,
+    cluster_name: Annotated[
+        str, typer.Option(help="Name of the cluster: its NATS subjects (clusters may share a NATS server).")
+    ] = "testbed",
 ) -> None:
-    """Run the LwM2M server only (no HTTP API, no emulated devices)."""
-    _run_explained(_run_server(_settings(db, host, port, None, models), 0, 0.0, quiet, http=False))
+    """Run the LwM2M server only (no HTTP API, no emulated devices); with --cluster, one node of a
+    cluster on PostgreSQL and NATS, with its HTTP API (see server/cluster)."""
+    settings = _settings(db, host, port, None, models)
+    if cluster is None:
+        if node_id is not None:
+            raise typer.BadParameter("--node-id needs --cluster nats://host:port", param_hint="--node-id")
+        _run_explained(_run_server(settings, 0, 0.0, quiet, http=False))
+        return
+    _run_cluster_node(settings, node_id, cluster, http_port, cluster_name)
+
+
+def _run_cluster_node(
+    settings: Settings, node_id: str | None, cluster: str, http_port: int, name: str
+) -> None:
+    from nats.errors import Error as NatsError
+
+    from server.cluster.node import NODE_ID
+    from server.cluster.run import run_node
+
+    if node_id is None or not NODE_ID.match(node_id):
+        raise typer.BadParameter("give --node-id: 1-64 letters, digits, '-' or '_'", param_hint="--node-id")
+    if not NODE_ID.match(name):
+        raise typer.BadParameter("1-64 letters, digits, '-' or '_'", param_hint="--cluster-name")
+    if not cluster.startswith(("nats://", "tls://")):
+        raise typer.BadParameter("a NATS URL such as nats://127.0.0.1:4222", param_hint="--cluster")
+    if not settings.database_url.startswith("postgresql"):
+        raise typer.BadParameter("cluster nodes share one PostgreSQL database: --db postgresql+asyncpg://...")
+    settings = settings.model_copy(update={"api_key": _api_key(settings)})
+
+    async def main() -> None:
+        stop = _on_signal()
+        try:
+            await run_node(
+                settings, node_id, cluster, http_port, stop, lambda line: print(line, flush=True), name
+            )
+        except (OSError, NatsError) as exc:
+            _fail(f"node {node_id} could not start: {exc or type(exc).__name__} (is NATS at {cluster}?)")
+
+    _run_explained(main())
 
 
 @app.command("fleet")
@@ -458,6 +504,18 @@ def fleet_command(
         ),
     ] = False,
     model: Annotated[str, typer.Option(help="Module model of the --at fleet.")] = "ML307R",
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Worker processes to spread the devices over (one bar, one summary)."
+        ),
+    ] = 1,
+    worker: Annotated[
+        bool, typer.Option(hidden=True, help="Run as a worker of a --processes fleet.")
+    ] = False,
+    first_index: Annotated[
+        int, typer.Option("--first", hidden=True, min=0, help="Index of this worker's first device.")
+    ] = 0,
 ) -> None:
     """Run N emulated devices against a server, with a progress bar while they come up; Ctrl-C stops.
 
@@ -485,36 +543,121 @@ def fleet_command(
                 "leave --prefix out to get a run of your own",
                 param_hint="--prefix",
             )
-    console.print(f"[bold]Fleet[/]    endpoints {first} … {last}", highlight=False)
+    if not worker:
+        console.print(f"[bold]Fleet[/]    endpoints {first} … {last}", highlight=False)
+    if processes > 1 and not worker:
+        common = [
+            "--server-host",
+            server_host,
+            "--server-port",
+            str(server_port),
+            "--interval",
+            str(interval),
+        ]
+        common += ["--prefix", prefix] + (["--at", "--model", model] if at else [])
+        _run_process_fleet(count, processes, common, f"{server_host}:{server_port}", at)
+        return
     if at:
-        _run_module_fleet(count, f"{server_host}:{server_port}", model, interval, int(first))
+        first_imei = int(f"{prefix}{first_index:0{width}d}")
+        _run_module_fleet(
+            count,
+            f"{server_host}:{server_port}",
+            model,
+            interval,
+            first_imei,
+            worker=worker,
+            first=first_index,
+        )
         return
     from rich.progress import Progress
 
     from emulator.fleet import Fleet
+    from emulator.fleet_processes import report
 
     async def main() -> None:
         stop = _on_signal()
-        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("registering", total=count)
-            await fleet.start(lambda done: progress.update(task, completed=done))
+        fleet = Fleet((server_host, server_port), count, interval=interval, prefix=prefix, first=first_index)
+        if worker:
+            step = max(1, count // 100)
+            await fleet.start(
+                lambda done: report("progress", done) if done % step == 0 or done == count else None
+            )
+        else:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("registering", total=count)
+                await fleet.start(lambda done: progress.update(task, completed=done))
         freeze_long_lived_objects()
         registered = sum(1 for d in fleet.devices if d.client.registered)
-        console.print(
-            f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
-        )
+        if worker:
+            report("started", {"registered": registered, "failed": count - registered})
+        else:
+            console.print(
+                f"{registered}/{count} devices registered with {server_host}:{server_port}; Ctrl-C stops."
+            )
         try:
             await stop.wait()
         finally:
             await fleet.stop()
+            if worker:
+                report("summary", {"registered": registered, "failed": count - registered})
 
     asyncio.run(main())
 
 
-def _run_module_fleet(count: int, server_address: str, model: str, interval: float, first_imei: int) -> None:
+def _run_process_fleet(count: int, processes: int, common: list[str], server_address: str, at: bool) -> None:
     from rich.progress import Progress
 
+    from emulator.fleet_processes import ProcessFleet, WorkerShare
+
+    def argv_for(share: WorkerShare) -> list[str]:
+        share_args = ["--count", str(share.count), "--first", str(share.first), "--worker"]
+        return ["-m", "server.cli", "fleet", *share_args, *common]
+
+    async def main() -> None:
+        stop = _on_signal()
+        fleet = ProcessFleet(argv_for, count, processes)
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"{count} devices in {len(fleet.shares)} processes", total=count)
+                started = await fleet.start(lambda done: progress.update(task, completed=done))
+            lost = f", [red]{started.workers_lost} worker(s) died[/]" if started.workers_lost else ""
+            failed = f", [red]{started.failed} failed[/]" if started.failed else ""
+            console.print(
+                f"{started.registered}/{count} devices registered with {server_address} by "
+                f"{started.processes} processes{failed}{lost}; Ctrl-C stops."
+            )
+            await stop.wait()
+        finally:
+            totals = await fleet.stop()
+            line = f"{totals.processes} processes stopped"
+            if at:
+                c = totals.counters
+                line += (
+                    f"; notifies sent {c.get('notifies_sent', 0)}, acked {c.get('notifies_acked', 0)}, "
+                    f"failed {c.get('notifies_failed', 0)}"
+                )
+            if totals.workers_lost:
+                line += f"; [red]{totals.workers_lost} worker(s) gave no summary[/]"
+            console.print(line)
+
+    asyncio.run(main())
+
+
+def _run_module_fleet(
+    count: int,
+    server_address: str,
+    model: str,
+    interval: float,
+    first_imei: int,
+    *,
+    worker: bool = False,
+    first: int = 0,
+) -> None:
+    from dataclasses import asdict
+
+    from rich.progress import Progress
+
+    from emulator.fleet_processes import report
     from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
 
     _check_model(model)
@@ -528,25 +671,39 @@ def _run_module_fleet(count: int, server_address: str, model: str, interval: flo
                 model=model,
                 notify_interval=interval,
                 first_imei=first_imei,
+                first_imsi=ModuleFleetSettings(count=count).first_imsi + first,
             )
         )
         try:
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task(f"{model} modules logging in", total=count)
-                stats = await fleet.start(lambda done, total: progress.update(task, completed=done))
+            if worker:
+                step = max(1, count // 100)
+                stats = await fleet.start(
+                    lambda done, total: (
+                        report("progress", done) if done % step == 0 or done == total else None
+                    )
+                )
+                report("started", {"registered": stats.registered, "failed": stats.failed})
+            else:
+                with Progress(console=console, transient=True) as progress:
+                    task = progress.add_task(f"{model} modules logging in", total=count)
+                    stats = await fleet.start(lambda done, total: progress.update(task, completed=done))
             freeze_long_lived_objects()
-            console.print(
-                f"{stats.registered}/{count} {model} modules registered with {server_address}"
-                + (f", [red]{stats.failed} failed[/]" if stats.failed else "")
-                + "; Ctrl-C stops."
-            )
+            if not worker:
+                console.print(
+                    f"{stats.registered}/{count} {model} modules registered with {server_address}"
+                    + (f", [red]{stats.failed} failed[/]" if stats.failed else "")
+                    + "; Ctrl-C stops."
+                )
             await stop.wait()
         finally:
             await fleet.stop()
-            console.print(
-                f"notifies sent {fleet.stats.notifies_sent}, acked {fleet.stats.notifies_acked}, "
-                f"failed {fleet.stats.notifies_failed}"
-            )
+            if worker:
+                report("summary", {k: v for k, v in asdict(fleet.stats).items() if isinstance(v, int)})
+            else:
+                console.print(
+                    f"notifies sent {fleet.stats.notifies_sent}, acked {fleet.stats.notifies_acked}, "
+                    f"failed {fleet.stats.notifies_failed}"
+                )
 
     asyncio.run(main())
 

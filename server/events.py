@@ -83,6 +83,12 @@ class EventBus:
             listener(event)
         return event
 
+    def relay(self, event: Event) -> None:
+        """Hand an event produced by another node (server.cluster) to the subscriptions only: the
+        producing node logs it and pushes it, this node's live streams show it."""
+        for sub in list(self._subscriptions):
+            sub._offer(event)
+
     def subscribe(
         self,
         *,

@@ -29,6 +29,7 @@ from lwm2m.node import Node, build_node
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.carriers.policy import AppData, CarrierPolicy
+from server.cluster.hooks import ClusterHooks, LocalNode
 from server.coap.dtls import DtlsServer
 from server.coap.firmware_resource import FirmwareServer
 from server.coap.listener import CoapListener
@@ -132,6 +133,8 @@ class Lwm2mServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bootstrap_handler: Any = None
         self.started = False
+        # The cluster seam (server.cluster): reached only when nothing here can act.
+        self.cluster: ClusterHooks = LocalNode()
         self.bus.add_listener(self._log_event)
 
     def _log_event(self, event: Any) -> None:
@@ -191,6 +194,7 @@ class Lwm2mServer:
             )
         await self.registrations.start()
         await self.fota.start()
+        await self.cluster.join()
         for reg in self.registrations.all():
             if not reg.queue_mode:
                 self._spawn(
@@ -218,6 +222,7 @@ class Lwm2mServer:
     async def stop(self) -> None:
         if hasattr(self, "fota"):
             await self.fota.stop()
+        await self.cluster.leave()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -267,6 +272,8 @@ class Lwm2mServer:
 
     async def update(self, request: UpdateRequest) -> UplinkResult:
         result = await self.registrations.update(request)
+        if result.code == CoapCode.NOT_FOUND and await self.cluster.adopt(request.registration_id):
+            result = await self.registrations.update(request)
         if result.code == CoapCode.CHANGED:
             reg = self.registrations.by_id(request.registration_id)
             if reg is not None:
@@ -357,7 +364,9 @@ class Lwm2mServer:
     ) -> Any:
         """Run `op` now; for a sleeping queue-mode device, queue it (and wait) when `queue` is set,
         else raise DeviceSleeping."""
-        reg = self._require(endpoint)
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            return await self.cluster.perform(endpoint, op, timeout=timeout, queue=queue)
         if not self.queue.is_awake(reg):
             if not queue:
                 raise DeviceSleeping(endpoint)
@@ -367,7 +376,8 @@ class Lwm2mServer:
 
     async def enqueue(self, endpoint: str, op: Operation) -> int:
         """Queue `op` for delivery at the device's next Register or Update, whatever its state."""
-        self._require(endpoint)
+        if self.registrations.get(endpoint) is None:
+            return await self.cluster.enqueue(endpoint, op)
         request_id, _future = await self.queue.enqueue(endpoint, op)
         return request_id
 
@@ -514,11 +524,28 @@ class Lwm2mServer:
     ) -> Observation:
         """Observe one path, or several with Observe-Composite (pass a list). Attributes, when
         given, are written first (Write-Attributes), as OneNET's platform does."""
-        reg = self._require(endpoint)
-        if not self.queue.is_awake(reg):
-            raise DeviceSleeping(endpoint)
         composite = not isinstance(path, Path | str)
         paths = [_path(p) for p in path] if composite else [_path(path)]  # type: ignore[union-attr]
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            remote = await self.cluster.observe(
+                endpoint,
+                {
+                    "paths": [str(p) for p in paths],
+                    "composite": composite,
+                    "content_format": content_format,
+                    "attributes": dict(attributes or {}),
+                    "timeout": timeout,
+                },
+            )
+            remote_node = None
+            if not composite:
+                remote_node = build_node(paths[0], values_from_json(remote["values"]), self.model.is_multiple)
+            return Observation(
+                remote["id"], endpoint, tuple(paths), remote_node, remote["values"], remote["observed"]
+            )
+        if not self.queue.is_awake(reg):
+            raise DeviceSleeping(endpoint)
         if attributes and not composite:
             await self.write_attributes(endpoint, paths[0], attributes, timeout=timeout)
         observation, values = await self.reporting.observe(

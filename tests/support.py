@@ -15,6 +15,8 @@ import pytest
 POSTGRES_HOST = os.environ.get("TESTBED_TEST_PG_HOST", "127.0.0.1")
 POSTGRES_PORT = int(os.environ.get("TESTBED_TEST_PG_PORT", "5432"))
 POSTGRES_USER = os.environ.get("TESTBED_TEST_PG_USER", "postgres")
+NATS_HOST = os.environ.get("TESTBED_TEST_NATS_HOST", "127.0.0.1")
+NATS_PORT = int(os.environ.get("TESTBED_TEST_NATS_PORT", "4222"))
 
 
 def in_ci() -> bool:
@@ -40,5 +42,14 @@ def postgres_available() -> bool:
     try:
         with socket.create_connection((POSTGRES_HOST, POSTGRES_PORT), timeout=1):
             return True
+    except OSError:
+        return False
+
+
+def nats_available() -> bool:
+    """Whether the machine's NATS server answers at NATS_HOST:NATS_PORT."""
+    try:
+        with socket.create_connection((NATS_HOST, NATS_PORT), timeout=1) as sock:
+            return sock.recv(4) == b"INFO"
     except OSError:
         return False

@@ -195,6 +195,7 @@ def create_app(
     offline: OfflineCommands | None = None,
 ) -> FastAPI:
     """The API of `server`. `push` and `offline` default to fresh services."""
+    from server.api.cluster import router as cluster_router
     from server.api.events import router as events_router
     from server.api.modules import router as modules_router
     from server.api.onenet import router as onenet_router
@@ -233,6 +234,7 @@ def create_app(
     app.include_router(modules_router, prefix="/api/v1", tags=["modules"])
     app.include_router(firmware_routes.router, prefix="/api/v1", tags=["firmware"])
     app.include_router(firmware_routes.public_router)
+    app.include_router(cluster_router, prefix="/api/v1", tags=["cluster"])
     install_docs(app)
     # A multipart upload carries its form fields too: a little more than the package itself.
     upload_limit = server.settings.firmware_max_size + 64 * 1024

@@ -413,6 +413,9 @@ class CoapListener:
         # Observations being set up, by device address; notifications that overtook the set-up.
         self._observing: dict[tuple[str, int], int] = {}
         self._early: dict[_MessageKey, asyncio.Future[Any]] = {}
+        # A cluster node's handler for notifications on tokens this listener did not create
+        # (server.cluster): given (token, host, port), a notification handler or None (Reset).
+        self.stray_notification: Callable[[bytes, str, int], NotificationHandler | None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -567,7 +570,14 @@ class CoapListener:
                 placeholder: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._remember_seen(key, placeholder)
                 self._early[key] = placeholder
-            return False
+                return False
+            stray = self.stray_notification
+            peer = _peer(message.remote)
+            handler = stray(bytes(message.token), *peer) if stray is not None and peer is not None else None
+            if handler is None:
+                return False
+            self._deliver_once(message, handler)
+            return True
         if subscription.handle.cancelled or subscription.remote != message.remote:
             return False
         subscription.deliver(message)

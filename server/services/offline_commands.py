@@ -151,7 +151,15 @@ class OfflineCommands:
         }
         await self.repo.insert_command(row)
         self._waiting.add(device.id)
+        # Other cluster nodes (server.cluster) learn from it that the device has a command waiting.
+        self.server.bus.publish(
+            "offline_command.created", self._endpoint_of(device.id), uuid=row["uuid"], device_id=device.id
+        )
         return OfflineCommand(**row)
+
+    def note_waiting(self, device_id: int) -> None:
+        """A command for `device_id` was stored through another cluster node."""
+        self._waiting.add(device_id)
 
     async def get(self, device: Device, uuid: str) -> OfflineCommand | None:
         await self._expire(device.id)

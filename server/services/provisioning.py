@@ -16,7 +16,7 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -181,6 +181,13 @@ class Provisioning:
         for watcher in self._watchers:
             watcher(device.id, device)
 
+    # Set by a cluster node (server.cluster): reads the row of an endpoint another node stored.
+    stored_device: Callable[[str], Awaitable[Device | None]] | None = None
+
+    def remember(self, device: Device) -> None:
+        """Index a device another cluster node stored (server.cluster): the row is the truth."""
+        self._index_device(device)
+
     def _unindex_device(self, device_id: int) -> None:
         old = self._devices.pop(device_id, None)
         if old is None:
@@ -297,6 +304,11 @@ class Provisioning:
         device = self._by_endpoint.get(endpoint)
         if device is not None:
             return device
+        if self.stored_device is not None:  # a cluster: another node may have stored its row
+            device = await self.stored_device(endpoint)
+            if device is not None:
+                self._index_device(device)
+                return device
         pending = self._creating.get(endpoint)
         if pending is not None:  # another registration of the endpoint is creating its row
             return await asyncio.shield(pending)

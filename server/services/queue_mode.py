@@ -42,6 +42,10 @@ class QueueMode:
     async def load(self) -> None:
         self._queued_endpoints = {r.endpoint for r in await self.store.pending_requests()}
 
+    def note_queued(self, endpoint: str) -> None:
+        """Requests of `endpoint` may wait in the store (queued through another cluster node)."""
+        self._queued_endpoints.add(endpoint)
+
     def heard_from(self, endpoint: str, at: float | None = None) -> None:
         self._last_heard[endpoint] = time.monotonic() if at is None else at
         self.last_seen[endpoint] = time.time()

@@ -211,6 +211,18 @@ class RegistrationService:
     def __len__(self) -> int:
         return len(self._by_endpoint)
 
+    def release(self, endpoint: str) -> Registration | None:
+        """Forget this process's copy of a registration another cluster node took over (the
+        stored row is the other node's now); returns the copy."""
+        reg = self._by_endpoint.get(endpoint)
+        if reg is not None:
+            self._unindex(reg)
+        return reg
+
+    def adopt(self, reg: Registration) -> None:
+        """Hold a registration another cluster node accepted (read back from the store)."""
+        self._index(reg)
+
     # --- interface -------------------------------------------------------------------------------
 
     def _index(self, reg: Registration) -> None:

@@ -225,3 +225,24 @@ fota_devices = Table(
     Column("details", JSON, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# Cluster (server.cluster): which node owns each registered endpoint's transport, and the nodes'
+# heartbeats. Single-process servers leave both empty.
+registration_owners = Table(
+    "registration_owners",
+    metadata,
+    Column("endpoint", String(255), primary_key=True),
+    Column("node_id", String(64), nullable=False, index=True),
+    Column("registration_id", String(64), nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("http_url", Text, nullable=True),
+    Column("coap", JSON, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)

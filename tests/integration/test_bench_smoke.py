@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -30,7 +31,13 @@ TINY = Sizes(
     fota_devices=4,
     fota_kib=4,
     fota_concurrency=2,
+    cluster_registrations=30,
+    cluster_reads=30,
+    cluster_fleet=6,
+    cluster_window=1.0,
 )
+# The cluster benchmark needs PostgreSQL and NATS: its own smoke test below.
+LOCAL = tuple(name for name in BENCHMARKS if name != "cluster")
 
 
 def _positive(value: float | None) -> bool:
@@ -38,9 +45,9 @@ def _positive(value: float | None) -> bool:
 
 
 async def test_every_benchmark_returns_positive_figures_and_ratios() -> None:
-    figures = await run_benchmarks(TINY)
+    figures = await run_benchmarks(TINY, LOCAL)
     by_benchmark = {f.benchmark for f in figures}
-    assert by_benchmark == set(BENCHMARKS)
+    assert by_benchmark == set(LOCAL)
     for figure in figures:
         assert isinstance(figure, Figure)
         if figure.unit.endswith("/s"):
@@ -95,3 +102,21 @@ async def test_the_fota_benchmark_reports_completion_blocks_against_bare_aiocoap
     assert blocks.unit == "blocks/s" and _positive(blocks.value) and _positive(blocks.ratio)
     assert blocks.details["blocks"] == 3 * 4 and blocks.target == "ratio ≥ 0.7"
     assert memory.unit == "MiB" and memory.target == "< 50 MiB" and memory.target_met is not None
+
+
+async def test_cluster_benchmark_returns_its_three_figures() -> None:
+    from tests.support import missing, nats_available, postgres_available
+
+    if not postgres_available() or not nats_available():
+        missing("the cluster benchmark needs PostgreSQL at 127.0.0.1:5432 and NATS at 127.0.0.1:4222")
+    small = dataclasses.replace(TINY, clients=3)
+    figures = await run_benchmarks(small, ("cluster",))
+    assert [f.benchmark for f in figures] == ["cluster"] * 3
+    overhead, reads, fleet = figures
+    assert overhead.unit == "reg/s" and _positive(overhead.ratio) and overhead.target == "ratio ≥ 0.8"
+    assert reads.unit == "reads/s" and reads.target_met is not None
+    assert reads.details["p99_ms"]["owner"] > 0 and reads.details["p99_ms"]["non_owner"] > 0
+    assert fleet.unit == "notifies/s" and fleet.details["cores"] >= 1
+    assert fleet.details["stored"]["one"] > 0 and fleet.details["stored"]["many"] > 0
+    for figure in figures:
+        json.dumps(figure.as_json())

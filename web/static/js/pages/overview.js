@@ -1,4 +1,5 @@
-// Overview: device counts by carrier and state, and the live event feed.
+// Overview: device counts by carrier and state, the cluster's nodes (when clustered), and the
+// live event feed.
 
 import { get } from "../api.js";
 import { eventItem, h } from "../dom.js";
@@ -10,9 +11,12 @@ const FEED_LIMIT = 200;
 export function render(view, _params, { notify }) {
   const cards = h("div", { class: "cards", id: "carrier-cards", "data-testid": "carrier-cards" });
   const feed = h("ul", { class: "feed", id: "event-feed", "data-testid": "event-feed" });
+  // Cluster nodes (GET /api/v1/cluster), shown only when this server is a node of a cluster.
+  const nodes = h("div", { class: "cards", id: "cluster-nodes", "data-testid": "cluster-nodes" });
   view.append(
     h("h1", {}, "Overview"),
     cards,
+    nodes,
     h("h2", {}, "Live events"),
     h("div", { class: "panel" }, feed),
   );
@@ -37,6 +41,10 @@ export function render(view, _params, { notify }) {
         ...carriers.map(([carrier, c]) =>
           card(carrier, c.devices, `${c.online} online · ${c.devices - c.online} offline`, `carrier-${carrier}`)),
       );
+      const cluster = await get("/cluster");
+      nodes.replaceChildren(...(cluster.clustered ? (cluster.nodes || []).map((n) =>
+        card(`node ${n.node_id}${n.node_id === cluster.node_id ? " (this one)" : ""}`,
+          n.alive ? "up" : "down", `${n.devices} devices`, `node-${n.node_id}`)) : []));
       if (withEvents) {
         const recent = [...(data.recent_events || [])].sort((a, b) => b.seq - a.seq);
         feed.replaceChildren(...recent.map(eventItem));

@@ -1,0 +1,560 @@
+"""`ClusterNode`: the cluster hooks of one server node over NATS and the shared database (see the
+package docstring for the design)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from lwm2m.path import Path
+from server.cluster import wire
+from server.cluster.owners import ClusterRepository
+from server.coap.listener import NotificationHandler
+from server.domain import Registration
+from server.events import Event
+from server.services.device_management import Operation
+from server.services.errors import DeviceTimeout, DeviceUnreachable, ServerError, UnknownEndpoint
+from server.services.provisioning import Device
+from server.services.reporting import ActiveObservation
+from server.services.requests import DownlinkResponse
+
+if TYPE_CHECKING:
+    from server.lwm2m_server import Lwm2mServer
+
+log = logging.getLogger(__name__)
+
+# Subjects live under the cluster's name (`--cluster-name`, default "testbed"), so that several
+# clusters can share one NATS server.
+DEFAULT_NAME = "testbed"
+# Transit allowance of a forwarded request on top of the caller's timeout (the owner spends the
+# timeout itself on the device).
+FORWARD_GRACE = 2.0
+HEARTBEAT_INTERVAL = 1.0
+DEAD_AFTER = 5.0
+# Device rows another node creates are looked up in batches every LEARN_PAUSE seconds, at most
+# LEARN_ATTEMPTS times per endpoint.
+LEARN_PAUSE = 0.2
+LEARN_ATTEMPTS = 20
+NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Events whose producer now holds the endpoint's registration.
+_OWNING_EVENTS = ("registration.registered", "registration.updated")
+_ENDING_EVENTS = ("registration.deregistered", "registration.expired")
+
+
+def request_subject(cluster: str, node_id: str) -> str:
+    return f"{cluster}.node.{node_id}.request"
+
+
+def events_subject(cluster: str, node_id: str) -> str:
+    return f"{cluster}.events.{node_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Foreign:
+    """An observation another node created (learned from its `observation.started` event)."""
+
+    id: int
+    endpoint: str
+    paths: tuple[str, ...]
+    composite: bool
+    content_format: int | None
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        server: Lwm2mServer,
+        node_id: str,
+        nats_url: str,
+        *,
+        http_url: str | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        cluster: str = DEFAULT_NAME,
+    ) -> None:
+        if not NODE_ID.match(node_id):
+            raise ValueError(f"node id {node_id!r}: use 1-64 letters, digits, '-' or '_'")
+        if not NODE_ID.match(cluster):
+            raise ValueError(f"cluster name {cluster!r}: use 1-64 letters, digits, '-' or '_'")
+        self.cluster = cluster
+        self.server = server
+        self.node_id = node_id
+        self.nats_url = nats_url
+        self.http_url = http_url
+        self.heartbeat_interval = heartbeat_interval
+        self.started_at = time.time()
+        self.nc: NatsClient | None = None
+        self.repo: ClusterRepository | None = None
+        self._owners: dict[str, str] = {}
+        self._adopted: set[str] = set()
+        self._leaving = False
+        self._unlearned: dict[str, int] = {}
+        self._outbox: list[bytes] = []
+        # Other nodes' observations by token, and those whose notifications arrived here.
+        self._tokens: dict[bytes, _Foreign] = {}
+        # Set by the node runner: OneNET cached commands stored through another node (by device id).
+        self.waiting_command: Callable[[int], None] | None = None
+        self._stray_observations: dict[int, ActiveObservation] = {}
+        self._learner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._lost: set[asyncio.Task[Any]] = set()
+        self.link_losses = 0
+        self.forwarded = 0
+        self.served = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def join(self) -> None:
+        server = self.server
+        self.repo = ClusterRepository(server.store)
+        self.nc = await nats.connect(
+            self.nats_url,
+            name=f"testbed-node-{self.node_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
+            error_cb=self._error,
+        )
+        await self.nc.subscribe(request_subject(self.cluster, self.node_id), cb=self._on_request)
+        await self.nc.subscribe(events_subject(self.cluster, "*"), cb=self._on_event)
+        # Registrations loaded from the shared table that other nodes own are theirs to serve.
+        mine = await self.repo.owned_by(self.node_id)
+        for reg in server.registrations.all():
+            owner = await self.repo.owner_of(reg.endpoint)
+            if owner is not None and reg.endpoint not in mine:
+                server.registrations.release(reg.endpoint)
+                self._owners[reg.endpoint] = owner
+        server.provisioning.stored_device = self._stored_device
+        for listener in server.listeners.values():
+            listener.stray_notification = functools.partial(self._stray, listener.name)
+        server.bus.add_listener(self._publish_event)
+        server.registrations.on_register(self._claim)
+        server.registrations.on_removal(self._removed)
+        server.registrations.on_update(self._after_update)
+        await self._beat()
+        self._spawn(self._heartbeat_forever())
+
+    async def leave(self) -> None:
+        self._leaving = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        self.nc = None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _disconnected(self) -> None:
+        if self._leaving:
+            return
+        self.link_losses += 1
+        log.warning("node %s lost its NATS link; reconnecting", self.node_id)
+        for task in list(self._in_flight):
+            self._lost.add(task)
+            task.cancel()
+
+    async def _reconnected(self) -> None:
+        log.warning("node %s reconnected to NATS", self.node_id)
+
+    async def _error(self, exc: Exception) -> None:
+        log.info("NATS: %s", exc)
+
+    # --- liveness --------------------------------------------------------------------------------
+
+    def _coap(self) -> list[str]:
+        return [f"coap://{listener.host}:{listener.port}" for listener in self.server.listeners.values()]
+
+    async def _beat(self) -> None:
+        assert self.repo is not None
+        await self.repo.heartbeat(self.node_id, self.http_url, self._coap(), self.started_at)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._beat()
+                if self.nc is not None and self.nc.is_connected:
+                    await self.nc.publish(
+                        f"{self.cluster}.heartbeat", wire.dumps({"node": self.node_id, "time": time.time()})
+                    )
+            except Exception as exc:
+                log.warning("heartbeat of node %s failed: %s", self.node_id, exc)
+
+    async def status(self) -> dict[str, Any]:
+        assert self.repo is not None
+        now = time.time()
+        counts = await self.repo.owned_counts()
+        nodes = [
+            {
+                "node_id": row.node_id,
+                "http_url": row.http_url,
+                "coap": row.coap,
+                "started_at": row.started_at,
+                "heartbeat_at": row.heartbeat_at,
+                "alive": now - row.heartbeat_at < DEAD_AFTER,
+                "devices": counts.get(row.node_id, 0),
+            }
+            for row in await self.repo.nodes()
+        ]
+        return {
+            "clustered": True,
+            "node_id": self.node_id,
+            "nats_connected": bool(self.nc is not None and self.nc.is_connected),
+            "dead_after": DEAD_AFTER,
+            "nodes": nodes,
+        }
+
+    # --- ownership -------------------------------------------------------------------------------
+
+    async def _claim(self, reg: Registration, _reason: str) -> None:
+        assert self.repo is not None
+        self._owners[reg.endpoint] = self.node_id
+        previous = await self.repo.claim(reg.endpoint, self.node_id, reg.registration_id)
+        if previous is not None and previous != self.node_id:
+            await self._took_over(reg, previous)
+
+    def _announce_replacement(self, reg: Registration, previous: str) -> None:
+        self.server.bus.publish(
+            "registration.replaced",
+            reg.endpoint,
+            registration_id=reg.registration_id,
+            from_node=previous,
+            node=self.node_id,
+        )
+
+    async def _took_over(self, reg: Registration, previous: str) -> None:
+        self._announce_replacement(reg, previous)
+        # Requests queued while another node owned the device wait in the store: deliver them.
+        self.server.queue.note_queued(reg.endpoint)
+        await self.server._flush(reg)
+
+    async def _removed(self, reg: Registration, reason: str) -> None:
+        if reason == "replaced" or self.repo is None:
+            return
+        if self._owners.get(reg.endpoint) == self.node_id:
+            del self._owners[reg.endpoint]
+        await self.repo.release(reg.endpoint, self.node_id)
+
+    async def adopt(self, registration_id: str) -> bool:
+        """An Update for a registration another node accepted: hold it here from now on."""
+        if self.repo is None:
+            return False
+        reg = await self.repo.registration(registration_id)
+        if reg is None or self.server.registrations.get(reg.endpoint) is not None:
+            return False
+        previous = await self.repo.claim(reg.endpoint, self.node_id, reg.registration_id)
+        self._owners[reg.endpoint] = self.node_id
+        self.server.registrations.adopt(reg)
+        # The Update itself runs next; its hooks flush queued requests, and `_after_update`
+        # re-establishes the stored observations from this node's socket.
+        self.server.queue.note_queued(reg.endpoint)
+        self._adopted.add(reg.endpoint)
+        if previous is not None and previous != self.node_id:
+            self._announce_replacement(reg, previous)
+        return True
+
+    async def _after_update(self, reg: Registration, reason: str) -> None:
+        if reg.endpoint not in self._adopted:
+            return
+        self._adopted.discard(reg.endpoint)
+        if reason != "address":  # an address change re-establishes them already
+            server = self.server
+            await server.reporting.reestablish(server.listener_for(reg), reg, server.settings.request_timeout)
+
+    async def _owner(self, endpoint: str) -> str | None:
+        owner = self._owners.get(endpoint)
+        if owner is None and self.repo is not None:
+            owner = await self.repo.owner_of(endpoint)
+            if owner is not None:
+                self._owners[endpoint] = owner
+        return owner
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def _publish_event(self, event: Event) -> None:
+        """Bus listener: queue the event for NATS; one task publishes what queued meanwhile."""
+        if self.nc is None or self.nc.is_closed:
+            return
+        if event.kind == "observation.started" and event.endpoint is not None:
+            event = self._with_token(event)
+        self._outbox.append(wire.event_to_wire(event))
+        if len(self._outbox) == 1:
+            self._spawn(self._publish_outbox())
+
+    def _with_token(self, event: Event) -> Event:
+        """The other nodes learn an observation's token, to accept its notifications."""
+        for observation in self.server.observations(event.endpoint):
+            if observation.id == event.data.get("id") and observation.handle is not None:
+                extra = {
+                    "token": observation.handle.token.hex(),
+                    "content_format": observation.content_format,
+                }
+                return replace(event, data={**event.data, **extra})
+        return event
+
+    async def _publish_outbox(self) -> None:
+        nc = self.nc
+        batch, self._outbox = self._outbox, []
+        if nc is None:
+            return
+        subject = events_subject(self.cluster, self.node_id)
+        try:
+            for payload in batch:
+                await nc.publish(subject, payload)
+        except Exception as exc:
+            log.info("%d event(s) not published on NATS: %s", len(batch), exc)
+
+    async def _on_event(self, msg: Msg) -> None:
+        producer = msg.subject.rsplit(".", 1)[-1]
+        if producer == self.node_id:
+            return
+        try:
+            event = wire.event_from_wire(msg.data, producer)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("undecodable event from node %s: %s", producer, exc)
+            return
+        endpoint = event.endpoint
+        if endpoint is not None and event.kind in _OWNING_EVENTS:
+            self._owners[endpoint] = producer
+            if self.server.registrations.get(endpoint) is not None:
+                self._spawn(self._let_go(endpoint))
+            if event.kind == "registration.registered":
+                self._learn_device(endpoint)
+        elif endpoint is not None and event.kind in _ENDING_EVENTS and self._owners.get(endpoint) == producer:
+            del self._owners[endpoint]
+        if endpoint is not None and event.kind == "observation.started" and "token" in event.data:
+            self._tokens[bytes.fromhex(event.data["token"])] = _Foreign(
+                int(event.data["id"]),
+                endpoint,
+                tuple(event.data.get("paths") or ()),
+                bool(event.data.get("composite")),
+                event.data.get("content_format"),
+            )
+        elif event.kind == "offline_command.created" and self.waiting_command is not None:
+            self.waiting_command(int(event.data["device_id"]))
+        elif endpoint is not None and event.kind in ("observation.cancelled", "observation.ended"):
+            for token, known in list(self._tokens.items()):
+                if known.id == event.data.get("id") and known.endpoint == endpoint:
+                    del self._tokens[token]
+        self.server.bus.relay(event)
+
+    # --- notifications on another node's observation tokens -----------------------------------
+
+    def _stray(self, listener: str, token: bytes, host: str, port: int) -> NotificationHandler | None:
+        """A notification on a token this node's listener did not create: one of another node's
+        observations (after a load-balancer change) is stored here and acknowledged after the
+        commit; anything else is answered with Reset as before."""
+        known = self._tokens.get(token)
+        if known is None:
+            return None
+
+        def handle(response: DownlinkResponse) -> asyncio.Future[Any]:
+            task = asyncio.create_task(self._store_stray(known, listener, host, port, response))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return task
+
+        return handle
+
+    async def _store_stray(
+        self, known: _Foreign, listener: str, host: str, port: int, response: DownlinkResponse
+    ) -> None:
+        server = self.server
+        await self._take_over(known.endpoint, listener, host, port)
+        observation = self._stray_observations.get(known.id)
+        if observation is None:
+            observation = ActiveObservation(
+                id=known.id,
+                endpoint=known.endpoint,
+                paths=[Path.parse(p) for p in known.paths],
+                composite=known.composite,
+                content_format=known.content_format,
+                attributes={},
+            )
+            self._stray_observations[known.id] = observation
+        await server.reporting._store_notification(observation, response)
+
+    async def _take_over(self, endpoint: str, listener: str, host: str, port: int) -> None:
+        """The device now talks to this node: hold its registration here, at its new address."""
+        server = self.server
+        if server.registrations.get(endpoint) is not None or self.repo is None:
+            return
+        stored = await self.repo.registration_of(endpoint)
+        if stored is None or server.registrations.get(endpoint) is not None:
+            return
+        reg = replace(stored, listener=listener, host=host, port=port)
+        await server.store.save_registration(reg)
+        server.registrations.adopt(reg)
+        self._owners[endpoint] = self.node_id
+        previous = await self.repo.claim(endpoint, self.node_id, reg.registration_id)
+        if previous is not None and previous != self.node_id:
+            self._announce_replacement(reg, previous)
+        server.queue.note_queued(endpoint)
+
+    async def _let_go(self, endpoint: str) -> None:
+        """Another node took `endpoint`: drop this node's copy and its live observations."""
+        server = self.server
+        if server.registrations.release(endpoint) is not None:
+            server.queue.forget(endpoint)
+            await server.reporting.forget_endpoint(endpoint, keep_stored=True)
+
+    async def _stored_device(self, endpoint: str) -> Device | None:
+        assert self.repo is not None
+        rows = await self.repo.device_rows([endpoint])
+        return Device.from_row(rows[0]) if rows else None
+
+    def _learn_device(self, endpoint: str) -> None:
+        """Index, soon, the device row another node stores for `endpoint` (the API finds devices
+        by id): endpoints are looked up together, a few times while their rows are not there."""
+        if self.server.provisioning.device_by_endpoint(endpoint) is not None:
+            return
+        self._unlearned[endpoint] = LEARN_ATTEMPTS
+        if self._learner is None or self._learner.done():
+            self._learner = asyncio.create_task(self._learn_devices())
+            self._tasks.add(self._learner)
+            self._learner.add_done_callback(self._tasks.discard)
+
+    async def _learn_devices(self) -> None:
+        assert self.repo is not None
+        while self._unlearned:
+            await asyncio.sleep(LEARN_PAUSE)
+            batch = list(self._unlearned)[:1000]
+            try:
+                rows = await self.repo.device_rows(batch)
+            except Exception as exc:
+                log.warning("could not read device rows: %s", exc)
+                rows = []
+            for row in rows:
+                self.server.provisioning.remember(Device.from_row(row))
+                self._unlearned.pop(row["endpoint"], None)
+            for endpoint in batch:
+                if endpoint in self._unlearned:
+                    self._unlearned[endpoint] -= 1
+                    if self._unlearned[endpoint] <= 0:
+                        del self._unlearned[endpoint]
+
+    # --- forwarding: the caller's side -----------------------------------------------------------
+
+    def _budget(self, timeout: float | None) -> float:
+        return self.server.settings.request_timeout if timeout is None else timeout
+
+    async def _forward(self, endpoint: str, body: dict[str, Any], budget: float) -> Any:
+        owner = await self._owner(endpoint)
+        if owner is None or owner == self.node_id:
+            raise UnknownEndpoint(endpoint)
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            raise DeviceUnreachable(
+                f"the cluster link (NATS) is down, node {self.node_id} is reconnecting; "
+                f"{endpoint!r} is served by node {owner}: try again"
+            )
+        body = {**body, "endpoint": endpoint, "timeout": budget}
+        task = asyncio.ensure_future(
+            nc.request(request_subject(self.cluster, owner), wire.dumps(body), timeout=budget + FORWARD_GRACE)
+        )
+        self._in_flight.add(task)
+        self.forwarded += 1
+        try:
+            msg = await task
+        except asyncio.CancelledError:
+            if task in self._lost:
+                raise DeviceUnreachable(
+                    f"the cluster link (NATS) was lost while the request to node {owner} was in "
+                    "flight; its outcome is unknown: check, then try again"
+                ) from None
+            raise
+        except nats.errors.NoRespondersError:
+            raise DeviceUnreachable(
+                f"node {owner}, which holds {endpoint!r}, does not answer (down?): the device is "
+                "offline until it registers through a live node"
+            ) from None
+        except nats.errors.TimeoutError:
+            raise DeviceTimeout(f"no answer from node {owner} within {budget + FORWARD_GRACE:g} s") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+            raise DeviceUnreachable(f"the cluster link (NATS) is down: {exc}; try again") from None
+        finally:
+            self._in_flight.discard(task)
+            self._lost.discard(task)
+        reply = wire.loads(msg.data)
+        if "error" in reply:
+            raise wire.error_from_wire(reply)
+        return reply["ok"]
+
+    async def perform(self, endpoint: str, op: Operation, *, timeout: float | None, queue: bool) -> Any:
+        budget = self._budget(timeout)
+        return await self._forward(endpoint, {"kind": "perform", "op": op.as_dict(), "queue": queue}, budget)
+
+    async def observe(self, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
+        budget = self._budget(request.get("timeout"))
+        result: dict[str, Any] = await self._forward(
+            endpoint, {"kind": "observe", "observe": request}, budget
+        )
+        return result
+
+    async def enqueue(self, endpoint: str, op: Operation) -> int:
+        budget = self._budget(None)
+        return int(await self._forward(endpoint, {"kind": "enqueue", "op": op.as_dict()}, budget))
+
+    # --- forwarding: the owner's side ------------------------------------------------------------
+
+    async def _on_request(self, msg: Msg) -> None:
+        # One task per request: a slow device must not hold up the subscription's other requests.
+        self._spawn(self._serve(msg))
+
+    async def _serve(self, msg: Msg) -> None:
+        try:
+            body = wire.loads(msg.data)
+            reply: dict[str, Any] = {"ok": await self._run_locally(body)}
+        except ServerError as exc:
+            reply = wire.error_to_wire(exc)
+        except Exception as exc:
+            log.exception("forwarded request failed on node %s", self.node_id)
+            reply = wire.error_to_wire(exc)
+        self.served += 1
+        with contextlib.suppress(Exception):
+            await msg.respond(wire.dumps(reply))
+
+    async def _run_locally(self, body: dict[str, Any]) -> Any:
+        server = self.server
+        endpoint = str(body["endpoint"])
+        if server.registrations.get(endpoint) is None:
+            # Not (or no longer) ours: never forward again from here (no loops between nodes).
+            raise UnknownEndpoint(endpoint)
+        timeout = float(body["timeout"])
+        kind = body["kind"]
+        if kind == "perform":
+            op = Operation(body["op"]["kind"], body["op"]["params"])
+            return await server.perform(endpoint, op, timeout=timeout, queue=bool(body.get("queue")))
+        if kind == "enqueue":
+            return await server.enqueue(endpoint, Operation(body["op"]["kind"], body["op"]["params"]))
+        if kind == "observe":
+            request = body["observe"]
+            paths: Any = request["paths"] if request["composite"] else request["paths"][0]
+            observation = await server.observe(
+                endpoint,
+                paths,
+                content_format=request.get("content_format"),
+                attributes=request.get("attributes") or None,
+                timeout=timeout,
+            )
+            return {"id": observation.id, "values": observation.values, "observed": observation.observed}
+        raise ValueError(f"unknown forwarded request {kind!r}")

@@ -1,0 +1,125 @@
+"""The cluster's rows in the shared database: endpoint owners and node heartbeats."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from server.domain import Registration
+from server.store import tables as t
+from server.store.repository import Store
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    node_id: str
+    http_url: str | None
+    coap: list[str]
+    started_at: float
+    heartbeat_at: float
+
+
+def _write_claims(conn: Connection, rows: list[dict[str, Any]]) -> list[str | None]:
+    """Bulk writer of `ClusterRepository.claim`: one result (the previous owner) per row."""
+    owners = t.registration_owners
+    endpoints = list({row["endpoint"] for row in rows})
+    found = conn.execute(select(owners.c.endpoint, owners.c.node_id).where(owners.c.endpoint.in_(endpoints)))
+    previous: dict[str, str | None] = {endpoint: node for endpoint, node in found}
+    results = []
+    for row in rows:  # in order: a second claim in the same batch follows the first one
+        results.append(previous.get(row["endpoint"]))
+        previous[row["endpoint"]] = row["node_id"]
+    now = time.time()
+    latest = {row["endpoint"]: {**row, "claimed_at": now} for row in rows}
+    conn.execute(delete(owners).where(owners.c.endpoint.in_(endpoints)))
+    conn.execute(owners.insert(), list(latest.values()))
+    return results
+
+
+class ClusterRepository:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def claim(self, endpoint: str, node_id: str, registration_id: str) -> str | None:
+        """Record `node_id` as the owner of `endpoint`; returns the previous owner, if any. The
+        claims of one transaction are written together (one select, one delete, one insert)."""
+        row = {"endpoint": endpoint, "node_id": node_id, "registration_id": registration_id}
+        result: str | None = await self.store.writer.run_bulk(_write_claims, row, deferrable=True)
+        return result
+
+    async def release(self, endpoint: str, node_id: str) -> None:
+        """Forget the owner of an endpoint whose registration ended on `node_id`."""
+        owners = t.registration_owners
+
+        def op(conn: Connection) -> None:
+            conn.execute(delete(owners).where(owners.c.endpoint == endpoint, owners.c.node_id == node_id))
+
+        await self.store.writer.run(op)
+
+    async def owner_of(self, endpoint: str) -> str | None:
+        owners = t.registration_owners
+        async with self.store.engine.connect() as conn:
+            found = await conn.execute(select(owners.c.node_id).where(owners.c.endpoint == endpoint))
+            return found.scalar()
+
+    async def owned_by(self, node_id: str) -> set[str]:
+        owners = t.registration_owners
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(owners.c.endpoint).where(owners.c.node_id == node_id))
+            return {row[0] for row in rows}
+
+    async def registration(self, registration_id: str) -> Registration | None:
+        regs = t.registrations
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(regs).where(regs.c.registration_id == registration_id))
+            row = rows.first()
+        return Registration.from_row(row._mapping) if row is not None else None
+
+    async def registration_of(self, endpoint: str) -> Registration | None:
+        regs = t.registrations
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(regs).where(regs.c.endpoint == endpoint))
+            row = rows.first()
+        return Registration.from_row(row._mapping) if row is not None else None
+
+    async def device_rows(self, endpoints: list[str]) -> list[dict[str, Any]]:
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(t.devices).where(t.devices.c.endpoint.in_(endpoints)))
+            return [dict(row._mapping) for row in rows]
+
+    # --- nodes -----------------------------------------------------------------------------------
+
+    async def heartbeat(self, node_id: str, http_url: str | None, coap: list[str], started_at: float) -> None:
+        nodes = t.cluster_nodes
+        now = time.time()
+
+        def op(conn: Connection) -> None:
+            done = conn.execute(
+                update(nodes)
+                .where(nodes.c.node_id == node_id)
+                .values(http_url=http_url, coap=coap, started_at=started_at, heartbeat_at=now)
+            )
+            if done.rowcount == 0:
+                conn.execute(
+                    nodes.insert().values(
+                        node_id=node_id, http_url=http_url, coap=coap, started_at=started_at, heartbeat_at=now
+                    )
+                )
+
+        await self.store.writer.run(op)
+
+    async def nodes(self) -> list[NodeRow]:
+        nodes = t.cluster_nodes
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(nodes).order_by(nodes.c.node_id))
+            return [NodeRow(**row._mapping) for row in rows]
+
+    async def owned_counts(self) -> dict[str, int]:
+        owners = t.registration_owners
+        async with self.store.engine.connect() as conn:
+            rows = await conn.execute(select(owners.c.node_id, func.count()).group_by(owners.c.node_id))
+            return {row[0]: int(row[1]) for row in rows}
