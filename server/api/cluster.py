@@ -14,4 +14,7 @@ router = APIRouter()
 
 @router.get("/cluster")
 async def cluster_status(server: ServerDep, _principal: CurrentKey) -> dict[str, Any]:
+    """The nodes of the cluster. Each node with its liveness (heartbeats every second, down after
+    5 s without one) and how many devices it owns; a single process answers
+    `{"clustered": false, ...}`."""
     return await server.cluster.status()

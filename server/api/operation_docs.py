@@ -32,6 +32,7 @@ TAGS: dict[str, str] = {
     "Emulated modules": "OneMO modules emulated inside the cloud, with their AT terminal.",
     "Firmware updates": "Firmware packages and update tasks over LwM2M object 5 (pull over CoAP or "
     "HTTP, push), with per-device progress.",
+    "Cluster": "The server nodes of a cluster on PostgreSQL and NATS, and their liveness.",
     "Native API": "Further routes of the native API.",
 }
 
@@ -54,6 +55,7 @@ AREAS: list[tuple[str, str]] = [
     (r"^/api/v1/(events|ws)", "Live events"),
     (r"^/api/v1/modules", "Emulated modules"),
     (r"^/api/v1/(firmware|fota)", "Firmware updates"),
+    (r"^/api/v1/cluster", "Cluster"),
 ]
 
 _IMEI = "IMEI of the device (query `imei`)."
