@@ -177,7 +177,9 @@ def test_readme_commands_in_order_leave_the_demo_intact(demo: tuple[Output, dict
                 if "--at" in args:
                     # AT modules: that they log in beside the demo is what this command shows
                     # (the data check is the plain fleet's).
-                    output.wait_for(lambda line, first=first: "registration.registered" in line and first in line)
+                    output.wait_for(
+                        lambda line, first=first: "registration.registered" in line and first in line
+                    )
                 else:
                     fleet_endpoints = (first, last)
                     output.wait_for(notified(first))  # observed by the cloud: its page shows data
