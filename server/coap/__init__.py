@@ -11,6 +11,6 @@ import os
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 # Imported after the environment is set: it imports aiocoap.
-from lwm2m import aiocoap_addresses
+from transport import aiocoap_addresses
 
 aiocoap_addresses.install()

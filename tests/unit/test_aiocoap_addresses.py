@@ -9,7 +9,7 @@ import struct
 import pytest
 from aiocoap.transports import udp6
 
-from lwm2m import aiocoap_addresses
+from transport import aiocoap_addresses
 
 ADDRESSES = [
     "::ffff:127.0.0.1",

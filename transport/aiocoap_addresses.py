@@ -6,7 +6,7 @@ local one is, and for the v4-mapped form of host names. That parsing is a pure f
 address, yet it cost about a tenth of the CPU of a notification on both ends (a fleet of 10,000
 modules sends 1,000 a second). `install()` caches it per address; behaviour is unchanged.
 
-This module does no I/O; it is the one place of the core that touches aiocoap, and only the
+This module does no I/O; it lives in the transport edge package, and only the
 CoAP edges (`server.coap`, `emulator.client`) import it.
 """
 
