@@ -12,19 +12,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from emulator.module.network import CARRIER_HOSTS, DTLS_PORT
+from emulator.module.network import CARRIER_HOSTS
+from transport.address_plan import COAP_PORT, DTLS_PORT, SHARED_PORT_ROUTES
 
-COAP_PORT: Final = 5683
-
-# The testbed's default carrier address (emulator.module.network.CARRIER_HOSTS) -> the carrier
-# host name that reaches it in compose, and its CoAP and DTLS ports (server.settings.CARRIER_PORTS).
-CARRIER_PORTS: Final[dict[str, tuple[str, int, int]]] = {
-    "127.0.1.1": ("nbiotbt.heclouds.com", 5685, 5686),  # OneNET bootstrap
-    "127.0.1.2": ("nbiotacc.heclouds.com", 5687, 5688),  # OneNET access
-    "127.0.1.3": ("lwm2m.ctwing.cn", 5689, 5690),  # CTWing
-    "127.0.1.4": ("dmp-coap.cuiot.cn", 5691, 5692),  # Yanfei
-    "127.0.1.5": ("iot-coaps.cn-north-4.myhuaweicloud.com", 5693, 5694),  # Huawei
-}
+# The testbed's default carrier address -> the carrier host name that reaches it in compose, and
+# its CoAP and DTLS ports: a view of the one address plan (`transport.address_plan`).
+CARRIER_PORTS: Final[dict[str, tuple[str, int, int]]] = dict(SHARED_PORT_ROUTES)
 
 
 def port_routes() -> dict[str, str | tuple[str, int]]:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from transport.address_plan import (
+    LISTENER_ADDRESSES,
+    LISTENER_HOST_NAMES,
+    LISTENER_SHARED_PORTS,
+    PUBLIC_ADDRESSES,
+)
+
 
 class ListenerSettings(BaseModel):
     """One CoAP listener (a carrier host): plain UDP, optionally a DTLS port on the same address."""
@@ -21,41 +28,12 @@ class ListenerSettings(BaseModel):
     public_host: str | None = None
 
 
-# The default carrier listeners: one loopback address per carrier host, each on 5683 and 5684,
-# matching the emulator's default host map (`emulator.module.network.CARRIER_HOSTS`).
-CARRIER_ADDRESSES: dict[str, tuple[str, str, str]] = {
-    # name: (carrier, role, address)
-    "onenet-bootstrap": ("onenet", "bootstrap", "127.0.1.1"),
-    "onenet": ("onenet", "access", "127.0.1.2"),
-    "ctwing": ("ctwing", "access", "127.0.1.3"),
-    "yanfei": ("yanfei", "access", "127.0.1.4"),
-    "huawei": ("huawei", "access", "127.0.1.5"),
-}
-
-
-# The carrier host name of each carrier listener, as the module manual writes it (chapter 5); the
-# emulator maps these names to the listeners (emulator.module.network.CARRIER_HOSTS).
-CARRIER_HOST_NAMES: dict[str, str] = {
-    "onenet-bootstrap": "nbiotbt.heclouds.com",
-    "onenet": "nbiotacc.heclouds.com",
-    "ctwing": "lwm2m.ctwing.cn",
-    "yanfei": "dmp-coap.cuiot.cn",
-    "huawei": "iot-coaps.cn-north-4.myhuaweicloud.com",
-}
-
-# In a container the carrier host names all resolve to the container's one address, so the
-# carrier listeners share it (`Settings.carrier_host`) and each carrier has its own ports, matching
-# the emulator's port routes (`emulator.carrier_ports.CARRIER_PORTS`); the open listener keeps
-# 5683/5684. A bootstrap server then writes the carrier's public address (manual §5.1: OneNET's
-# access server 183.230.40.40), which the emulator routes to the carrier's port.
-CARRIER_PORTS: dict[str, tuple[int, int]] = {
-    "onenet-bootstrap": (5685, 5686),
-    "onenet": (5687, 5688),
-    "ctwing": (5689, 5690),
-    "yanfei": (5691, 5692),
-    "huawei": (5693, 5694),
-}
-CARRIER_PUBLIC_ADDRESSES: dict[str, str] = {"onenet": "183.230.40.40", "ctwing": "221.229.214.202"}
+# The carrier listeners, their names, ports and public addresses: views of the one address plan
+# (`transport.address_plan`), which the emulator's host map reads too.
+CARRIER_ADDRESSES: dict[str, tuple[str, str, str]] = dict(LISTENER_ADDRESSES)
+CARRIER_HOST_NAMES: dict[str, str] = dict(LISTENER_HOST_NAMES)
+CARRIER_PORTS: dict[str, tuple[int, int]] = dict(LISTENER_SHARED_PORTS)
+CARRIER_PUBLIC_ADDRESSES: dict[str, str] = dict(PUBLIC_ADDRESSES)
 
 
 def shared_carrier_listeners(host: str) -> list[ListenerSettings]:

@@ -51,25 +51,13 @@ from lwm2m.model import ModelRegistry
 from lwm2m.node import Node, ObjectInstance, SingleResource
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
+from transport.address_plan import DEFAULT_ADDRESS, DTLS_PORT, HOST_ADDRESSES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS: Final = "127.0.0.1"
-DTLS_PORT: Final = 5684
-
-# Carrier hosts -> the loopback address of the testbed's listener for that host
-# (server.settings.CARRIER_ADDRESSES): OneNET bootstrap, OneNET access, CTWing, Yanfei, Huawei.
-CARRIER_HOSTS: Final[dict[str, str]] = {
-    "nbiotbt.heclouds.com": "127.0.1.1",
-    "183.230.40.39": "127.0.1.1",
-    "nbiotacc.heclouds.com": "127.0.1.2",
-    "183.230.40.40": "127.0.1.2",
-    "183.230.40.149": "127.0.1.2",
-    "lwm2m.ctwing.cn": "127.0.1.3",
-    "221.229.214.202": "127.0.1.3",
-    "dmp-coap.cuiot.cn": "127.0.1.4",
-    "iot-coaps.cn-north-4.myhuaweicloud.com": "127.0.1.5",
-}
+# Carrier hosts (names and public IPs) -> the loopback address of the testbed's listener for that
+# host: a view of the one address plan (`transport.address_plan`), which the server's listeners read.
+CARRIER_HOSTS: Final[dict[str, str]] = dict(HOST_ADDRESSES)
 
 Target = str | tuple[str, int]
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from emulator.testkit.addresses import free_addresses
 from emulator.testkit.loop import LoopThread
+from transport.address_plan import ACCESS_HOST_NAMES, COAP_PORT, DTLS_PORT
 
 if TYPE_CHECKING:
     from lwm2m.node import Node
@@ -40,15 +41,8 @@ if TYPE_CHECKING:
     from server.services.provisioning import Device
     from server.store.repository import Datapoint
 
-COAP_PORT: Final = 5683
-DTLS_PORT: Final = 5684
 # The host name a firmware uses for each carrier's LwM2M (access) server (platforms.md).
-CARRIER_HOSTS: Final[dict[str, str]] = {
-    "onenet": "nbiotacc.heclouds.com",
-    "ctwing": "lwm2m.ctwing.cn",
-    "yanfei": "dmp-coap.cuiot.cn",
-    "huawei": "iot-coaps.cn-north-4.myhuaweicloud.com",
-}
+CARRIER_HOSTS: Final[dict[str, str]] = dict(ACCESS_HOST_NAMES)
 POLL_INTERVAL: Final = 0.05
 START_ATTEMPTS: Final = 5
 
