@@ -38,7 +38,6 @@ from server.events import EventBus, Subscription
 from server.services.bootstrap import BootstrapServer, access_servers_from
 from server.services.device_management import (
     DeviceManagement,
-    Operation,
     links_of,
     result_node,
     values_from_json,
@@ -48,6 +47,18 @@ from server.services.directory import DeviceDirectory
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
 from server.services.firmware_store import FirmwareStore
 from server.services.fota import FotaService
+from server.services.operations import (
+    Create,
+    Delete,
+    Discover,
+    Execute,
+    Operation,
+    Read,
+    ReadComposite,
+    Write,
+    WriteAttributes,
+    WriteComposite,
+)
 from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
 from server.services.registration import RegistrationLimits, RegistrationPolicy, RegistrationService
@@ -392,16 +403,12 @@ class Lwm2mServer:
     ) -> Node:
         """Read a resource, instance or object; returns the typed node."""
         target = _path(path)
-        params: dict[str, Any] = {"path": str(target)}
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        result = await self.perform(endpoint, Operation("read", params), timeout=timeout, queue=queue)
+        op = Read(target, None if content_format is None else int(content_format))
+        result = await self.perform(endpoint, op, timeout=timeout, queue=queue)
         return result_node(result, target, self.model)
 
     async def discover(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> list[Link]:
-        result = await self.perform(
-            endpoint, Operation("discover", {"path": str(_path(path))}), timeout=timeout
-        )
+        result = await self.perform(endpoint, Discover(_path(path)), timeout=timeout)
         return links_of(result)
 
     async def write(
@@ -419,14 +426,13 @@ class Lwm2mServer:
         `replace=False` is the partial update (`POST`)."""
         target = _path(path)
         node = self.dm.node_for_write(target, value)
-        params: dict[str, Any] = {
-            "path": str(target),
-            "values": values_to_json(node, target),
-            "replace": replace,
-        }
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        await self.perform(endpoint, Operation("write", params), timeout=timeout, queue=queue)
+        op = Write(
+            target,
+            tuple(values_to_json(node, target)),
+            replace,
+            None if content_format is None else int(content_format),
+        )
+        await self.perform(endpoint, op, timeout=timeout, queue=queue)
 
     async def write_attributes(
         self,
@@ -438,8 +444,8 @@ class Lwm2mServer:
         queue: bool = False,
     ) -> None:
         """Write-Attributes (pmin, pmax, gt, lt, st, ...); a None value removes the attribute."""
-        params = {"path": str(_path(path)), "attributes": dict(attributes)}
-        await self.perform(endpoint, Operation("write_attributes", params), timeout=timeout, queue=queue)
+        op = WriteAttributes(_path(path), tuple(attributes.items()))
+        await self.perform(endpoint, op, timeout=timeout, queue=queue)
 
     async def execute(
         self,
@@ -450,8 +456,7 @@ class Lwm2mServer:
         timeout: float | None = None,
         queue: bool = False,
     ) -> None:
-        params = {"path": str(_path(path)), "arguments": arguments}
-        await self.perform(endpoint, Operation("execute", params), timeout=timeout, queue=queue)
+        await self.perform(endpoint, Execute(_path(path), arguments), timeout=timeout, queue=queue)
 
     async def create(
         self,
@@ -468,17 +473,16 @@ class Lwm2mServer:
             raise BadArgument("create takes an object path such as /3303")
         inst = target.child(instance_id if instance_id is not None else 0)
         node = self.dm.node_for_write(inst, dict(values))
-        params: dict[str, Any] = {
-            "path": str(target),
-            "values": values_to_json(node, inst),
-            "instance_id": instance_id,
-        }
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        await self.perform(endpoint, Operation("create", params), timeout=timeout)
+        op = Create(
+            target,
+            tuple(values_to_json(node, inst)),
+            instance_id,
+            None if content_format is None else int(content_format),
+        )
+        await self.perform(endpoint, op, timeout=timeout)
 
     async def delete(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> None:
-        await self.perform(endpoint, Operation("delete", {"path": str(_path(path))}), timeout=timeout)
+        await self.perform(endpoint, Delete(_path(path)), timeout=timeout)
 
     async def read_composite(
         self,
@@ -489,10 +493,10 @@ class Lwm2mServer:
         timeout: float | None = None,
     ) -> dict[Path, Any]:
         """Read-Composite (1.1): returns {resource path: value}."""
-        params: dict[str, Any] = {"paths": [str(_path(p)) for p in paths]}
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        result = await self.perform(endpoint, Operation("read_composite", params), timeout=timeout)
+        op = ReadComposite(
+            tuple(_path(p) for p in paths), None if content_format is None else int(content_format)
+        )
+        result = await self.perform(endpoint, op, timeout=timeout)
 
         return {p: v for p, v, _t in values_from_json(result["node"])}
 
@@ -508,10 +512,8 @@ class Lwm2mServer:
         for raw_path, value in values.items():
             target = _path(raw_path)
             entries.extend(values_to_json(self.dm.node_for_write(target, value), target))
-        params: dict[str, Any] = {"values": entries}
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        await self.perform(endpoint, Operation("write_composite", params), timeout=timeout)
+        op = WriteComposite(tuple(entries), None if content_format is None else int(content_format))
+        await self.perform(endpoint, op, timeout=timeout)
 
     async def observe(
         self,
