@@ -1,9 +1,10 @@
-"""Domain records shared by the services and the store (no I/O here)."""
+"""Domain records shared by the services, the carrier rules and the store (no I/O here): a
+registration, a provisioned device."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lwm2m.codec.link_format import RegisteredObjects, parse_object_links
@@ -101,3 +102,26 @@ _link_cache = _LinkCache()
 
 def parse_links_cached(text: str) -> RegisteredObjects:
     return _link_cache.get(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: int
+    carrier: str
+    product_id: str | None = None
+    endpoint: str | None = None
+    title: str | None = None
+    imei: str | None = None
+    imsi: str | None = None
+    auth_code: str | None = None
+    obsv: bool = True
+    api_key: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Device:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})

@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from lwm2m.codec.link_format import Link
 from lwm2m.model import ModelRegistry
 from lwm2m.model.builtin import registry_with
 from lwm2m.node import Node, build_node
-from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.carriers.policy import AppData, CarrierPolicy
 from server.cluster.hooks import ClusterHooks, LocalNode
@@ -59,38 +58,20 @@ from server.services.operations import (
     WriteAttributes,
     WriteComposite,
 )
+from server.services.ports import Observation
 from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
 from server.services.registration import RegistrationLimits, RegistrationPolicy, RegistrationService
 from server.services.reporting import ActiveObservation, Reporting
-from server.services.requests import (
-    BootstrapRequest,
-    DeregisterRequest,
-    RegisterRequest,
-    SendRequest,
-    UpdateRequest,
-    UplinkResult,
-)
 from server.services.security import PskEncoding
 from server.settings import ListenerSettings, Settings
 from server.store.fota_repository import FotaRepository
 from server.store.repository import Store
+from server.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What `observe` returns: the observation id and the first value."""
-
-    id: int
-    endpoint: str
-    paths: tuple[Path, ...]
-    node: Node | None
-    values: list[dict[str, Any]]
-    observed: bool
 
 
 def _identity_lookup(dtls: DtlsServer) -> Callable[[str, int], str | None]:
@@ -142,7 +123,7 @@ class Lwm2mServer:
         self.listeners: dict[str, CoapListener] = {}
         self.dtls: dict[str, DtlsServer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.bootstrap_handler: Any = None
+        self.bootstrap_handler: BootstrapServer | None = None
         self.started = False
         # The cluster seam (server.cluster): reached only when nothing here can act.
         self.cluster: ClusterHooks = LocalNode()
@@ -185,9 +166,21 @@ class Lwm2mServer:
         self.reporting.on_heard = self.queue.heard_from
         await self.reporting.load()
         await self.queue.load()
-        self.registrations.on_register(self._after_register)
-        self.registrations.on_update(self._after_update)
-        self.registrations.on_removal(self._after_removal)
+        # The listeners' uplink handler (server.uplink): Register, Update, Send, Bootstrap.
+        self.uplink = Uplink(
+            self.registrations,
+            self.queue,
+            self.reporting,
+            self.directory,
+            self.carriers,
+            self.bus,
+            cloud=self,
+            listener_for=self.listener_for,
+            perform_now=self._perform_now,
+            adopt=lambda registration_id: self.cluster.adopt(registration_id),
+            request_timeout=self.settings.request_timeout,
+        )
+        self.uplink.attach()
         AppData(self.bus, self.carriers, self._listener_of)
         # Firmware over the air: the package store, its CoAP side (`/fw/{id}`) and the tasks.
         self.firmware = FirmwareStore(
@@ -203,6 +196,7 @@ class Lwm2mServer:
             self.bootstrap_handler = BootstrapServer(
                 self.directory, self.carriers, self.model, self.bus, self.listeners, access
             )
+        self.uplink.bootstrap_handler = self.bootstrap_handler
         await self.registrations.start()
         await self.fota.start()
         await self.cluster.join()
@@ -215,7 +209,9 @@ class Lwm2mServer:
 
     async def add_listener(self, spec: ListenerSettings) -> CoapListener:
         self.carriers.attach_listener(spec.name, spec.carrier, spec.role)
-        listener = CoapListener(spec.name, spec.host, spec.port, self, max_payload=self.settings.max_payload)
+        listener = CoapListener(
+            spec.name, spec.host, spec.port, self.uplink, max_payload=self.settings.max_payload
+        )
         listener.firmware = self.firmware_server
         await listener.start()
         self.listeners[spec.name] = listener
@@ -237,7 +233,7 @@ class Lwm2mServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if isinstance(self.bootstrap_handler, BootstrapServer):
+        if self.bootstrap_handler is not None:
             await self.bootstrap_handler.drain()
         if hasattr(self, "registrations"):
             await self.registrations.stop()
@@ -271,87 +267,9 @@ class Lwm2mServer:
             raise UnknownEndpoint(reg.endpoint)
         return listener
 
-    # --- uplink (UplinkHandler) --------------------------------------------------------------------
-
-    async def register(self, request: RegisterRequest) -> UplinkResult:
-        result = await self.registrations.register(request)
-        if result.code == CoapCode.CREATED:
-            reg = self.registrations.by_id(result.location[-1])
-            if reg is not None:
-                self.queue.heard_from(reg.endpoint)
-        return result
-
-    async def update(self, request: UpdateRequest) -> UplinkResult:
-        result = await self.registrations.update(request)
-        if result.code == CoapCode.NOT_FOUND and await self.cluster.adopt(request.registration_id):
-            result = await self.registrations.update(request)
-        if result.code == CoapCode.CHANGED:
-            reg = self.registrations.by_id(request.registration_id)
-            if reg is not None:
-                self.queue.heard_from(reg.endpoint)
-        return result
-
-    async def deregister(self, request: DeregisterRequest) -> UplinkResult:
-        return await self.registrations.deregister(request)
-
-    async def send(self, request: SendRequest) -> UplinkResult:
-        origin = request.origin
-        reg = self.registrations.by_address(origin.listener, origin.host, origin.port)
-        if reg is None and origin.secure_identity is not None:
-            # Over DTLS the PSK identity names the client, whatever session (address) it sends on.
-            reg = next(
-                (
-                    r
-                    for r in self.registrations.all()
-                    if r.listener == origin.listener and r.secure_identity == origin.secure_identity
-                ),
-                None,
-            )
-        if reg is None:
-            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not registered")
-        device = self.directory.device_of(reg.endpoint)
-        if origin.secure_identity is None and (
-            reg.secure_identity is not None
-            or (device is not None and self.directory.requires_security(device, origin.listener))
-        ):
-            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint must use DTLS")
-            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="the endpoint must use DTLS")
-        self.queue.heard_from(reg.endpoint)
-        return await self.reporting.send(reg, request)
-
-    async def bootstrap(self, request: BootstrapRequest) -> UplinkResult:
-        if self.bootstrap_handler is None:
-            return UplinkResult(CoapCode.NOT_FOUND, diagnostic="no bootstrap server here")
-        beyond = self.registrations.limits.check_endpoint(request.endpoint)
-        if beyond is not None:
-            return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=beyond)
-        result: UplinkResult = await self.bootstrap_handler.bootstrap(request)
-        return result
-
-    async def _after_register(self, reg: Registration, _reason: str) -> None:
-        await self.reporting.forget_endpoint(reg.endpoint)
-        await self._flush(reg)
-        await self.carriers.after_register(self, reg)
-
-    def _listener_of(self, endpoint: str) -> str | None:
-        reg = self.registrations.get(endpoint)
-        return reg.listener if reg is not None else None
-
-    async def _after_update(self, reg: Registration, reason: str) -> None:
-        if reason == "address":
-            await self.reporting.reestablish(self.listener_for(reg), reg, self.settings.request_timeout)
-        await self._flush(reg)
-
-    async def _after_removal(self, reg: Registration, reason: str) -> None:
-        if self.registrations.get(reg.endpoint) is not None:
-            # Replaced by a new Register (a reboot): the device is here, heard just now; forgetting
-            # it would leave a queue-mode device asleep until its next Update.
-            return
-        self.queue.forget(reg.endpoint)
-        await self.reporting.forget_endpoint(reg.endpoint)
-
     async def _flush(self, reg: Registration) -> None:
-        await self.queue.flush(reg, self._perform_now)
+        """Deliver the requests queued for `reg` (a cluster node adopting a device calls this)."""
+        await self.uplink.flush(reg)
 
     # --- the Python API ------------------------------------------------------------------------
 
@@ -636,3 +554,8 @@ class Lwm2mServer:
     def device_of(self, endpoint: str) -> Device | None:
         """The device row a registration name belongs to."""
         return self.directory.device_of(endpoint)
+
+    def _listener_of(self, endpoint: str) -> str | None:
+        """The listener `endpoint` is registered on (None when it is not registered here)."""
+        reg = self.registrations.get(endpoint)
+        return reg.listener if reg is not None else None

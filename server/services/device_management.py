@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from lwm2m import codec
 from lwm2m.codec import responses
@@ -56,6 +56,7 @@ from server.services.operations import (
     WriteAttributes,
     WriteComposite,
 )
+from server.services.ports import Transport
 from server.services.requests import Downlink, DownlinkResponse
 from server.store.repository import Store, StoredValue
 
@@ -70,14 +71,6 @@ READ_PREFERENCE = (
     ContentFormat.LWM2M_JSON_LEGACY,
 )
 ATTRIBUTE_NAMES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax")
-
-
-class Transport(Protocol):
-    """What device management needs from the CoAP edge (a `CoapListener`)."""
-
-    async def send(
-        self, address: tuple[str, int], downlink: Downlink, timeout: float
-    ) -> DownlinkResponse: ...
 
 
 def _given_format(given: int | None, otherwise: int | None) -> Any:

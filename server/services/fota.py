@@ -33,17 +33,15 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from lwm2m.firmware_update import Resource, State, UpdateResult, meaning
 from lwm2m.node import ObjectInstance, SingleResource
 from server.services.errors import BadArgument, DeviceSleeping, ServerError, UnknownItem
 from server.services.firmware_store import FirmwareStore
+from server.services.ports import ServerApi
 from server.services.requests import Origin
 from server.store.fota_repository import FotaRepository
-
-if TYPE_CHECKING:
-    from server.lwm2m_server import Lwm2mServer
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +168,7 @@ def _value(instance: Any, resource_id: int) -> Any:
 
 
 class FotaService:
-    def __init__(self, server: Lwm2mServer, firmware: FirmwareStore, repository: FotaRepository) -> None:
+    def __init__(self, server: ServerApi, firmware: FirmwareStore, repository: FotaRepository) -> None:
         self.server = server
         self.firmware = firmware
         self.repository = repository

@@ -42,20 +42,18 @@ import string
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from mbedtls import cipher
 
 from server.events import Event
 from server.services.errors import BadArgument
+from server.services.ports import ServerApi
 from server.services.provisioning import Device
 from server.services.push_policy import PushPolicy, policy_for
 from server.store import tables
 from server.store.api_repository import ApiRepository
-
-if TYPE_CHECKING:
-    from server.lwm2m_server import Lwm2mServer
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +232,7 @@ class PushService:
 
     def __init__(
         self,
-        server: Lwm2mServer,
+        server: ServerApi,
         *,
         attempts: int = 3,
         backoff: float = 1.0,
