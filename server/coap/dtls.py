@@ -66,6 +66,23 @@ from dataclasses import dataclass, field
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
+from transport.dtls import (
+    DEFAULT_CIPHERS,
+    ERR_FATAL_ALERT,
+    ERR_INVALID_MAC,
+    ERR_NO_CIPHER_CHOSEN,
+    ERR_TIMEOUT,
+    ERR_UNKNOWN_IDENTITY,
+    RECORD_HEADER_LEN,
+    Address,
+    DatagramEndpoint,
+    configuration,
+    drain,
+    looks_like_client_hello,
+    read_records,
+    step_handshake,
+)
+
 __all__ = [
     "DEFAULT_CIPHERS",
     "DtlsCounters",
@@ -75,34 +92,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CIPHERS: tuple[str, ...] = (
-    "TLS-PSK-WITH-AES-128-CCM-8",
-    "TLS-PSK-WITH-AES-128-CBC-SHA256",
-    "TLS-PSK-WITH-AES-128-GCM-SHA256",
-)
-
-Address = tuple[str, int]
-
-# DTLS record layer (RFC 6347 4.1): type(1) version(2) epoch(2) sequence(6) length(2).
-_RECORD_HEADER_LEN = 13
-# Handshake header (RFC 6347 4.2.2): type(1) length(3) message_seq(2) offset(3) fragment_length(3).
-_HANDSHAKE_HEADER_LEN = 12
-_CONTENT_HANDSHAKE = 22
-_HANDSHAKE_CLIENT_HELLO = 1
-
-# mbedtls error codes (positive, as python-mbedtls reports them in ``TLSError.err``).
-_ERR_INVALID_MAC = 0x7180
-_ERR_FATAL_ALERT = 0x7780
-_ERR_PEER_CLOSE_NOTIFY = 0x7880
-_ERR_UNKNOWN_IDENTITY = 0x6C80
-_ERR_NO_CIPHER_CHOSEN = 0x7380
-_ERR_TIMEOUT = 0x6800
-
-_MAX_STEPS = 64  # handshake steps per driving call; a full server handshake takes about 15
-_MAX_RECORDS_PER_DATAGRAM = 16
-_READ_CHUNK = 16_384 + 2048
 _PENDING_INNER_LIMIT = 16
-_RETRANSMIT_MIN = 1.0  # RFC 6347 4.2.4.1 initial timer
 
 
 @dataclass
@@ -135,27 +125,8 @@ class DtlsCounters:
 OnSession = Callable[[DtlsSessionInfo, Address | None], None]
 
 
-def looks_like_client_hello(data: bytes) -> bool:
-    """True when ``data`` starts with an epoch-0 handshake record holding a ClientHello."""
-    return (
-        len(data) >= _RECORD_HEADER_LEN + _HANDSHAKE_HEADER_LEN
-        and data[0] == _CONTENT_HANDSHAKE
-        and data[3:5] == b"\x00\x00"
-        and data[_RECORD_HEADER_LEN] == _HANDSHAKE_CLIENT_HELLO
-    )
-
-
 def _peer_transport_id(peer: Address) -> bytes:
     return f"{peer[0]}|{peer[1]}".encode()
-
-
-def _drain(buffer: tls.TLSWrappedBuffer) -> bytes:
-    pending = len(buffer._output_buffer)
-    if not pending:
-        return b""
-    data = buffer.peek_outgoing(pending)
-    buffer.consume_outgoing(len(data))
-    return bytes(data)
 
 
 class _Handshake:
@@ -215,29 +186,6 @@ class _PskStore(Mapping[str, bytes]):
         return 0
 
 
-class _ListenerProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DtlsServer) -> None:
-        self._server = server
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self._server._datagram_from_peer(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DTLS listener socket error: %s", exc)
-
-
-class _InnerProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DtlsServer, inner: Address) -> None:
-        self._server = server
-        self._inner = inner
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self._server._datagram_from_backend(self._inner, data)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("inner socket %s error: %s", self._inner, exc)
-
-
 class DtlsServer:
     """Terminates DTLS-PSK on ``bind`` and relays plaintext CoAP to ``backend`` over inner sockets."""
 
@@ -262,16 +210,9 @@ class DtlsServer:
         self._idle_timeout = idle_timeout
         self._on_session = on_session
         self._psk_store = _PskStore(psk_lookup)
-        config = tls.DTLSConfiguration(
-            ciphers=tuple(ciphers),
-            validate_certificates=False,
-            lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            highest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            handshake_timeout_min=min(_RETRANSMIT_MIN, handshake_timeout),
-            handshake_timeout_max=max(min(60.0, handshake_timeout), min(_RETRANSMIT_MIN, handshake_timeout)),
-            pre_shared_key_store=self._psk_store,
+        self._context = tls.ServerContext(
+            configuration(ciphers, handshake_timeout, pre_shared_key_store=self._psk_store)
         )
-        self._context = tls.ServerContext(config)
         self.counters = DtlsCounters()
         self._handshakes: OrderedDict[Address, _Handshake] = OrderedDict()
         self._sessions: dict[Address, _Session] = {}
@@ -287,7 +228,7 @@ class DtlsServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _ListenerProtocol(self), local_addr=self._bind
+            lambda: DatagramEndpoint(self._datagram_from_peer, "DTLS listener socket"), local_addr=self._bind
         )
         self._transport = transport
         sockname = transport.get_extra_info("sockname")
@@ -339,7 +280,7 @@ class DtlsServer:
 
     def _dispatch(self, data: bytes, peer: Address) -> None:
         self.counters.bytes_in += len(data)
-        if len(data) < _RECORD_HEADER_LEN:
+        if len(data) < RECORD_HEADER_LEN:
             self.counters.datagrams_dropped += 1
             return
         handshake = self._handshakes.get(peer)
@@ -394,16 +335,8 @@ class DtlsServer:
         buffer = handshake.buffer
         self._psk_store.current = handshake
         try:
-            for _ in range(_MAX_STEPS):
-                if buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
-                    return "done"
-                try:
-                    buffer.do_handshake()
-                except tls.WantReadError:
-                    return "wait"
-                except tls.WantWriteError:
-                    self._send(handshake.peer, _drain(buffer))
-            return "wait"
+            done = step_handshake(buffer, lambda flight: self._send(handshake.peer, flight))
+            return "done" if done else "wait"
         except tls.HelloVerifyRequest:
             return "verify"
         except TLSError as exc:
@@ -411,7 +344,7 @@ class DtlsServer:
             return "error"
         finally:
             self._psk_store.current = None
-            self._send(handshake.peer, _drain(buffer))
+            self._send(handshake.peer, drain(buffer))
 
     def _handshake_failed(self, handshake: _Handshake, exc: TLSError) -> None:
         reason = self._failure_reason(handshake, exc.err)
@@ -422,15 +355,15 @@ class DtlsServer:
 
     @staticmethod
     def _failure_reason(handshake: _Handshake, err: int | None) -> str:
-        if handshake.unknown_identity or err == _ERR_UNKNOWN_IDENTITY:
+        if handshake.unknown_identity or err == ERR_UNKNOWN_IDENTITY:
             return "unknown_identity"
-        if err == _ERR_INVALID_MAC and handshake.identity is not None:
+        if err == ERR_INVALID_MAC and handshake.identity is not None:
             return "bad_psk"
-        if err == _ERR_TIMEOUT:
+        if err == ERR_TIMEOUT:
             return "timeout"
-        if err == _ERR_FATAL_ALERT:
+        if err == ERR_FATAL_ALERT:
             return "peer_alert"
-        if err == _ERR_NO_CIPHER_CHOSEN:
+        if err == ERR_NO_CIPHER_CHOSEN:
             return "no_shared_cipher"
         return "protocol"
 
@@ -444,7 +377,7 @@ class DtlsServer:
         if not replacing and len(self._sessions) >= self._max_sessions:
             self.counters.handshakes_failed["too_many"] += 1
             handshake.buffer.shutdown()
-            self._send(peer, _drain(handshake.buffer))
+            self._send(peer, drain(handshake.buffer))
             return
         now_wall = time.time()
         cipher = handshake.buffer.cipher() or ""
@@ -504,7 +437,9 @@ class DtlsServer:
     async def _attach_inner(self, session: _Session, sock: socket.socket, inner: Address) -> None:
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(lambda: _InnerProtocol(self, inner), sock=sock)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: DatagramEndpoint(self._inner_receiver(inner), f"inner socket {inner}"), sock=sock
+            )
         except Exception:
             log.exception("cannot attach inner socket %s", inner)
             sock.close()
@@ -521,21 +456,17 @@ class DtlsServer:
     def _session_receive(self, session: _Session, data: bytes) -> None:
         buffer = session.buffer
         buffer.receive_from_network(data)
-        chunk = bytearray(_READ_CHUNK)
         delivered = False
-        for _ in range(_MAX_RECORDS_PER_DATAGRAM):
-            try:
-                size = buffer.readinto(chunk, len(chunk))
-            except tls.WantReadError:
-                break
-            except (tls.RaggedEOF, TLSError) as exc:
-                log.info("DTLS session from %s closed: %s", session.info.peer, exc)
-                self._send(session.info.peer, _drain(buffer))
-                self._close_session(session, close_inner=not self._moved_away(session))
-                return
-            delivered = True
-            self._to_backend(session, bytes(chunk[:size]))
-        self._send(session.info.peer, _drain(buffer))
+        try:
+            for record in read_records(buffer):
+                delivered = True
+                self._to_backend(session, record)
+        except (tls.RaggedEOF, TLSError) as exc:
+            log.info("DTLS session from %s closed: %s", session.info.peer, exc)
+            self._send(session.info.peer, drain(buffer))
+            self._close_session(session, close_inner=not self._moved_away(session))
+            return
+        self._send(session.info.peer, drain(buffer))
         if delivered:
             self._touch(session)
         else:
@@ -552,6 +483,9 @@ class DtlsServer:
         else:
             self.counters.datagrams_dropped += 1
 
+    def _inner_receiver(self, inner: Address) -> Callable[[bytes, Address], None]:
+        return lambda data, _addr: self._datagram_from_backend(inner, data)
+
     def _datagram_from_backend(self, inner: Address, data: bytes) -> None:
         try:
             session = self._by_inner.get(inner)
@@ -559,7 +493,7 @@ class DtlsServer:
                 self.counters.datagrams_dropped += 1
                 return
             session.buffer.write(data)
-            self._send(session.info.peer, _drain(session.buffer))
+            self._send(session.info.peer, drain(session.buffer))
             self._touch(session)
         except Exception:
             log.exception("dropping datagram from the CoAP listener toward %s", inner)
