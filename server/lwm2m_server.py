@@ -445,7 +445,7 @@ class Lwm2mServer:
         """Observe one path, or several with Observe-Composite (pass a list). Attributes, when
         given, are written first (Write-Attributes), as OneNET's platform does."""
         composite = not isinstance(path, Path | str)
-        paths = [_path(p) for p in path] if composite else [_path(path)]  # type: ignore[union-attr]
+        paths = [_path(path)] if isinstance(path, Path | str) else [_path(p) for p in path]
         reg = self.registrations.get(endpoint)
         if reg is None:
             remote = await self.cluster.observe(

@@ -61,20 +61,19 @@ def configuration(
     """DTLS 1.2 only, PSK, no certificates; retransmission from 1 s up to the handshake timeout
     (at most 60 s). A client gives its `pre_shared_key`, a server its `pre_shared_key_store`."""
     low = min(RETRANSMIT_MIN, handshake_timeout)
-    psk: dict[str, object] = {}
-    if pre_shared_key is not None:
-        psk["pre_shared_key"] = pre_shared_key
-    if pre_shared_key_store is not None:
-        psk["pre_shared_key_store"] = pre_shared_key_store
-    return tls.DTLSConfiguration(
+    config = tls.DTLSConfiguration(
         ciphers=tuple(ciphers),
         validate_certificates=False,
         lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
         highest_supported_version=tls.DTLSVersion.DTLSv1_2,
         handshake_timeout_min=low,
         handshake_timeout_max=max(min(60.0, handshake_timeout), low),
-        **psk,
     )
+    if pre_shared_key is not None:
+        config = config.update(pre_shared_key=pre_shared_key)
+    if pre_shared_key_store is not None:
+        config = config.update(pre_shared_key_store=pre_shared_key_store)
+    return config
 
 
 def looks_like_client_hello(data: bytes) -> bool:
@@ -127,7 +126,7 @@ def read_records(buffer: tls.TLSWrappedBuffer) -> Iterator[bytes]:
     chunk = bytearray(READ_CHUNK)
     for _ in range(MAX_RECORDS_PER_DATAGRAM):
         try:
-            size = buffer.readinto(chunk, len(chunk))  # type: ignore[arg-type]
+            size = buffer.readinto(chunk, len(chunk))  # type: ignore[arg-type]  # needs a writable buffer
         except tls.WantReadError:
             return
         yield bytes(chunk[:size])
@@ -141,7 +140,7 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         self._on_datagram = on_datagram
         self._name = name
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
             self._on_datagram(data, (addr[0], addr[1]))
         except Exception:

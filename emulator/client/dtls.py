@@ -235,7 +235,7 @@ class DtlsClientTunnel:
                 self._handshake_complete = True
         except TLSError as exc:
             if self._handshake_failure is None:
-                self._handshake_failure = self._reason(exc.err)
+                self._handshake_failure = self._reason(getattr(exc, "err", None))
         finally:
             self._send_wire(drain(buffer))
         self._handshake_event.set()

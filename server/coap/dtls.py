@@ -347,7 +347,7 @@ class DtlsServer:
             self._send(handshake.peer, drain(buffer))
 
     def _handshake_failed(self, handshake: _Handshake, exc: TLSError) -> None:
-        reason = self._failure_reason(handshake, exc.err)
+        reason = self._failure_reason(handshake, getattr(exc, "err", None))
         if handshake.peer in self._handshakes or reason != "protocol":
             self.counters.handshakes_failed[reason] += 1
         self._handshakes.pop(handshake.peer, None)

@@ -631,8 +631,10 @@ class CoapListener:
         order = self._seen_order
         while order and order[0][0] <= now:
             _deadline, key = order.popleft()
-            entry = self._seen.get(key, False)
-            if entry is None or (entry is not False and entry.done()):
+            if key not in self._seen:
+                continue
+            entry = self._seen[key]
+            if entry is None or entry.done():
                 del self._seen[key]
 
     def _acknowledge(self, remote: Any, mid: int, reason: str, send: Callable[[Any, int, str], None]) -> None:

@@ -313,7 +313,7 @@ class DeviceDirectory:
 
     def _name_for(self, device: Device, endpoint: str) -> str:
         if device.endpoint in (endpoint, f"{endpoint}@{device.carrier}"):
-            return device.endpoint  # type: ignore[return-value]
+            return device.endpoint
         holder = self.provisioning.device_by_endpoint(endpoint)
         if holder is None or holder.id == device.id:
             return endpoint

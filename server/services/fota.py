@@ -132,7 +132,7 @@ class FotaTask:
         return {**DEFAULT_TIMEOUTS, **self.options.get("timeouts", {})}
 
     def totals(self) -> dict[str, Any]:
-        counts = {status: 0 for status in STATUSES}
+        counts: dict[str, float] = {status: 0 for status in STATUSES}
         for device in self.devices.values():
             counts[device.status] += 1
         # A device's share: its download's percent until it ends, then 100.
@@ -197,11 +197,11 @@ class FotaService:
             )
             self.tasks[task.id] = task
         for row in devices:
-            task = self.tasks.get(int(row["task_id"]))
-            if task is None:
+            owner = self.tasks.get(int(row["task_id"]))
+            if owner is None:
                 continue
             details = dict(row["details"] or {})
-            task.devices[row["endpoint"]] = DeviceProgress(
+            owner.devices[row["endpoint"]] = DeviceProgress(
                 endpoint=row["endpoint"],
                 status=row["status"],
                 bytes=int(details.get("bytes") or 0),

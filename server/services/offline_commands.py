@@ -130,7 +130,7 @@ class OfflineCommands:
         await self._expire(device.id)
         if len(await self.repo.commands(device_id=device.id, status=WAIT)) >= MAX_WAITING:
             raise TooManyCommands(f"at most {MAX_WAITING} cached commands per device")
-        row = {
+        row: dict[str, Any] = {
             "uuid": str(uuidlib.uuid4()),
             "device_id": device.id,
             "imei": device.imei,

@@ -209,7 +209,7 @@ class Provisioning:
             raise BadArgument("imsi must be digits")
         if endpoint is not None and endpoint in self._by_endpoint:
             raise BadArgument(f"endpoint {endpoint!r} is taken")
-        row = {
+        row: dict[str, Any] = {
             "product_id": product_id,
             "carrier": carrier,
             "imei": imei,

@@ -42,10 +42,11 @@ import string
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from mbedtls import cipher
+from mbedtls.cipher._cipher import Cipher
 
 from server.events import Event
 from server.services.errors import BadArgument
@@ -111,8 +112,13 @@ def encrypt_msg(encoding_aes_key: str, msg: str, random_prefix: bytes | None = N
     prefix = random_prefix if random_prefix is not None else secrets.token_bytes(16)
     plain = prefix + len(data).to_bytes(4, "big") + data
     pad = AES_BLOCK - len(plain) % AES_BLOCK
-    encrypted = cipher.AES.new(key, cipher.MODE_CBC, key[:16]).encrypt(plain + bytes([pad]) * pad)
+    encrypted = _aes_cbc(key).encrypt(plain + bytes([pad]) * pad)
     return base64.b64encode(encrypted).decode("ascii")
+
+
+def _aes_cbc(key: bytes) -> Cipher:
+    """AES-256-CBC with the key's first 16 bytes as the IV (OneNET's scheme)."""
+    return cast("Cipher", cipher.AES.new(key, cipher.MODE_CBC, key[:16]))
 
 
 def decrypt_msg(encoding_aes_key: str, enc_msg: str) -> str:
@@ -122,7 +128,7 @@ def decrypt_msg(encoding_aes_key: str, enc_msg: str) -> str:
         encrypted = base64.b64decode(enc_msg, validate=True)
         if not encrypted or len(encrypted) % AES_BLOCK:
             raise ValueError("not whole AES blocks")
-        plain = cipher.AES.new(key, cipher.MODE_CBC, key[:16]).decrypt(encrypted)
+        plain = _aes_cbc(key).decrypt(encrypted)
     except ValueError as exc:
         raise BadArgument(f"enc_msg does not decrypt: {exc}") from None
     pad = plain[-1]
@@ -361,7 +367,7 @@ class PushService:
             aes_key_bytes(aes_key)  # validated before anything is stored
         if verify and not await self.verify(url, token):
             raise BadArgument("the receiver did not pass the URL check")
-        row = {
+        row: dict[str, Any] = {
             "url": url,
             "token": token,
             "product_id": product_id,

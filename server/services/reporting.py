@@ -188,6 +188,7 @@ class Reporting:
                 )
             token = observation.handle.token if observation.handle is not None else None
             try:
+                assert transport is not None  # a registration has its listener
                 await transport.send(reg.address, downlink, 10.0, token=token)
             except Exception as exc:
                 log.info("cancel of observation %s on %s not answered: %s", observation_id, reg.endpoint, exc)
