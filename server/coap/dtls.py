@@ -59,13 +59,21 @@ import contextlib
 import logging
 import socket
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
+from server.coap.dtls_sessions import (
+    DtlsCounters,
+    DtlsSessionInfo,
+    Handshake,
+    OnSession,
+    PskStore,
+    Session,
+    peer_transport_id,
+)
 from transport.dtls import (
     DEFAULT_CIPHERS,
     ERR_FATAL_ALERT,
@@ -95,97 +103,6 @@ log = logging.getLogger(__name__)
 _PENDING_INNER_LIMIT = 16
 
 
-@dataclass
-class DtlsSessionInfo:
-    """What the CoAP layer may know about one established DTLS session."""
-
-    peer: Address
-    identity: bytes
-    inner: Address
-    cipher: str
-    established_at: float
-    last_activity: float
-
-
-@dataclass
-class DtlsCounters:
-    """Running totals and current gauges of one :class:`DtlsServer`."""
-
-    handshakes_ok: int = 0
-    handshakes_failed: Counter[str] = field(default_factory=Counter)
-    sessions: int = 0
-    half_open: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    datagrams_dropped: int = 0
-    rehandshakes_moved: int = 0
-    sessions_idle_evicted: int = 0
-
-
-OnSession = Callable[[DtlsSessionInfo, Address | None], None]
-
-
-def _peer_transport_id(peer: Address) -> bytes:
-    return f"{peer[0]}|{peer[1]}".encode()
-
-
-class _Handshake:
-    """A half-open handshake: the cookie was verified, the session is not established yet."""
-
-    __slots__ = ("buffer", "deadline", "identity", "peer", "unknown_identity")
-
-    def __init__(self, peer: Address, buffer: tls.TLSWrappedBuffer, deadline: float) -> None:
-        self.peer = peer
-        self.buffer = buffer
-        self.deadline = deadline
-        self.identity: bytes | None = None
-        self.unknown_identity = False
-
-
-class _Session:
-    """An established session and its inner socket toward the CoAP listener."""
-
-    __slots__ = ("buffer", "idle_since", "info", "inner_pending", "inner_sock", "inner_transport")
-
-    def __init__(self, info: DtlsSessionInfo, buffer: tls.TLSWrappedBuffer, now: float) -> None:
-        self.info = info
-        self.buffer = buffer
-        self.idle_since = now
-        self.inner_sock: socket.socket | None = None
-        self.inner_transport: asyncio.DatagramTransport | None = None
-        self.inner_pending: list[bytes] = []
-
-
-class _PskStore(Mapping[str, bytes]):
-    """The ``pre_shared_key_store`` handed to mbedtls: every lookup goes to ``psk_lookup``."""
-
-    def __init__(self, lookup: Callable[[bytes], bytes | None]) -> None:
-        self._lookup = lookup
-        self.current: _Handshake | None = None
-
-    def __getitem__(self, identity: str) -> bytes:
-        raw = identity.encode()
-        handshake = self.current
-        if handshake is not None:
-            handshake.identity = raw
-        try:
-            key = self._lookup(raw)
-        except Exception:
-            log.exception("psk_lookup failed for identity %r", raw)
-            key = None
-        if not key:
-            if handshake is not None:
-                handshake.unknown_identity = True
-            raise KeyError(identity)
-        return bytes(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 class DtlsServer:
     """Terminates DTLS-PSK on ``bind`` and relays plaintext CoAP to ``backend`` over inner sockets."""
 
@@ -209,15 +126,15 @@ class DtlsServer:
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
         self._on_session = on_session
-        self._psk_store = _PskStore(psk_lookup)
+        self._psk_store = PskStore(psk_lookup)
         self._context = tls.ServerContext(
             configuration(ciphers, handshake_timeout, pre_shared_key_store=self._psk_store)
         )
         self.counters = DtlsCounters()
-        self._handshakes: OrderedDict[Address, _Handshake] = OrderedDict()
-        self._sessions: dict[Address, _Session] = {}
-        self._by_inner: dict[Address, _Session] = {}
-        self._by_identity: dict[bytes, _Session] = {}
+        self._handshakes: OrderedDict[Address, Handshake] = OrderedDict()
+        self._sessions: dict[Address, Session] = {}
+        self._by_inner: dict[Address, Session] = {}
+        self._by_identity: dict[bytes, Session] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -299,9 +216,9 @@ class DtlsServer:
 
     def _new_client_hello(self, data: bytes, peer: Address) -> None:
         buffer = self._context.wrap_buffers()
-        buffer.setcookieparam(_peer_transport_id(peer))
+        buffer.setcookieparam(peer_transport_id(peer))
         loop_time = asyncio.get_running_loop().time()
-        handshake = _Handshake(peer, buffer, loop_time + self._handshake_timeout)
+        handshake = Handshake(peer, buffer, loop_time + self._handshake_timeout)
         buffer.receive_from_network(data)
         outcome = self._step(handshake)
         if outcome == "verify":
@@ -320,7 +237,7 @@ class DtlsServer:
         if outcome == "done":
             self._handshake_done(handshake)
 
-    def _drive_handshake(self, handshake: _Handshake, data: bytes | None) -> None:
+    def _drive_handshake(self, handshake: Handshake, data: bytes | None) -> None:
         if data is not None:
             handshake.buffer.receive_from_network(data)
         outcome = self._step(handshake)
@@ -330,7 +247,7 @@ class DtlsServer:
             # A cookie-less ClientHello restarted the handshake on this context: forget it.
             self._handshakes.pop(handshake.peer, None)
 
-    def _step(self, handshake: _Handshake) -> str:
+    def _step(self, handshake: Handshake) -> str:
         """Step mbedtls until it wants input. Returns "wait", "done", "verify" or "error"."""
         buffer = handshake.buffer
         self._psk_store.current = handshake
@@ -346,7 +263,7 @@ class DtlsServer:
             self._psk_store.current = None
             self._send(handshake.peer, drain(buffer))
 
-    def _handshake_failed(self, handshake: _Handshake, exc: TLSError) -> None:
+    def _handshake_failed(self, handshake: Handshake, exc: TLSError) -> None:
         reason = self._failure_reason(handshake, getattr(exc, "err", None))
         if handshake.peer in self._handshakes or reason != "protocol":
             self.counters.handshakes_failed[reason] += 1
@@ -354,7 +271,7 @@ class DtlsServer:
         log.info("DTLS handshake from %s failed: %s (%s)", handshake.peer, reason, exc)
 
     @staticmethod
-    def _failure_reason(handshake: _Handshake, err: int | None) -> str:
+    def _failure_reason(handshake: Handshake, err: int | None) -> str:
         if handshake.unknown_identity or err == ERR_UNKNOWN_IDENTITY:
             return "unknown_identity"
         if err == ERR_INVALID_MAC and handshake.identity is not None:
@@ -367,7 +284,7 @@ class DtlsServer:
             return "no_shared_cipher"
         return "protocol"
 
-    def _handshake_done(self, handshake: _Handshake) -> None:
+    def _handshake_done(self, handshake: Handshake) -> None:
         self._handshakes.pop(handshake.peer, None)
         peer = handshake.peer
         identity = handshake.identity or b""
@@ -393,7 +310,7 @@ class DtlsServer:
             established_at=now_wall,
             last_activity=now_wall,
         )
-        session = _Session(info, handshake.buffer, asyncio.get_running_loop().time())
+        session = Session(info, handshake.buffer, asyncio.get_running_loop().time())
         moved_from: Address | None = None
         if previous is not None:
             if previous.info.peer != peer:
@@ -419,7 +336,7 @@ class DtlsServer:
 
     # -- established sessions ----------------------------------------------------------------
 
-    def _open_inner(self, session: _Session) -> None:
+    def _open_inner(self, session: Session) -> None:
         family = socket.AF_INET6 if ":" in self._backend[0] else socket.AF_INET
         host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -434,7 +351,7 @@ class DtlsServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _attach_inner(self, session: _Session, sock: socket.socket, inner: Address) -> None:
+    async def _attach_inner(self, session: Session, sock: socket.socket, inner: Address) -> None:
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
@@ -453,7 +370,7 @@ class DtlsServer:
             transport.sendto(datagram)
         owner.inner_pending.clear()
 
-    def _session_receive(self, session: _Session, data: bytes) -> None:
+    def _session_receive(self, session: Session, data: bytes) -> None:
         buffer = session.buffer
         buffer.receive_from_network(data)
         delivered = False
@@ -472,10 +389,10 @@ class DtlsServer:
         else:
             self.counters.datagrams_dropped += 1
 
-    def _moved_away(self, session: _Session) -> bool:
+    def _moved_away(self, session: Session) -> bool:
         return self._by_inner.get(session.info.inner) is not session
 
-    def _to_backend(self, session: _Session, plaintext: bytes) -> None:
+    def _to_backend(self, session: Session, plaintext: bytes) -> None:
         if session.inner_transport is not None:
             session.inner_transport.sendto(plaintext)
         elif len(session.inner_pending) < _PENDING_INNER_LIMIT:
@@ -499,11 +416,11 @@ class DtlsServer:
             log.exception("dropping datagram from the CoAP listener toward %s", inner)
             self.counters.datagrams_dropped += 1
 
-    def _touch(self, session: _Session) -> None:
+    def _touch(self, session: Session) -> None:
         session.idle_since = asyncio.get_running_loop().time()
         session.info.last_activity = time.time()
 
-    def _close_session(self, session: _Session, *, close_inner: bool) -> None:
+    def _close_session(self, session: Session, *, close_inner: bool) -> None:
         peer = session.info.peer
         if self._sessions.get(peer) is session:
             del self._sessions[peer]
