@@ -1,5 +1,5 @@
 """Domain records shared by the services, the carrier rules and the store (no I/O here): a
-registration, a provisioned device."""
+registration, a provisioned device, the bounds of a stored-value query."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lwm2m.codec.link_format import RegisteredObjects, parse_object_links
+from server.errors import BadArgument
+
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 @dataclass(slots=True)
@@ -125,3 +128,13 @@ class Device:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Device:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+def check_datapoint_window(start: float | None, end: float | None, after_id: int | None) -> None:
+    """A stored-value query's bounds as the store can take them: times between 1970 and 9999 (no
+    NaN), a cursor below 2**63; BadArgument otherwise."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
+            raise BadArgument(f"{name} is not a time between 1970 and 9999")
+    if after_id is not None and not 0 <= after_id < 2**63:
+        raise BadArgument("cursor out of range")

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lwm2m.codec.link_format import Link
@@ -29,10 +28,10 @@ from lwm2m.node import Node, build_node
 from lwm2m.path import Path
 from server.carriers.policy import AppData, CarrierPolicy
 from server.cluster.hooks import ClusterHooks, LocalNode
-from server.coap.dtls import DtlsServer
+from server.coap.endpoints import Endpoints
 from server.coap.firmware_resource import FirmwareServer
 from server.coap.listener import CoapListener
-from server.domain import Registration
+from server.domain import Registration, check_datapoint_window
 from server.events import EventBus, Subscription
 from server.services.bootstrap import BootstrapServer, access_servers_from
 from server.services.device_management import (
@@ -71,17 +70,9 @@ from server.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
-MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
-
-def _identity_lookup(dtls: DtlsServer) -> Callable[[str, int], str | None]:
-    """Map an inner address of `dtls` back to its peer's PSK identity (UTF-8 text)."""
-
-    def lookup(host: str, port: int) -> str | None:
-        session = dtls.session_by_inner((host, port))
-        return session.identity.decode("utf-8", "replace") if session is not None else None
-
-    return lookup
+def _format(content_format: int | None) -> int | None:
+    return None if content_format is None else int(content_format)
 
 
 def _path(path: Path | str) -> Path:
@@ -89,16 +80,6 @@ def _path(path: Path | str) -> Path:
         return Path.of(path)
     except ValueError as exc:
         raise BadArgument(str(exc)) from exc
-
-
-def check_datapoint_window(start: float | None, end: float | None, after_id: int | None) -> None:
-    """A stored-value query's bounds as the store can take them: times between 1970 and 9999 (no
-    NaN), a cursor below 2**63; BadArgument otherwise."""
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
-            raise BadArgument(f"{name} is not a time between 1970 and 9999")
-    if after_id is not None and not 0 <= after_id < 2**63:
-        raise BadArgument("cursor out of range")
 
 
 class Lwm2mServer:
@@ -110,7 +91,6 @@ class Lwm2mServer:
         policy: RegistrationPolicy | None = None,
         store: Store | None = None,
     ) -> None:
-
         self.settings = settings or Settings()
         self.model = model or registry_with(self.settings.models_dir)
         self.bus = EventBus()
@@ -120,8 +100,10 @@ class Lwm2mServer:
         self.carriers = CarrierPolicy(self.provisioning)
         self.directory = DeviceDirectory(self.provisioning, self.carriers)
         self._policy: RegistrationPolicy = policy or self.directory
-        self.listeners: dict[str, CoapListener] = {}
-        self.dtls: dict[str, DtlsServer] = {}
+        # The CoAP listeners and DTLS terminators, by listener name (server.coap.endpoints).
+        self.endpoints = Endpoints()
+        self.listeners = self.endpoints.listeners
+        self.dtls = self.endpoints.dtls
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bootstrap_handler: BootstrapServer | None = None
         self.started = False
@@ -152,11 +134,7 @@ class Lwm2mServer:
             store,
             self.bus,
             policy=self._policy,
-            limits=RegistrationLimits(
-                self.settings.registration_max_endpoint_length,
-                self.settings.registration_max_link_payload,
-                self.settings.registration_max_object_links,
-            ),
+            limits=RegistrationLimits.of(self.settings),
             lifetime_grace=self.settings.lifetime_grace,
             sweep_interval=self.settings.expiry_sweep_interval,
         )
@@ -209,22 +187,10 @@ class Lwm2mServer:
 
     async def add_listener(self, spec: ListenerSettings) -> CoapListener:
         self.carriers.attach_listener(spec.name, spec.carrier, spec.role)
-        listener = CoapListener(
-            spec.name, spec.host, spec.port, self.uplink, max_payload=self.settings.max_payload
+        psk_lookup = self.directory.psk_lookup(spec.name)
+        return await self.endpoints.open(
+            spec, self.uplink, self.firmware_server, psk_lookup, self.settings.max_payload
         )
-        listener.firmware = self.firmware_server
-        await listener.start()
-        self.listeners[spec.name] = listener
-        if spec.dtls_port is not None:
-            dtls = DtlsServer(
-                bind=(spec.host, spec.dtls_port),
-                backend=listener.address,
-                psk_lookup=self.directory.psk_lookup(spec.name),
-            )
-            await dtls.start()
-            self.dtls[spec.name] = dtls
-            listener.identity_lookup = _identity_lookup(dtls)
-        return listener
 
     async def stop(self) -> None:
         if hasattr(self, "fota"):
@@ -238,12 +204,7 @@ class Lwm2mServer:
         if hasattr(self, "registrations"):
             await self.registrations.stop()
             await self.reporting.drain()
-        for dtls in self.dtls.values():
-            await dtls.stop()
-        self.dtls.clear()
-        for listener in self.listeners.values():
-            await listener.stop()
-        self.listeners.clear()
+        await self.endpoints.close()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -321,7 +282,7 @@ class Lwm2mServer:
     ) -> Node:
         """Read a resource, instance or object; returns the typed node."""
         target = _path(path)
-        op = Read(target, None if content_format is None else int(content_format))
+        op = Read(target, _format(content_format))
         result = await self.perform(endpoint, op, timeout=timeout, queue=queue)
         return result_node(result, target, self.model)
 
@@ -344,12 +305,7 @@ class Lwm2mServer:
         `replace=False` is the partial update (`POST`)."""
         target = _path(path)
         node = self.dm.node_for_write(target, value)
-        op = Write(
-            target,
-            tuple(values_to_json(node, target)),
-            replace,
-            None if content_format is None else int(content_format),
-        )
+        op = Write(target, tuple(values_to_json(node, target)), replace, _format(content_format))
         await self.perform(endpoint, op, timeout=timeout, queue=queue)
 
     async def write_attributes(
@@ -391,12 +347,7 @@ class Lwm2mServer:
             raise BadArgument("create takes an object path such as /3303")
         inst = target.child(instance_id if instance_id is not None else 0)
         node = self.dm.node_for_write(inst, dict(values))
-        op = Create(
-            target,
-            tuple(values_to_json(node, inst)),
-            instance_id,
-            None if content_format is None else int(content_format),
-        )
+        op = Create(target, tuple(values_to_json(node, inst)), instance_id, _format(content_format))
         await self.perform(endpoint, op, timeout=timeout)
 
     async def delete(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> None:
@@ -411,11 +362,8 @@ class Lwm2mServer:
         timeout: float | None = None,
     ) -> dict[Path, Any]:
         """Read-Composite (1.1): returns {resource path: value}."""
-        op = ReadComposite(
-            tuple(_path(p) for p in paths), None if content_format is None else int(content_format)
-        )
+        op = ReadComposite(tuple(_path(p) for p in paths), _format(content_format))
         result = await self.perform(endpoint, op, timeout=timeout)
-
         return {p: v for p, v, _t in values_from_json(result["node"])}
 
     async def write_composite(
@@ -430,7 +378,7 @@ class Lwm2mServer:
         for raw_path, value in values.items():
             target = _path(raw_path)
             entries.extend(values_to_json(self.dm.node_for_write(target, value), target))
-        op = WriteComposite(tuple(entries), None if content_format is None else int(content_format))
+        op = WriteComposite(tuple(entries), _format(content_format))
         await self.perform(endpoint, op, timeout=timeout)
 
     async def observe(
@@ -458,9 +406,7 @@ class Lwm2mServer:
                     "timeout": timeout,
                 },
             )
-            remote_node = None
-            if not composite:
-                remote_node = build_node(paths[0], values_from_json(remote["values"]), self.model.is_multiple)
+            remote_node = None if composite else self._first_node(paths[0], remote["values"])
             return Observation(
                 remote["id"], endpoint, tuple(paths), remote_node, remote["values"], remote["observed"]
             )
@@ -479,14 +425,13 @@ class Lwm2mServer:
         )
 
         # No first value (an empty 2.05, as OneMO modules answer before the MCU has one): no node.
-        node = (
-            None
-            if composite or not values
-            else build_node(paths[0], values_from_json(values), self.model.is_multiple)
-        )
+        node = None if composite or not values else self._first_node(paths[0], values)
         return Observation(
             observation.id, endpoint, tuple(paths), node, values, observed=observation.handle is not None
         )
+
+    def _first_node(self, path: Path, values: list[dict[str, Any]]) -> Node:
+        return build_node(path, values_from_json(values), self.model.is_multiple)
 
     async def cancel_observation(self, endpoint: str, observation_id: int, *, active: bool = True) -> None:
         """Cancel with a GET Observe=1 (`active`) or by answering the next notification with Reset."""
@@ -516,7 +461,7 @@ class Lwm2mServer:
         """Per-listener traffic counters and store counters."""
 
         return {
-            "listeners": {name: asdict(listener.counters) for name, listener in self.listeners.items()},
+            "listeners": self.endpoints.listener_counters(),
             "registrations": len(self.registrations),
             "notifications_stored": self.reporting.notifications_stored,
             "store_commits": self.store.writer.commits,
@@ -537,13 +482,7 @@ class Lwm2mServer:
 
     def dtls_counters(self) -> dict[str, dict[str, Any]]:
         """Per-listener DTLS counters: handshakes ok / failed by reason, sessions, bytes."""
-
-        result: dict[str, dict[str, Any]] = {}
-        for name, dtls in self.dtls.items():
-            counters = asdict(dtls.counters)
-            counters["handshakes_failed"] = dict(dtls.counters.handshakes_failed)
-            result[name] = counters
-        return result
+        return self.endpoints.dtls_counters()
 
     # --- provisioned devices and endpoints (used by the northbound API) --------------------------
 

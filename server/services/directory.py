@@ -37,6 +37,7 @@ The rules (each has its own test):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -150,7 +151,7 @@ class DeviceDirectory:
         entry = self._keys.get((carrier, attribute, identity))
         return entry[0] if entry is not None else None
 
-    def psk_lookup(self, listener: str) -> Any:
+    def psk_lookup(self, listener: str) -> Callable[[bytes], bytes | None]:
         def lookup(identity: bytes) -> bytes | None:
             return self.psk_for(listener, identity)
 
