@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 from lwm2m.codec.link_format import Link
@@ -32,7 +32,7 @@ from server.coap.endpoints import Endpoints
 from server.coap.firmware_resource import FirmwareServer
 from server.coap.listener import CoapListener
 from server.domain import Registration, check_datapoint_window
-from server.events import EventBus, Subscription
+from server.events import Event, EventBus, Subscription
 from server.services.bootstrap import BootstrapServer, access_servers_from
 from server.services.device_management import (
     DeviceManagement,
@@ -111,7 +111,7 @@ class Lwm2mServer:
         self.cluster: ClusterHooks = LocalNode()
         self.bus.add_listener(self._log_event)
 
-    def _log_event(self, event: Any) -> None:
+    def _log_event(self, event: Event) -> None:
         """Every event goes to the event log (while a store is open)."""
         if self._store is not None:
             self._store.log_event(event.kind, event.endpoint, event.data, event.time)
@@ -217,7 +217,7 @@ class Lwm2mServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

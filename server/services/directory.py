@@ -37,7 +37,7 @@ The rules (each has its own test):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -340,7 +340,9 @@ class DeviceDirectory:
         self.carriers.refusals[endpoint] = refusal
         return Verdict(refusal.code, refusal.reason)
 
-    def _admit(self, listener: str, endpoint: str, options: Any, identity: str | None) -> Admission | Refusal:
+    def _admit(
+        self, listener: str, endpoint: str, options: Mapping[int, bytes], identity: str | None
+    ) -> Admission | Refusal:
         profile = self.carriers.strict_profile(listener)
         if profile is not None:
             found = profile.admit(self.provisioning, endpoint, options, identity)

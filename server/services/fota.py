@@ -35,7 +35,8 @@ import time
 from typing import Any, Final
 
 from lwm2m.firmware_update import Resource, State, UpdateResult, meaning
-from lwm2m.node import ObjectInstance, SingleResource
+from lwm2m.node import Node, ObjectInstance, SingleResource
+from server.events import Subscription
 from server.services.errors import BadArgument, DeviceSleeping, ServerError
 from server.services.firmware_store import FirmwareStore
 from server.services.fota_tasks import (
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 RETRYABLE: Final = frozenset({UpdateResult.CONNECTION_LOST})
 
 
-def _value(instance: Any, resource_id: int) -> Any:
+def _value(instance: Node, resource_id: int) -> Any:
     if isinstance(instance, ObjectInstance):
         node = instance.resources.get(resource_id)
         return node.value if isinstance(node, SingleResource) else None
@@ -421,7 +422,9 @@ class FotaService:
                     with contextlib.suppress(TimeoutError):
                         await events.get(timeout=poll)
 
-    async def _wait_update(self, endpoint: str, registrations: Any, timeouts: dict[str, float]) -> None:
+    async def _wait_update(
+        self, endpoint: str, registrations: Subscription, timeouts: dict[str, float]
+    ) -> None:
         """Until the device registers again; State 2 with Update Result 8 is a failed update."""
         poll = timeouts["poll"]
         try:

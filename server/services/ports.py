@@ -12,7 +12,7 @@ service imports the CoAP edge (`server.coap`) or the server facade (`server.lwm2
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -107,7 +107,7 @@ class ServerApi(Protocol):
     @property
     def store(self) -> Store: ...
 
-    def _spawn(self, coro: Awaitable[Any]) -> None: ...
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
 
     def listener_for(self, reg: Registration) -> Endpoint: ...
 
