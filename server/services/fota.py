@@ -24,6 +24,7 @@ for the device's next Register or Update). Every status change is written to the
 it is published (`fota.device`, and `fota.task` with the totals); a server that restarts resumes
 its running tasks: each unfinished device starts again at its version check, which finds where
 the device is (already updated, Downloaded, still Downloading) and carries on from there.
+The task and progress records live in `server.services.fota_tasks`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ outcome lands in the delivery log (`push_deliveries`) with its status and a shor
 ("timeout", "connection failed", "HTTP 503", a policy refusal), never a raw connection error.
 Each receiver is isolated from the others (`PushService`): its own bounded queue, connection
 pool and backoff. Receivers added by product keys must pass the push policy
-(`server.services.push_policy`).
+(`server.services.push_policy`). The bodies (signature, encryption, value forms) are built by
+`server.services.push_messages`.
 
 Encrypted delivery (a receiver added with an EncodingAESKey, 43 Base64 characters): the body is
 `{"enc_msg": e, "msg_signature": sig, "nonce": n}` with sig = Base64(MD5(token + nonce + e)) and
