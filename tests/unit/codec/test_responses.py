@@ -15,7 +15,9 @@ from tests.unit.codec.typed_model import MODEL
 def test_an_answer_without_format_is_text_for_a_resource_and_tlv_above() -> None:
     assert responses.answer_format(None, Path.parse("/9000/0/2")) == ContentFormat.TEXT
     assert responses.answer_format(None, Path.parse("/9000/0")) == ContentFormat.TLV
-    assert responses.answer_format(ContentFormat.SENML_CBOR, Path.parse("/9000/0")) == ContentFormat.SENML_CBOR
+    assert (
+        responses.answer_format(ContentFormat.SENML_CBOR, Path.parse("/9000/0")) == ContentFormat.SENML_CBOR
+    )
 
 
 def test_a_text_answer_decodes_to_the_typed_resource() -> None:
