@@ -91,7 +91,7 @@ class Path:
         return self.depth == 4
 
     def child(self, child_id: int) -> Path:
-        return Path(*self.ids, child_id)
+        return Path(*(*self.ids, child_id))
 
     @property
     def parent(self) -> Path:

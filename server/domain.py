@@ -1,12 +1,16 @@
-"""Domain records shared by the services and the store (no I/O here)."""
+"""Domain records shared by the services, the carrier rules and the store (no I/O here): a
+registration, a provisioned device, the bounds of a stored-value query."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lwm2m.codec.link_format import RegisteredObjects, parse_object_links
+from server.errors import BadArgument
+
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 @dataclass(slots=True)
@@ -101,3 +105,36 @@ _link_cache = _LinkCache()
 
 def parse_links_cached(text: str) -> RegisteredObjects:
     return _link_cache.get(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: int
+    carrier: str
+    product_id: str | None = None
+    endpoint: str | None = None
+    title: str | None = None
+    imei: str | None = None
+    imsi: str | None = None
+    auth_code: str | None = None
+    obsv: bool = True
+    api_key: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Device:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+def check_datapoint_window(start: float | None, end: float | None, after_id: int | None) -> None:
+    """A stored-value query's bounds as the store can take them: times between 1970 and 9999 (no
+    NaN), a cursor below 2**63; BadArgument otherwise."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
+            raise BadArgument(f"{name} is not a time between 1970 and 9999")
+    if after_id is not None and not 0 <= after_id < 2**63:
+        raise BadArgument("cursor out of range")

@@ -18,27 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 from lwm2m.codec.link_format import Link
 from lwm2m.model import ModelRegistry
 from lwm2m.model.builtin import registry_with
 from lwm2m.node import Node, build_node
-from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.carriers.policy import AppData, CarrierPolicy
 from server.cluster.hooks import ClusterHooks, LocalNode
-from server.coap.dtls import DtlsServer
+from server.coap.endpoints import Endpoints
 from server.coap.firmware_resource import FirmwareServer
 from server.coap.listener import CoapListener
-from server.domain import Registration
-from server.events import EventBus, Subscription
+from server.domain import Registration, check_datapoint_window
+from server.events import Event, EventBus, Subscription
 from server.services.bootstrap import BootstrapServer, access_servers_from
 from server.services.device_management import (
     DeviceManagement,
-    Operation,
     links_of,
     result_node,
     values_from_json,
@@ -48,48 +45,34 @@ from server.services.directory import DeviceDirectory
 from server.services.errors import BadArgument, DeviceSleeping, UnknownEndpoint
 from server.services.firmware_store import FirmwareStore
 from server.services.fota import FotaService
+from server.services.operations import (
+    Create,
+    Delete,
+    Discover,
+    Execute,
+    Operation,
+    Read,
+    ReadComposite,
+    Write,
+    WriteAttributes,
+    WriteComposite,
+)
+from server.services.ports import Observation
 from server.services.provisioning import Device, Provisioning
 from server.services.queue_mode import QueueMode
 from server.services.registration import RegistrationLimits, RegistrationPolicy, RegistrationService
 from server.services.reporting import ActiveObservation, Reporting
-from server.services.requests import (
-    BootstrapRequest,
-    DeregisterRequest,
-    RegisterRequest,
-    SendRequest,
-    UpdateRequest,
-    UplinkResult,
-)
 from server.services.security import PskEncoding
 from server.settings import ListenerSettings, Settings
 from server.store.fota_repository import FotaRepository
 from server.store.repository import Store
+from server.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
-MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What `observe` returns: the observation id and the first value."""
-
-    id: int
-    endpoint: str
-    paths: tuple[Path, ...]
-    node: Node | None
-    values: list[dict[str, Any]]
-    observed: bool
-
-
-def _identity_lookup(dtls: DtlsServer) -> Callable[[str, int], str | None]:
-    """Map an inner address of `dtls` back to its peer's PSK identity (UTF-8 text)."""
-
-    def lookup(host: str, port: int) -> str | None:
-        session = dtls.session_by_inner((host, port))
-        return session.identity.decode("utf-8", "replace") if session is not None else None
-
-    return lookup
+def _format(content_format: int | None) -> int | None:
+    return None if content_format is None else int(content_format)
 
 
 def _path(path: Path | str) -> Path:
@@ -97,16 +80,6 @@ def _path(path: Path | str) -> Path:
         return Path.of(path)
     except ValueError as exc:
         raise BadArgument(str(exc)) from exc
-
-
-def check_datapoint_window(start: float | None, end: float | None, after_id: int | None) -> None:
-    """A stored-value query's bounds as the store can take them: times between 1970 and 9999 (no
-    NaN), a cursor below 2**63; BadArgument otherwise."""
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and not 0 <= value <= MAX_TIMESTAMP:  # also refuses NaN
-            raise BadArgument(f"{name} is not a time between 1970 and 9999")
-    if after_id is not None and not 0 <= after_id < 2**63:
-        raise BadArgument("cursor out of range")
 
 
 class Lwm2mServer:
@@ -118,7 +91,6 @@ class Lwm2mServer:
         policy: RegistrationPolicy | None = None,
         store: Store | None = None,
     ) -> None:
-
         self.settings = settings or Settings()
         self.model = model or registry_with(self.settings.models_dir)
         self.bus = EventBus()
@@ -128,16 +100,18 @@ class Lwm2mServer:
         self.carriers = CarrierPolicy(self.provisioning)
         self.directory = DeviceDirectory(self.provisioning, self.carriers)
         self._policy: RegistrationPolicy = policy or self.directory
-        self.listeners: dict[str, CoapListener] = {}
-        self.dtls: dict[str, DtlsServer] = {}
+        # The CoAP listeners and DTLS terminators, by listener name (server.coap.endpoints).
+        self.endpoints = Endpoints()
+        self.listeners = self.endpoints.listeners
+        self.dtls = self.endpoints.dtls
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.bootstrap_handler: Any = None
+        self.bootstrap_handler: BootstrapServer | None = None
         self.started = False
         # The cluster seam (server.cluster): reached only when nothing here can act.
         self.cluster: ClusterHooks = LocalNode()
         self.bus.add_listener(self._log_event)
 
-    def _log_event(self, event: Any) -> None:
+    def _log_event(self, event: Event) -> None:
         """Every event goes to the event log (while a store is open)."""
         if self._store is not None:
             self._store.log_event(event.kind, event.endpoint, event.data, event.time)
@@ -160,11 +134,7 @@ class Lwm2mServer:
             store,
             self.bus,
             policy=self._policy,
-            limits=RegistrationLimits(
-                self.settings.registration_max_endpoint_length,
-                self.settings.registration_max_link_payload,
-                self.settings.registration_max_object_links,
-            ),
+            limits=RegistrationLimits.of(self.settings),
             lifetime_grace=self.settings.lifetime_grace,
             sweep_interval=self.settings.expiry_sweep_interval,
         )
@@ -174,9 +144,21 @@ class Lwm2mServer:
         self.reporting.on_heard = self.queue.heard_from
         await self.reporting.load()
         await self.queue.load()
-        self.registrations.on_register(self._after_register)
-        self.registrations.on_update(self._after_update)
-        self.registrations.on_removal(self._after_removal)
+        # The listeners' uplink handler (server.uplink): Register, Update, Send, Bootstrap.
+        self.uplink = Uplink(
+            self.registrations,
+            self.queue,
+            self.reporting,
+            self.directory,
+            self.carriers,
+            self.bus,
+            cloud=self,
+            listener_for=self.listener_for,
+            perform_now=self._perform_now,
+            adopt=lambda registration_id: self.cluster.adopt(registration_id),
+            request_timeout=self.settings.request_timeout,
+        )
+        self.uplink.attach()
         AppData(self.bus, self.carriers, self._listener_of)
         # Firmware over the air: the package store, its CoAP side (`/fw/{id}`) and the tasks.
         self.firmware = FirmwareStore(
@@ -192,6 +174,7 @@ class Lwm2mServer:
             self.bootstrap_handler = BootstrapServer(
                 self.directory, self.carriers, self.model, self.bus, self.listeners, access
             )
+        self.uplink.bootstrap_handler = self.bootstrap_handler
         await self.registrations.start()
         await self.fota.start()
         await self.cluster.join()
@@ -204,20 +187,10 @@ class Lwm2mServer:
 
     async def add_listener(self, spec: ListenerSettings) -> CoapListener:
         self.carriers.attach_listener(spec.name, spec.carrier, spec.role)
-        listener = CoapListener(spec.name, spec.host, spec.port, self, max_payload=self.settings.max_payload)
-        listener.firmware = self.firmware_server
-        await listener.start()
-        self.listeners[spec.name] = listener
-        if spec.dtls_port is not None:
-            dtls = DtlsServer(
-                bind=(spec.host, spec.dtls_port),
-                backend=listener.address,
-                psk_lookup=self.directory.psk_lookup(spec.name),
-            )
-            await dtls.start()
-            self.dtls[spec.name] = dtls
-            listener.identity_lookup = _identity_lookup(dtls)
-        return listener
+        psk_lookup = self.directory.psk_lookup(spec.name)
+        return await self.endpoints.open(
+            spec, self.uplink, self.firmware_server, psk_lookup, self.settings.max_payload
+        )
 
     async def stop(self) -> None:
         if hasattr(self, "fota"):
@@ -226,17 +199,12 @@ class Lwm2mServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if isinstance(self.bootstrap_handler, BootstrapServer):
+        if self.bootstrap_handler is not None:
             await self.bootstrap_handler.drain()
         if hasattr(self, "registrations"):
             await self.registrations.stop()
             await self.reporting.drain()
-        for dtls in self.dtls.values():
-            await dtls.stop()
-        self.dtls.clear()
-        for listener in self.listeners.values():
-            await listener.stop()
-        self.listeners.clear()
+        await self.endpoints.close()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -249,7 +217,7 @@ class Lwm2mServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -260,87 +228,9 @@ class Lwm2mServer:
             raise UnknownEndpoint(reg.endpoint)
         return listener
 
-    # --- uplink (UplinkHandler) --------------------------------------------------------------------
-
-    async def register(self, request: RegisterRequest) -> UplinkResult:
-        result = await self.registrations.register(request)
-        if result.code == CoapCode.CREATED:
-            reg = self.registrations.by_id(result.location[-1])
-            if reg is not None:
-                self.queue.heard_from(reg.endpoint)
-        return result
-
-    async def update(self, request: UpdateRequest) -> UplinkResult:
-        result = await self.registrations.update(request)
-        if result.code == CoapCode.NOT_FOUND and await self.cluster.adopt(request.registration_id):
-            result = await self.registrations.update(request)
-        if result.code == CoapCode.CHANGED:
-            reg = self.registrations.by_id(request.registration_id)
-            if reg is not None:
-                self.queue.heard_from(reg.endpoint)
-        return result
-
-    async def deregister(self, request: DeregisterRequest) -> UplinkResult:
-        return await self.registrations.deregister(request)
-
-    async def send(self, request: SendRequest) -> UplinkResult:
-        origin = request.origin
-        reg = self.registrations.by_address(origin.listener, origin.host, origin.port)
-        if reg is None and origin.secure_identity is not None:
-            # Over DTLS the PSK identity names the client, whatever session (address) it sends on.
-            reg = next(
-                (
-                    r
-                    for r in self.registrations.all()
-                    if r.listener == origin.listener and r.secure_identity == origin.secure_identity
-                ),
-                None,
-            )
-        if reg is None:
-            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="not registered")
-        device = self.directory.device_of(reg.endpoint)
-        if origin.secure_identity is None and (
-            reg.secure_identity is not None
-            or (device is not None and self.directory.requires_security(device, origin.listener))
-        ):
-            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint must use DTLS")
-            return UplinkResult(CoapCode.FORBIDDEN, diagnostic="the endpoint must use DTLS")
-        self.queue.heard_from(reg.endpoint)
-        return await self.reporting.send(reg, request)
-
-    async def bootstrap(self, request: BootstrapRequest) -> UplinkResult:
-        if self.bootstrap_handler is None:
-            return UplinkResult(CoapCode.NOT_FOUND, diagnostic="no bootstrap server here")
-        beyond = self.registrations.limits.check_endpoint(request.endpoint)
-        if beyond is not None:
-            return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=beyond)
-        result: UplinkResult = await self.bootstrap_handler.bootstrap(request)
-        return result
-
-    async def _after_register(self, reg: Registration, _reason: str) -> None:
-        await self.reporting.forget_endpoint(reg.endpoint)
-        await self._flush(reg)
-        await self.carriers.after_register(self, reg)
-
-    def _listener_of(self, endpoint: str) -> str | None:
-        reg = self.registrations.get(endpoint)
-        return reg.listener if reg is not None else None
-
-    async def _after_update(self, reg: Registration, reason: str) -> None:
-        if reason == "address":
-            await self.reporting.reestablish(self.listener_for(reg), reg, self.settings.request_timeout)
-        await self._flush(reg)
-
-    async def _after_removal(self, reg: Registration, reason: str) -> None:
-        if self.registrations.get(reg.endpoint) is not None:
-            # Replaced by a new Register (a reboot): the device is here, heard just now; forgetting
-            # it would leave a queue-mode device asleep until its next Update.
-            return
-        self.queue.forget(reg.endpoint)
-        await self.reporting.forget_endpoint(reg.endpoint)
-
     async def _flush(self, reg: Registration) -> None:
-        await self.queue.flush(reg, self._perform_now)
+        """Deliver the requests queued for `reg` (a cluster node adopting a device calls this)."""
+        await self.uplink.flush(reg)
 
     # --- the Python API ------------------------------------------------------------------------
 
@@ -392,16 +282,12 @@ class Lwm2mServer:
     ) -> Node:
         """Read a resource, instance or object; returns the typed node."""
         target = _path(path)
-        params: dict[str, Any] = {"path": str(target)}
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        result = await self.perform(endpoint, Operation("read", params), timeout=timeout, queue=queue)
+        op = Read(target, _format(content_format))
+        result = await self.perform(endpoint, op, timeout=timeout, queue=queue)
         return result_node(result, target, self.model)
 
     async def discover(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> list[Link]:
-        result = await self.perform(
-            endpoint, Operation("discover", {"path": str(_path(path))}), timeout=timeout
-        )
+        result = await self.perform(endpoint, Discover(_path(path)), timeout=timeout)
         return links_of(result)
 
     async def write(
@@ -419,14 +305,8 @@ class Lwm2mServer:
         `replace=False` is the partial update (`POST`)."""
         target = _path(path)
         node = self.dm.node_for_write(target, value)
-        params: dict[str, Any] = {
-            "path": str(target),
-            "values": values_to_json(node, target),
-            "replace": replace,
-        }
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        await self.perform(endpoint, Operation("write", params), timeout=timeout, queue=queue)
+        op = Write(target, tuple(values_to_json(node, target)), replace, _format(content_format))
+        await self.perform(endpoint, op, timeout=timeout, queue=queue)
 
     async def write_attributes(
         self,
@@ -438,8 +318,8 @@ class Lwm2mServer:
         queue: bool = False,
     ) -> None:
         """Write-Attributes (pmin, pmax, gt, lt, st, ...); a None value removes the attribute."""
-        params = {"path": str(_path(path)), "attributes": dict(attributes)}
-        await self.perform(endpoint, Operation("write_attributes", params), timeout=timeout, queue=queue)
+        op = WriteAttributes(_path(path), tuple(attributes.items()))
+        await self.perform(endpoint, op, timeout=timeout, queue=queue)
 
     async def execute(
         self,
@@ -450,8 +330,7 @@ class Lwm2mServer:
         timeout: float | None = None,
         queue: bool = False,
     ) -> None:
-        params = {"path": str(_path(path)), "arguments": arguments}
-        await self.perform(endpoint, Operation("execute", params), timeout=timeout, queue=queue)
+        await self.perform(endpoint, Execute(_path(path), arguments), timeout=timeout, queue=queue)
 
     async def create(
         self,
@@ -468,17 +347,11 @@ class Lwm2mServer:
             raise BadArgument("create takes an object path such as /3303")
         inst = target.child(instance_id if instance_id is not None else 0)
         node = self.dm.node_for_write(inst, dict(values))
-        params: dict[str, Any] = {
-            "path": str(target),
-            "values": values_to_json(node, inst),
-            "instance_id": instance_id,
-        }
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        await self.perform(endpoint, Operation("create", params), timeout=timeout)
+        op = Create(target, tuple(values_to_json(node, inst)), instance_id, _format(content_format))
+        await self.perform(endpoint, op, timeout=timeout)
 
     async def delete(self, endpoint: str, path: Path | str, *, timeout: float | None = None) -> None:
-        await self.perform(endpoint, Operation("delete", {"path": str(_path(path))}), timeout=timeout)
+        await self.perform(endpoint, Delete(_path(path)), timeout=timeout)
 
     async def read_composite(
         self,
@@ -489,11 +362,8 @@ class Lwm2mServer:
         timeout: float | None = None,
     ) -> dict[Path, Any]:
         """Read-Composite (1.1): returns {resource path: value}."""
-        params: dict[str, Any] = {"paths": [str(_path(p)) for p in paths]}
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        result = await self.perform(endpoint, Operation("read_composite", params), timeout=timeout)
-
+        op = ReadComposite(tuple(_path(p) for p in paths), _format(content_format))
+        result = await self.perform(endpoint, op, timeout=timeout)
         return {p: v for p, v, _t in values_from_json(result["node"])}
 
     async def write_composite(
@@ -508,10 +378,8 @@ class Lwm2mServer:
         for raw_path, value in values.items():
             target = _path(raw_path)
             entries.extend(values_to_json(self.dm.node_for_write(target, value), target))
-        params: dict[str, Any] = {"values": entries}
-        if content_format is not None:
-            params["content_format"] = int(content_format)
-        await self.perform(endpoint, Operation("write_composite", params), timeout=timeout)
+        op = WriteComposite(tuple(entries), _format(content_format))
+        await self.perform(endpoint, op, timeout=timeout)
 
     async def observe(
         self,
@@ -525,7 +393,7 @@ class Lwm2mServer:
         """Observe one path, or several with Observe-Composite (pass a list). Attributes, when
         given, are written first (Write-Attributes), as OneNET's platform does."""
         composite = not isinstance(path, Path | str)
-        paths = [_path(p) for p in path] if composite else [_path(path)]  # type: ignore[union-attr]
+        paths = [_path(path)] if isinstance(path, Path | str) else [_path(p) for p in path]
         reg = self.registrations.get(endpoint)
         if reg is None:
             remote = await self.cluster.observe(
@@ -538,9 +406,7 @@ class Lwm2mServer:
                     "timeout": timeout,
                 },
             )
-            remote_node = None
-            if not composite:
-                remote_node = build_node(paths[0], values_from_json(remote["values"]), self.model.is_multiple)
+            remote_node = None if composite else self._first_node(paths[0], remote["values"])
             return Observation(
                 remote["id"], endpoint, tuple(paths), remote_node, remote["values"], remote["observed"]
             )
@@ -559,14 +425,13 @@ class Lwm2mServer:
         )
 
         # No first value (an empty 2.05, as OneMO modules answer before the MCU has one): no node.
-        node = (
-            None
-            if composite or not values
-            else build_node(paths[0], values_from_json(values), self.model.is_multiple)
-        )
+        node = None if composite or not values else self._first_node(paths[0], values)
         return Observation(
             observation.id, endpoint, tuple(paths), node, values, observed=observation.handle is not None
         )
+
+    def _first_node(self, path: Path, values: list[dict[str, Any]]) -> Node:
+        return build_node(path, values_from_json(values), self.model.is_multiple)
 
     async def cancel_observation(self, endpoint: str, observation_id: int, *, active: bool = True) -> None:
         """Cancel with a GET Observe=1 (`active`) or by answering the next notification with Reset."""
@@ -596,7 +461,7 @@ class Lwm2mServer:
         """Per-listener traffic counters and store counters."""
 
         return {
-            "listeners": {name: asdict(listener.counters) for name, listener in self.listeners.items()},
+            "listeners": self.endpoints.listener_counters(),
             "registrations": len(self.registrations),
             "notifications_stored": self.reporting.notifications_stored,
             "store_commits": self.store.writer.commits,
@@ -617,13 +482,7 @@ class Lwm2mServer:
 
     def dtls_counters(self) -> dict[str, dict[str, Any]]:
         """Per-listener DTLS counters: handshakes ok / failed by reason, sessions, bytes."""
-
-        result: dict[str, dict[str, Any]] = {}
-        for name, dtls in self.dtls.items():
-            counters = asdict(dtls.counters)
-            counters["handshakes_failed"] = dict(dtls.counters.handshakes_failed)
-            result[name] = counters
-        return result
+        return self.endpoints.dtls_counters()
 
     # --- provisioned devices and endpoints (used by the northbound API) --------------------------
 
@@ -634,3 +493,8 @@ class Lwm2mServer:
     def device_of(self, endpoint: str) -> Device | None:
         """The device row a registration name belongs to."""
         return self.directory.device_of(endpoint)
+
+    def _listener_of(self, endpoint: str) -> str | None:
+        """The listener `endpoint` is registered on (None when it is not registered here)."""
+        reg = self.registrations.get(endpoint)
+        return reg.listener if reg is not None else None

@@ -39,39 +39,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
+
+from transport.dtls import (
+    AVAILABLE_CIPHERS,
+    DEFAULT_CIPHERS,
+    ERR_INVALID_MAC,
+    ERR_TIMEOUT,
+    ERR_UNKNOWN_IDENTITY,
+    Address,
+    DatagramEndpoint,
+    configuration,
+    drain,
+    plaintext_alert,
+    read_records,
+    step_handshake,
+)
 
 __all__ = ["DEFAULT_CIPHERS", "DtlsClientTunnel", "DtlsHandshakeError"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CIPHERS: tuple[str, ...] = (
-    "TLS-PSK-WITH-AES-128-CCM-8",
-    "TLS-PSK-WITH-AES-128-CBC-SHA256",
-    "TLS-PSK-WITH-AES-128-GCM-SHA256",
-)
-
-Address = tuple[str, int]
-
-_CONTENT_ALERT = 21
 _ALERT_REASONS = {
     20: "bad_psk",  # bad_record_mac
     51: "bad_psk",  # decrypt_error
     115: "unknown_identity",  # unknown_psk_identity
     40: "handshake_failure",
 }
-_ERR_INVALID_MAC = 0x7180
-_ERR_TIMEOUT = 0x6800
-_ERR_UNKNOWN_IDENTITY = 0x6C80
 _TICK = 0.1
-_MAX_STEPS = 64
-_MAX_RECORDS_PER_DATAGRAM = 16
-_READ_CHUNK = 16_384 + 2048
 _QUEUE_LIMIT = 32
-_AVAILABLE_CIPHERS = frozenset(tls.ciphers_available())
 
 
 class DtlsHandshakeError(Exception):
@@ -80,40 +79,6 @@ class DtlsHandshakeError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _drain(buffer: tls.TLSWrappedBuffer) -> bytes:
-    pending = len(buffer._output_buffer)
-    if not pending:
-        return b""
-    data = buffer.peek_outgoing(pending)
-    buffer.consume_outgoing(len(data))
-    return bytes(data)
-
-
-def _plaintext_alert(data: bytes) -> int | None:
-    """The description of an epoch-0 (unencrypted) alert record, else None."""
-    epoch_zero = data[3:5] == b"\x00\x00"
-    if len(data) >= 15 and data[0] == _CONTENT_ALERT and epoch_zero and data[11:13] == b"\x00\x02":
-        return data[14]
-    return None
-
-
-DatagramHandler = Callable[[bytes, Address], None]
-
-
-class _Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: DatagramHandler) -> None:
-        self._on_datagram = on_datagram
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        try:
-            self._on_datagram(data, (addr[0], addr[1]))
-        except Exception:
-            log.exception("dropping datagram from %s", addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DTLS tunnel socket error: %s", exc)
 
 
 class DtlsClientTunnel:
@@ -131,22 +96,14 @@ class DtlsClientTunnel:
         local_bind: Address = ("127.0.0.1", 0),
     ) -> None:
         self._server = server
-        unknown = [name for name in ciphers if name not in _AVAILABLE_CIPHERS]
+        unknown = [name for name in ciphers if name not in AVAILABLE_CIPHERS]
         if unknown or not ciphers:
             raise ValueError(f"cipher suites this mbedtls build cannot offer: {unknown or 'none given'}")
         try:
             identity_text = identity.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError("python-mbedtls only supports UTF-8 PSK identities") from exc
-        self._config = tls.DTLSConfiguration(
-            ciphers=tuple(ciphers),
-            validate_certificates=False,
-            lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            highest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            handshake_timeout_min=min(1.0, handshake_timeout),
-            handshake_timeout_max=max(min(60.0, handshake_timeout), min(1.0, handshake_timeout)),
-            pre_shared_key=(identity_text, bytes(key)),
-        )
+        self._config = configuration(ciphers, handshake_timeout, pre_shared_key=(identity_text, bytes(key)))
         self._context = tls.ClientContext(self._config)
         self._handshake_timeout = handshake_timeout
         self._renegotiate_after = renegotiate_after or None
@@ -170,7 +127,8 @@ class DtlsClientTunnel:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         plain, _ = await loop.create_datagram_endpoint(
-            lambda: _Endpoint(self._from_application), local_addr=("127.0.0.1", 0)
+            lambda: DatagramEndpoint(self._from_application, "DTLS tunnel plain socket"),
+            local_addr=("127.0.0.1", 0),
         )
         self._plain = plain
         await self._open_wire(self._local_bind)
@@ -212,7 +170,7 @@ class DtlsClientTunnel:
         if self._buffer is not None and self._established and self._wire is not None:
             with contextlib.suppress(TLSError):
                 self._buffer.shutdown()
-                self._send_wire(_drain(self._buffer))
+                self._send_wire(drain(self._buffer))
         self._established = False
         for transport in (self._wire, self._plain):
             if transport is not None:
@@ -225,7 +183,9 @@ class DtlsClientTunnel:
     async def _open_wire(self, bind: Address) -> None:
         loop = asyncio.get_running_loop()
         wire, _ = await loop.create_datagram_endpoint(
-            lambda: _Endpoint(self._from_server), local_addr=bind, remote_addr=self._server
+            lambda: DatagramEndpoint(self._from_server, "DTLS tunnel socket"),
+            local_addr=bind,
+            remote_addr=self._server,
         )
         self._wire = wire
 
@@ -270,31 +230,23 @@ class DtlsClientTunnel:
         if buffer is None:
             return
         try:
-            for _ in range(_MAX_STEPS):
-                if buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
-                    self._established = True
-                    self._handshake_complete = True
-                    break
-                try:
-                    buffer.do_handshake()
-                except tls.WantReadError:
-                    break
-                except tls.WantWriteError:
-                    self._send_wire(_drain(buffer))
+            if step_handshake(buffer, self._send_wire):
+                self._established = True
+                self._handshake_complete = True
         except TLSError as exc:
             if self._handshake_failure is None:
-                self._handshake_failure = self._reason(exc.err)
+                self._handshake_failure = self._reason(getattr(exc, "err", None))
         finally:
-            self._send_wire(_drain(buffer))
+            self._send_wire(drain(buffer))
         self._handshake_event.set()
 
     @staticmethod
     def _reason(err: int | None) -> str:
-        if err == _ERR_INVALID_MAC:
+        if err == ERR_INVALID_MAC:
             return "bad_psk"
-        if err == _ERR_TIMEOUT:
+        if err == ERR_TIMEOUT:
             return "timeout"
-        if err == _ERR_UNKNOWN_IDENTITY:
+        if err == ERR_UNKNOWN_IDENTITY:
             return "unknown_identity"
         return "protocol"
 
@@ -307,27 +259,22 @@ class DtlsClientTunnel:
         if not self._established:
             if self._handshake_complete or self._handshake_task is None or self._handshake_task.done():
                 return  # no session and no handshake running: nothing can use this datagram
-            alert = _plaintext_alert(data)
+            alert = plaintext_alert(data)
             if alert is not None and self._handshake_failure is None:
                 self._handshake_failure = _ALERT_REASONS.get(alert, f"alert:{alert}")
             buffer.receive_from_network(data)
             self._step()
             return
         buffer.receive_from_network(data)
-        chunk = bytearray(_READ_CHUNK)
-        for _ in range(_MAX_RECORDS_PER_DATAGRAM):
-            try:
-                size = buffer.readinto(chunk, len(chunk))
-            except tls.WantReadError:
-                break
-            except (tls.RaggedEOF, TLSError) as exc:
-                log.info("DTLS session to %s ended: %s", self._server, exc)
-                self._established = False
-                break
-            self._last_received = asyncio.get_running_loop().time()
-            if self._app_address is not None and self._plain is not None:
-                self._plain.sendto(bytes(chunk[:size]), self._app_address)
-        self._send_wire(_drain(buffer))
+        try:
+            for record in read_records(buffer):
+                self._last_received = asyncio.get_running_loop().time()
+                if self._app_address is not None and self._plain is not None:
+                    self._plain.sendto(record, self._app_address)
+        except (tls.RaggedEOF, TLSError) as exc:
+            log.info("DTLS session to %s ended: %s", self._server, exc)
+            self._established = False
+        self._send_wire(drain(buffer))
 
     def _from_application(self, data: bytes, addr: Address) -> None:
         self._app_address = addr
@@ -361,7 +308,7 @@ class DtlsClientTunnel:
             log.info("cannot encrypt toward %s: %s", self._server, exc)
             self._established = False
             return
-        self._send_wire(_drain(buffer))
+        self._send_wire(drain(buffer))
 
     def _send_wire(self, data: bytes) -> None:
         if data and self._wire is not None and not self._wire.is_closing():

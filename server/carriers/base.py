@@ -32,8 +32,8 @@ from typing import Any, Final, Protocol
 from lwm2m.codec.link_format import Link
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
-from server.services.errors import RequestFailed
-from server.services.provisioning import Device, Provisioning
+from server.domain import Device
+from server.errors import RequestFailed
 
 # Device.attributes keys used by the carrier layer.
 ATTR_PSK: Final = "psk"  # OneNET: bootstrap-server PSK; CTWing / Huawei: the device PSK
@@ -116,6 +116,18 @@ class CarrierRules:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class DeviceRegistry(Protocol):
+    """The provisioned devices as the carrier rules read and annotate them (a `Provisioning`)."""
+
+    def device(self, device_id: int) -> Device | None: ...
+
+    def device_by_endpoint(self, endpoint: str) -> Device | None: ...
+
+    def devices_by_imei(self, imei: str, carrier: str | None = None) -> list[Device]: ...
+
+    async def update_device(self, device_id: int, **values: Any) -> Device: ...
+
+
 class CarrierCloud(Protocol):
     """What a carrier's hooks may ask of the server (a subset of `Lwm2mServer`)."""
 
@@ -180,7 +192,7 @@ class CarrierProfile:
 
     # --- admission -------------------------------------------------------------------------------
 
-    def find_device(self, provisioning: Provisioning, endpoint: str) -> Device | Refusal:
+    def find_device(self, provisioning: DeviceRegistry, endpoint: str) -> Device | Refusal:
         """The provisioned device registering as `endpoint`, or why it is refused."""
         parsed = parse_endpoint(endpoint, self.rules.endpoint_patterns)
         if parsed is None:
@@ -196,7 +208,7 @@ class CarrierProfile:
 
     def admit(
         self,
-        provisioning: Provisioning,
+        provisioning: DeviceRegistry,
         endpoint: str,
         options: Mapping[int, bytes],
         secure_identity: str | None,

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from lwm2m.numbers import CoapCode
-from server.carriers.base import PATTERN_IMEI, CarrierProfile, CarrierRules, Refusal
-from server.services.provisioning import Device, Provisioning
+from server.carriers.base import PATTERN_IMEI, CarrierProfile, CarrierRules, DeviceRegistry, Refusal
+from server.domain import Device
 
 CUSTOM_RULES = CarrierRules(
     name="custom",
@@ -29,7 +29,7 @@ class CustomProfile(CarrierProfile):
     def strict(self) -> bool:
         return self.rules.requires_provisioning
 
-    def find_device(self, provisioning: Provisioning, endpoint: str) -> Device | Refusal:
+    def find_device(self, provisioning: DeviceRegistry, endpoint: str) -> Device | Refusal:
         device = provisioning.device_by_endpoint(endpoint)
         if device is not None and device.product_id is not None:
             return device
@@ -37,7 +37,7 @@ class CustomProfile(CarrierProfile):
 
     def admit(
         self,
-        provisioning: Provisioning,
+        provisioning: DeviceRegistry,
         endpoint: str,
         options: Mapping[int, bytes],
         secure_identity: str | None,

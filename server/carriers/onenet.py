@@ -37,8 +37,8 @@ from server.carriers.base import (
     CarrierRules,
     retry_busy,
 )
-from server.services.errors import RequestFailed
-from server.services.provisioning import Device
+from server.domain import Device
+from server.errors import RequestFailed
 
 MONITOR_OBJECT: Final = 10290
 MONITOR_RESOURCES: Final[dict[int, str]] = {0: "cell_id", 1: "rsrp", 2: "snr", 3: "pci", 4: "earfcn"}

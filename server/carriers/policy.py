@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from lwm2m.numbers import ContentFormat
 from lwm2m.path import Path
@@ -27,12 +27,12 @@ from server.carriers.base import (
     AutoObserve,
     CarrierCloud,
     CarrierProfile,
+    DeviceRegistry,
     Refusal,
 )
 from server.carriers.custom import CustomProfile
-from server.domain import Registration
+from server.domain import Device, Registration
 from server.events import Event, EventBus
-from server.services.provisioning import Device, Provisioning
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ ROLE_BOOTSTRAP = "bootstrap"
 class CarrierPolicy:
     """The carrier profile of each listener, and the carrier's own work after a registration."""
 
-    def __init__(self, provisioning: Provisioning, profiles: dict[str, CarrierProfile] | None = None) -> None:
+    def __init__(
+        self, provisioning: DeviceRegistry, profiles: dict[str, CarrierProfile] | None = None
+    ) -> None:
         self.provisioning = provisioning
         self.profiles = profiles if profiles is not None else default_profiles()
         self._listeners: dict[str, tuple[CarrierProfile, str]] = {}
@@ -150,7 +152,23 @@ class AppData:
         )
 
 
-async def send_appdata(server: Any, endpoint: str, payload: bytes, *, timeout: float | None = None) -> None:
+class AppDataWriter(Protocol):
+    """Where an application-data downlink goes (the server's Python API)."""
+
+    async def write(
+        self,
+        endpoint: str,
+        path: Path | str,
+        value: Any,
+        *,
+        content_format: int | None = None,
+        timeout: float | None = None,
+    ) -> None: ...
+
+
+async def send_appdata(
+    server: AppDataWriter, endpoint: str, payload: bytes, *, timeout: float | None = None
+) -> None:
     """A downlink command: write `payload` to /19/1/0 (the module acknowledges it itself)."""
     await server.write(
         endpoint, APPDATA_DOWNLINK, payload, content_format=ContentFormat.OPAQUE, timeout=timeout

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from server.services.device_management import Operation
 from server.services.errors import UnknownEndpoint
+from server.services.operations import Operation
 
 
 class ClusterHooks(Protocol):

@@ -24,8 +24,8 @@ from server.cluster.owners import ClusterRepository
 from server.coap.listener import NotificationHandler
 from server.domain import Registration
 from server.events import Event
-from server.services.device_management import Operation
 from server.services.errors import DeviceTimeout, DeviceUnreachable, ServerError, UnknownEndpoint
+from server.services.operations import Operation, operation_from_dict
 from server.services.provisioning import Device
 from server.services.reporting import ActiveObservation
 from server.services.requests import DownlinkResponse
@@ -542,10 +542,11 @@ class ClusterNode:
         timeout = float(body["timeout"])
         kind = body["kind"]
         if kind == "perform":
-            op = Operation(body["op"]["kind"], body["op"]["params"])
+            op = operation_from_dict(body["op"]["kind"], body["op"]["params"])
             return await server.perform(endpoint, op, timeout=timeout, queue=bool(body.get("queue")))
         if kind == "enqueue":
-            return await server.enqueue(endpoint, Operation(body["op"]["kind"], body["op"]["params"]))
+            op = operation_from_dict(body["op"]["kind"], body["op"]["params"])
+            return await server.enqueue(endpoint, op)
         if kind == "observe":
             request = body["observe"]
             paths: Any = request["paths"] if request["composite"] else request["paths"][0]

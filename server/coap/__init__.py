@@ -1,4 +1,5 @@
-"""CoAP edge of the server: the only place that imports aiocoap (and mbedtls, in `dtls`).
+"""CoAP edge of the server: with the shared `transport` package, the only place that imports
+aiocoap (and mbedtls, in `dtls`).
 
 It translates CoAP messages into the typed requests of `server.services.requests` and back.
 """

@@ -59,12 +59,37 @@ import contextlib
 import logging
 import socket
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
+
+from server.coap.dtls_sessions import (
+    DtlsCounters,
+    DtlsSessionInfo,
+    Handshake,
+    OnSession,
+    PskStore,
+    Session,
+    peer_transport_id,
+)
+from transport.dtls import (
+    DEFAULT_CIPHERS,
+    ERR_FATAL_ALERT,
+    ERR_INVALID_MAC,
+    ERR_NO_CIPHER_CHOSEN,
+    ERR_TIMEOUT,
+    ERR_UNKNOWN_IDENTITY,
+    RECORD_HEADER_LEN,
+    Address,
+    DatagramEndpoint,
+    configuration,
+    drain,
+    looks_like_client_hello,
+    read_records,
+    step_handshake,
+)
 
 __all__ = [
     "DEFAULT_CIPHERS",
@@ -75,167 +100,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CIPHERS: tuple[str, ...] = (
-    "TLS-PSK-WITH-AES-128-CCM-8",
-    "TLS-PSK-WITH-AES-128-CBC-SHA256",
-    "TLS-PSK-WITH-AES-128-GCM-SHA256",
-)
-
-Address = tuple[str, int]
-
-# DTLS record layer (RFC 6347 4.1): type(1) version(2) epoch(2) sequence(6) length(2).
-_RECORD_HEADER_LEN = 13
-# Handshake header (RFC 6347 4.2.2): type(1) length(3) message_seq(2) offset(3) fragment_length(3).
-_HANDSHAKE_HEADER_LEN = 12
-_CONTENT_HANDSHAKE = 22
-_HANDSHAKE_CLIENT_HELLO = 1
-
-# mbedtls error codes (positive, as python-mbedtls reports them in ``TLSError.err``).
-_ERR_INVALID_MAC = 0x7180
-_ERR_FATAL_ALERT = 0x7780
-_ERR_PEER_CLOSE_NOTIFY = 0x7880
-_ERR_UNKNOWN_IDENTITY = 0x6C80
-_ERR_NO_CIPHER_CHOSEN = 0x7380
-_ERR_TIMEOUT = 0x6800
-
-_MAX_STEPS = 64  # handshake steps per driving call; a full server handshake takes about 15
-_MAX_RECORDS_PER_DATAGRAM = 16
-_READ_CHUNK = 16_384 + 2048
 _PENDING_INNER_LIMIT = 16
-_RETRANSMIT_MIN = 1.0  # RFC 6347 4.2.4.1 initial timer
-
-
-@dataclass
-class DtlsSessionInfo:
-    """What the CoAP layer may know about one established DTLS session."""
-
-    peer: Address
-    identity: bytes
-    inner: Address
-    cipher: str
-    established_at: float
-    last_activity: float
-
-
-@dataclass
-class DtlsCounters:
-    """Running totals and current gauges of one :class:`DtlsServer`."""
-
-    handshakes_ok: int = 0
-    handshakes_failed: Counter[str] = field(default_factory=Counter)
-    sessions: int = 0
-    half_open: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    datagrams_dropped: int = 0
-    rehandshakes_moved: int = 0
-    sessions_idle_evicted: int = 0
-
-
-OnSession = Callable[[DtlsSessionInfo, Address | None], None]
-
-
-def looks_like_client_hello(data: bytes) -> bool:
-    """True when ``data`` starts with an epoch-0 handshake record holding a ClientHello."""
-    return (
-        len(data) >= _RECORD_HEADER_LEN + _HANDSHAKE_HEADER_LEN
-        and data[0] == _CONTENT_HANDSHAKE
-        and data[3:5] == b"\x00\x00"
-        and data[_RECORD_HEADER_LEN] == _HANDSHAKE_CLIENT_HELLO
-    )
-
-
-def _peer_transport_id(peer: Address) -> bytes:
-    return f"{peer[0]}|{peer[1]}".encode()
-
-
-def _drain(buffer: tls.TLSWrappedBuffer) -> bytes:
-    pending = len(buffer._output_buffer)
-    if not pending:
-        return b""
-    data = buffer.peek_outgoing(pending)
-    buffer.consume_outgoing(len(data))
-    return bytes(data)
-
-
-class _Handshake:
-    """A half-open handshake: the cookie was verified, the session is not established yet."""
-
-    __slots__ = ("buffer", "deadline", "identity", "peer", "unknown_identity")
-
-    def __init__(self, peer: Address, buffer: tls.TLSWrappedBuffer, deadline: float) -> None:
-        self.peer = peer
-        self.buffer = buffer
-        self.deadline = deadline
-        self.identity: bytes | None = None
-        self.unknown_identity = False
-
-
-class _Session:
-    """An established session and its inner socket toward the CoAP listener."""
-
-    __slots__ = ("buffer", "idle_since", "info", "inner_pending", "inner_sock", "inner_transport")
-
-    def __init__(self, info: DtlsSessionInfo, buffer: tls.TLSWrappedBuffer, now: float) -> None:
-        self.info = info
-        self.buffer = buffer
-        self.idle_since = now
-        self.inner_sock: socket.socket | None = None
-        self.inner_transport: asyncio.DatagramTransport | None = None
-        self.inner_pending: list[bytes] = []
-
-
-class _PskStore(Mapping[str, bytes]):
-    """The ``pre_shared_key_store`` handed to mbedtls: every lookup goes to ``psk_lookup``."""
-
-    def __init__(self, lookup: Callable[[bytes], bytes | None]) -> None:
-        self._lookup = lookup
-        self.current: _Handshake | None = None
-
-    def __getitem__(self, identity: str) -> bytes:
-        raw = identity.encode()
-        handshake = self.current
-        if handshake is not None:
-            handshake.identity = raw
-        try:
-            key = self._lookup(raw)
-        except Exception:
-            log.exception("psk_lookup failed for identity %r", raw)
-            key = None
-        if not key:
-            if handshake is not None:
-                handshake.unknown_identity = True
-            raise KeyError(identity)
-        return bytes(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-class _ListenerProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DtlsServer) -> None:
-        self._server = server
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self._server._datagram_from_peer(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DTLS listener socket error: %s", exc)
-
-
-class _InnerProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DtlsServer, inner: Address) -> None:
-        self._server = server
-        self._inner = inner
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self._server._datagram_from_backend(self._inner, data)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("inner socket %s error: %s", self._inner, exc)
 
 
 class DtlsServer:
@@ -261,22 +126,15 @@ class DtlsServer:
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
         self._on_session = on_session
-        self._psk_store = _PskStore(psk_lookup)
-        config = tls.DTLSConfiguration(
-            ciphers=tuple(ciphers),
-            validate_certificates=False,
-            lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            highest_supported_version=tls.DTLSVersion.DTLSv1_2,
-            handshake_timeout_min=min(_RETRANSMIT_MIN, handshake_timeout),
-            handshake_timeout_max=max(min(60.0, handshake_timeout), min(_RETRANSMIT_MIN, handshake_timeout)),
-            pre_shared_key_store=self._psk_store,
+        self._psk_store = PskStore(psk_lookup)
+        self._context = tls.ServerContext(
+            configuration(ciphers, handshake_timeout, pre_shared_key_store=self._psk_store)
         )
-        self._context = tls.ServerContext(config)
         self.counters = DtlsCounters()
-        self._handshakes: OrderedDict[Address, _Handshake] = OrderedDict()
-        self._sessions: dict[Address, _Session] = {}
-        self._by_inner: dict[Address, _Session] = {}
-        self._by_identity: dict[bytes, _Session] = {}
+        self._handshakes: OrderedDict[Address, Handshake] = OrderedDict()
+        self._sessions: dict[Address, Session] = {}
+        self._by_inner: dict[Address, Session] = {}
+        self._by_identity: dict[bytes, Session] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -287,7 +145,7 @@ class DtlsServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _ListenerProtocol(self), local_addr=self._bind
+            lambda: DatagramEndpoint(self._datagram_from_peer, "DTLS listener socket"), local_addr=self._bind
         )
         self._transport = transport
         sockname = transport.get_extra_info("sockname")
@@ -339,7 +197,7 @@ class DtlsServer:
 
     def _dispatch(self, data: bytes, peer: Address) -> None:
         self.counters.bytes_in += len(data)
-        if len(data) < _RECORD_HEADER_LEN:
+        if len(data) < RECORD_HEADER_LEN:
             self.counters.datagrams_dropped += 1
             return
         handshake = self._handshakes.get(peer)
@@ -358,9 +216,9 @@ class DtlsServer:
 
     def _new_client_hello(self, data: bytes, peer: Address) -> None:
         buffer = self._context.wrap_buffers()
-        buffer.setcookieparam(_peer_transport_id(peer))
+        buffer.setcookieparam(peer_transport_id(peer))
         loop_time = asyncio.get_running_loop().time()
-        handshake = _Handshake(peer, buffer, loop_time + self._handshake_timeout)
+        handshake = Handshake(peer, buffer, loop_time + self._handshake_timeout)
         buffer.receive_from_network(data)
         outcome = self._step(handshake)
         if outcome == "verify":
@@ -379,7 +237,7 @@ class DtlsServer:
         if outcome == "done":
             self._handshake_done(handshake)
 
-    def _drive_handshake(self, handshake: _Handshake, data: bytes | None) -> None:
+    def _drive_handshake(self, handshake: Handshake, data: bytes | None) -> None:
         if data is not None:
             handshake.buffer.receive_from_network(data)
         outcome = self._step(handshake)
@@ -389,21 +247,13 @@ class DtlsServer:
             # A cookie-less ClientHello restarted the handshake on this context: forget it.
             self._handshakes.pop(handshake.peer, None)
 
-    def _step(self, handshake: _Handshake) -> str:
+    def _step(self, handshake: Handshake) -> str:
         """Step mbedtls until it wants input. Returns "wait", "done", "verify" or "error"."""
         buffer = handshake.buffer
         self._psk_store.current = handshake
         try:
-            for _ in range(_MAX_STEPS):
-                if buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
-                    return "done"
-                try:
-                    buffer.do_handshake()
-                except tls.WantReadError:
-                    return "wait"
-                except tls.WantWriteError:
-                    self._send(handshake.peer, _drain(buffer))
-            return "wait"
+            done = step_handshake(buffer, lambda flight: self._send(handshake.peer, flight))
+            return "done" if done else "wait"
         except tls.HelloVerifyRequest:
             return "verify"
         except TLSError as exc:
@@ -411,30 +261,30 @@ class DtlsServer:
             return "error"
         finally:
             self._psk_store.current = None
-            self._send(handshake.peer, _drain(buffer))
+            self._send(handshake.peer, drain(buffer))
 
-    def _handshake_failed(self, handshake: _Handshake, exc: TLSError) -> None:
-        reason = self._failure_reason(handshake, exc.err)
+    def _handshake_failed(self, handshake: Handshake, exc: TLSError) -> None:
+        reason = self._failure_reason(handshake, getattr(exc, "err", None))
         if handshake.peer in self._handshakes or reason != "protocol":
             self.counters.handshakes_failed[reason] += 1
         self._handshakes.pop(handshake.peer, None)
         log.info("DTLS handshake from %s failed: %s (%s)", handshake.peer, reason, exc)
 
     @staticmethod
-    def _failure_reason(handshake: _Handshake, err: int | None) -> str:
-        if handshake.unknown_identity or err == _ERR_UNKNOWN_IDENTITY:
+    def _failure_reason(handshake: Handshake, err: int | None) -> str:
+        if handshake.unknown_identity or err == ERR_UNKNOWN_IDENTITY:
             return "unknown_identity"
-        if err == _ERR_INVALID_MAC and handshake.identity is not None:
+        if err == ERR_INVALID_MAC and handshake.identity is not None:
             return "bad_psk"
-        if err == _ERR_TIMEOUT:
+        if err == ERR_TIMEOUT:
             return "timeout"
-        if err == _ERR_FATAL_ALERT:
+        if err == ERR_FATAL_ALERT:
             return "peer_alert"
-        if err == _ERR_NO_CIPHER_CHOSEN:
+        if err == ERR_NO_CIPHER_CHOSEN:
             return "no_shared_cipher"
         return "protocol"
 
-    def _handshake_done(self, handshake: _Handshake) -> None:
+    def _handshake_done(self, handshake: Handshake) -> None:
         self._handshakes.pop(handshake.peer, None)
         peer = handshake.peer
         identity = handshake.identity or b""
@@ -444,7 +294,7 @@ class DtlsServer:
         if not replacing and len(self._sessions) >= self._max_sessions:
             self.counters.handshakes_failed["too_many"] += 1
             handshake.buffer.shutdown()
-            self._send(peer, _drain(handshake.buffer))
+            self._send(peer, drain(handshake.buffer))
             return
         now_wall = time.time()
         cipher = handshake.buffer.cipher() or ""
@@ -460,7 +310,7 @@ class DtlsServer:
             established_at=now_wall,
             last_activity=now_wall,
         )
-        session = _Session(info, handshake.buffer, asyncio.get_running_loop().time())
+        session = Session(info, handshake.buffer, asyncio.get_running_loop().time())
         moved_from: Address | None = None
         if previous is not None:
             if previous.info.peer != peer:
@@ -486,7 +336,7 @@ class DtlsServer:
 
     # -- established sessions ----------------------------------------------------------------
 
-    def _open_inner(self, session: _Session) -> None:
+    def _open_inner(self, session: Session) -> None:
         family = socket.AF_INET6 if ":" in self._backend[0] else socket.AF_INET
         host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -501,10 +351,12 @@ class DtlsServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _attach_inner(self, session: _Session, sock: socket.socket, inner: Address) -> None:
+    async def _attach_inner(self, session: Session, sock: socket.socket, inner: Address) -> None:
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(lambda: _InnerProtocol(self, inner), sock=sock)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: DatagramEndpoint(self._inner_receiver(inner), f"inner socket {inner}"), sock=sock
+            )
         except Exception:
             log.exception("cannot attach inner socket %s", inner)
             sock.close()
@@ -518,39 +370,38 @@ class DtlsServer:
             transport.sendto(datagram)
         owner.inner_pending.clear()
 
-    def _session_receive(self, session: _Session, data: bytes) -> None:
+    def _session_receive(self, session: Session, data: bytes) -> None:
         buffer = session.buffer
         buffer.receive_from_network(data)
-        chunk = bytearray(_READ_CHUNK)
         delivered = False
-        for _ in range(_MAX_RECORDS_PER_DATAGRAM):
-            try:
-                size = buffer.readinto(chunk, len(chunk))
-            except tls.WantReadError:
-                break
-            except (tls.RaggedEOF, TLSError) as exc:
-                log.info("DTLS session from %s closed: %s", session.info.peer, exc)
-                self._send(session.info.peer, _drain(buffer))
-                self._close_session(session, close_inner=not self._moved_away(session))
-                return
-            delivered = True
-            self._to_backend(session, bytes(chunk[:size]))
-        self._send(session.info.peer, _drain(buffer))
+        try:
+            for record in read_records(buffer):
+                delivered = True
+                self._to_backend(session, record)
+        except (tls.RaggedEOF, TLSError) as exc:
+            log.info("DTLS session from %s closed: %s", session.info.peer, exc)
+            self._send(session.info.peer, drain(buffer))
+            self._close_session(session, close_inner=not self._moved_away(session))
+            return
+        self._send(session.info.peer, drain(buffer))
         if delivered:
             self._touch(session)
         else:
             self.counters.datagrams_dropped += 1
 
-    def _moved_away(self, session: _Session) -> bool:
+    def _moved_away(self, session: Session) -> bool:
         return self._by_inner.get(session.info.inner) is not session
 
-    def _to_backend(self, session: _Session, plaintext: bytes) -> None:
+    def _to_backend(self, session: Session, plaintext: bytes) -> None:
         if session.inner_transport is not None:
             session.inner_transport.sendto(plaintext)
         elif len(session.inner_pending) < _PENDING_INNER_LIMIT:
             session.inner_pending.append(plaintext)
         else:
             self.counters.datagrams_dropped += 1
+
+    def _inner_receiver(self, inner: Address) -> Callable[[bytes, Address], None]:
+        return lambda data, _addr: self._datagram_from_backend(inner, data)
 
     def _datagram_from_backend(self, inner: Address, data: bytes) -> None:
         try:
@@ -559,17 +410,17 @@ class DtlsServer:
                 self.counters.datagrams_dropped += 1
                 return
             session.buffer.write(data)
-            self._send(session.info.peer, _drain(session.buffer))
+            self._send(session.info.peer, drain(session.buffer))
             self._touch(session)
         except Exception:
             log.exception("dropping datagram from the CoAP listener toward %s", inner)
             self.counters.datagrams_dropped += 1
 
-    def _touch(self, session: _Session) -> None:
+    def _touch(self, session: Session) -> None:
         session.idle_since = asyncio.get_running_loop().time()
         session.info.last_activity = time.time()
 
-    def _close_session(self, session: _Session, *, close_inner: bool) -> None:
+    def _close_session(self, session: Session, *, close_inner: bool) -> None:
         peer = session.info.peer
         if self._sessions.get(peer) is session:
             del self._sessions[peer]

@@ -1,19 +1,15 @@
 """One CoAP listener: an aiocoap server context bound to one (address, port).
 
-Uplink: every request that reaches the listener is parsed here into a typed request
-(`server.services.requests`) and handed to the `UplinkHandler`; its `UplinkResult` becomes the
-CoAP response. The RD paths are `/rd` (Register), `/rd/<id>` (Update, De-register), `/bs`
-(Bootstrap-Request) and `/dp` (Send), per Core 1.1.1 §6 and Transport 1.1.1 §6.4.
+Uplink: every request that reaches the listener goes to `server.coap.uplink_resource`, which
+parses it and hands it to the `UplinkHandler`.
 
 Downlink: `send()` and `observe()` send requests from this listener's own socket, which LwM2M
 requires (a client behind NAT only hears from the address it registered with).
 
 Robustness: unparsable datagrams are dropped by aiocoap; we count them by listening to its log
 records (aiocoap's transports are not part of its API, its log messages are stable), and count
-every request we answer 4.00. Nothing raised by a handler reaches the socket: it becomes 5.00.
-A datagram whose string option is not UTF-8 makes aiocoap's decoder raise past its own "unparsable"
-handling; `_install_decode_guard` catches that at the transport's receive method (another
-aiocoap internal, see below) and counts it as malformed.
+every request we answer 4.00. A datagram whose string option is not UTF-8 is counted as malformed
+by a guard at the transport's receive method (`server.coap.aiocoap_hooks`).
 
 Acknowledge after commit (RFC 7252 §4.2, §5.2.2; RFC 7641 §4.5): a confirmable notification is
 ACKed only once the notification handler's future (the store write) has completed, so an ACK the
@@ -22,8 +18,8 @@ right after the observation callback returns; we wrap two of its methods on this
 `dispatch_message` (to see each notification with its message id before aiocoap does) and
 `_send_empty_ack` (to hold the ACK back). A notification of a live observation (and a duplicate of
 one) stops at `dispatch_message`: it is delivered and, when confirmable, ACKed after the commit
-without passing aiocoap's token and observation layers, which would only find it claimed. With the token override and the decode guard these are
-the aiocoap internals we rely on, pinned by `aiocoap==0.4.17` and covered by the fault tests.
+without passing aiocoap's token and observation layers, which would only find it claimed. The
+wrappers live in `server.coap.aiocoap_hooks`.
 - Every notification is delivered once per (remote, message id), kept for EXCHANGE_LIFETIME: a
   retransmitted duplicate is not stored again, and its ACK waits for the first copy's commit.
 - A notification older than the newest one (RFC 7641 §3.4) is still delivered: aiocoap would
@@ -41,8 +37,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiocoap
 import aiocoap.error
@@ -51,9 +46,20 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
 from aiocoap.numbers.types import CON, NON
 
-from lwm2m.numbers import CoapCode, ContentFormat
+from server.coap.aiocoap_hooks import (
+    ListenerCounters,
+    MalformedCounter,
+    install_ack_after_commit,
+    install_decode_guard,
+    install_firmware_blocks_uncached,
+    install_token_override,
+    owned,
+)
 from server.coap.firmware_resource import FirmwareServer
+from server.coap.observations import ObservationHandle, Subscription, chain
+from server.coap.uplink_resource import UplinkHandler, UplinkResource, peer_of
 from server.services.errors import DeviceTimeout, DeviceUnreachable
+from server.services.ports import NotificationHandler
 from server.services.requests import (
     BootstrapRequest,
     DeregisterRequest,
@@ -68,9 +74,6 @@ from server.services.requests import (
 
 log = logging.getLogger(__name__)
 
-# Custom options LwM2M carriers put on registration messages (OneNET's auth code is option 63).
-CARRIED_OPTIONS = (63,)
-
 _METHODS = {
     "GET": Code.GET,
     "PUT": Code.PUT,
@@ -81,303 +84,13 @@ _METHODS = {
 }
 
 
-class UplinkHandler(Protocol):
-    async def register(self, request: RegisterRequest) -> UplinkResult: ...
-
-    async def update(self, request: UpdateRequest) -> UplinkResult: ...
-
-    async def deregister(self, request: DeregisterRequest) -> UplinkResult: ...
-
-    async def send(self, request: SendRequest) -> UplinkResult: ...
-
-    async def bootstrap(self, request: BootstrapRequest) -> UplinkResult: ...
-
-
-class InvalidUplink(ValueError):
-    """A request the listener answers 4.00 without involving the services."""
-
-
-@dataclass(slots=True)
-class ListenerCounters:
-    requests: int = 0
-    bad_requests: int = 0
-    malformed_datagrams: int = 0
-    handler_errors: int = 0
-    downlinks: int = 0
-    downlink_timeouts: int = 0
-    notifications: int = 0
-    duplicate_notifications: int = 0
-    acks_deferred: int = 0
-    acks_withheld: int = 0
-
-
-class _MalformedCounter(logging.Handler):
-    """Counts aiocoap's 'dropped' log records for one context."""
-
-    MARKERS = ("Ignoring unparsable message", "those don't fit")
-
-    def __init__(self, counters: ListenerCounters) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.counters = counters
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = str(record.msg)
-        if any(marker in message for marker in self.MARKERS):
-            self.counters.malformed_datagrams += 1
-
-
-def _host_of(remote: Any) -> tuple[str, int]:
-    sockaddr = getattr(remote, "sockaddr", None)
-    if sockaddr is None:
-        raise InvalidUplink("request without a UDP source address")
-    host, port = sockaddr[0], sockaddr[1]
-    if host.startswith("::ffff:"):
-        host = host[7:]
-    return host, int(port)
-
-
-def _query(request: aiocoap.Message) -> dict[str, str | None]:
-    params: dict[str, str | None] = {}
-    for item in request.opt.uri_query:
-        key, sep, value = item.partition("=")
-        params[key] = value if sep else None
-    return params
-
-
-def _int_param(params: dict[str, str | None], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 10:
-        raise InvalidUplink(f"{name}={raw!r} is not a number")
-    return int(raw)
-
-
-def _options(request: aiocoap.Message) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    for option in request.opt.option_list():
-        if int(option.number) in CARRIED_OPTIONS:
-            found[int(option.number)] = option.encode()
-    return found
-
-
-def _link_payload(request: aiocoap.Message) -> str:
-    cf = request.opt.content_format
-    if cf is not None and int(cf) != ContentFormat.LINK:
-        raise InvalidUplink(f"registration payload must be link format, not {int(cf)}")
-    try:
-        return request.payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidUplink("registration payload is not UTF-8") from exc
-
-
-class _UplinkResource(aiocoap.resource.Resource):
-    """Catch-all resource that routes `/rd`, `/rd/<id>`, `/bs` and `/dp`."""
-
-    def __init__(self, listener: CoapListener) -> None:
-        super().__init__()
-        self.listener = listener
-
-    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
-        # Firmware downloads (`/fw/{id}`) are served block by block by `FirmwareServer`.
-        return not (request.opt.uri_path and request.opt.uri_path[0] == "fw")
-
-    async def render_to_pipe(self, pipe: Any) -> None:
-        # Register and Update: the answer is on the wire (aiocoap sends it from add_response,
-        # at the end of the render) before any request of their after-hooks leaves for the peer.
-        request = pipe.request
-        peer = _peer(request.remote) if tuple(request.opt.uri_path)[:1] == ("rd",) else None
-        if peer is None:
-            await super().render_to_pipe(pipe)
-            return
-        gate = self.listener.answering(peer)
-        try:
-            await super().render_to_pipe(pipe)
-        finally:
-            self.listener.answered(peer, gate)
-
-    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
-        listener = self.listener
-        listener.counters.requests += 1
-        try:
-            typed = self._parse(request)
-        except InvalidUplink as exc:
-            listener.counters.bad_requests += 1
-            return aiocoap.Message(code=Code.BAD_REQUEST, payload=str(exc).encode()[:120])
-        if typed is None:
-            return aiocoap.Message(code=Code.NOT_FOUND)
-        if isinstance(typed, aiocoap.Message):
-            return typed
-        try:
-            result = await listener.dispatch(typed)
-        except Exception:
-            listener.counters.handler_errors += 1
-            log.exception("uplink handler failed for %s", type(typed).__name__)
-            return aiocoap.Message(code=Code.INTERNAL_SERVER_ERROR)
-        if result.code == CoapCode.BAD_REQUEST:
-            listener.counters.bad_requests += 1
-        response = aiocoap.Message(code=Code(int(result.code)), payload=result.diagnostic.encode()[:120])
-        if result.location:
-            response.opt.location_path = result.location
-        return response
-
-    def _parse(
-        self, request: aiocoap.Message
-    ) -> (
-        RegisterRequest
-        | UpdateRequest
-        | DeregisterRequest
-        | SendRequest
-        | BootstrapRequest
-        | aiocoap.Message
-        | None
-    ):
-        path = tuple(request.opt.uri_path)
-        method = request.code
-        host, port = _host_of(request.remote)
-        origin = self.listener.origin_for(host, port)
-        if len(request.payload) > self.listener.max_payload:
-            return aiocoap.Message(code=Code.REQUEST_ENTITY_TOO_LARGE)
-        if path[:1] == ("fw",) and self.listener.firmware is not None:
-            return self.listener.firmware.render(request, origin)
-        if path == ("rd",):
-            if method != Code.POST:
-                return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
-            params = _query(request)
-            endpoint = params.get("ep")
-            if not endpoint:
-                raise InvalidUplink("registration without ep=")
-            lifetime = _int_param(params, "lt")
-            if lifetime is not None and lifetime == 0:
-                raise InvalidUplink("lifetime must be positive")
-            return RegisterRequest(
-                origin=origin,
-                endpoint=endpoint,
-                lifetime=86400 if lifetime is None else lifetime,
-                lwm2m_version=params.get("lwm2m") or "1.0",
-                binding=params.get("b") or "U",
-                queue_mode="Q" in params or "Q" in (params.get("b") or ""),
-                sms=params.get("sms"),
-                object_links=_link_payload(request),
-                options=_options(request),
-            )
-        if len(path) == 2 and path[0] == "rd":
-            if method == Code.DELETE:
-                return DeregisterRequest(origin=origin, registration_id=path[1])
-            if method != Code.POST:
-                return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
-            params = _query(request)
-            lifetime = _int_param(params, "lt")
-            if lifetime is not None and lifetime == 0:
-                raise InvalidUplink("lifetime must be positive")
-            return UpdateRequest(
-                origin=origin,
-                registration_id=path[1],
-                lifetime=lifetime,
-                binding=params.get("b"),
-                sms=params.get("sms"),
-                object_links=_link_payload(request) if request.payload else None,
-                options=_options(request),
-            )
-        if path == ("bs",):
-            if method != Code.POST:
-                return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
-            params = _query(request)
-            endpoint = params.get("ep")
-            if not endpoint:
-                raise InvalidUplink("bootstrap request without ep=")
-            return BootstrapRequest(
-                origin=origin,
-                endpoint=endpoint,
-                preferred_content_format=_int_param(params, "pct"),
-                options=_options(request),
-            )
-        if path == ("dp",):
-            if method != Code.POST:
-                return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
-            cf = request.opt.content_format
-            return SendRequest(
-                origin=origin, content_format=None if cf is None else int(cf), payload=request.payload
-            )
-        return None
-
-
-def _peer(remote: Any) -> tuple[str, int] | None:
-    try:
-        return _host_of(remote)
-    except InvalidUplink:
-        return None
-
-
-def _chain(source: asyncio.Future[Any] | None, target: asyncio.Future[Any]) -> None:
-    """Complete `target` like `source` (None: at once)."""
-    if source is None:
-        if not target.done():
-            target.set_result(None)
-        return
-
-    def copy(f: asyncio.Future[Any]) -> None:
-        if target.done():
-            return
-        if f.cancelled():
-            target.cancel()
-        elif f.exception() is not None:
-            target.set_exception(f.exception())  # type: ignore[arg-type]
-        else:
-            target.set_result(f.result())
-
-    source.add_done_callback(copy)
-
-
-def _retrieve_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def _owned(request: Any) -> Any:
-    """Give an aiocoap request's response an owner for its outcome. The caller may stop waiting
-    (our timeout, a cancelled caller) while aiocoap goes on retransmitting to a client that died;
-    the final ConRetransmitsExceeded, or the LibraryShutdown of a stop, is then taken here instead
-    of being reported as "Future exception was never retrieved"."""
-    request.response.add_done_callback(_retrieve_outcome)
-    return request
-
-
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
 EXCHANGE_LIFETIME = TransportTuning().EXCHANGE_LIFETIME
 
-# What a notification handler returns: a future that completes once the values are committed
-# (the ACK is sent then; an exception withholds it), or None when there is nothing to wait for.
-NotificationHandler = Callable[[DownlinkResponse], "asyncio.Future[Any] | None"]
 _MessageKey = tuple[Any, int]
-
-
-@dataclass(slots=True)
-class _Subscription:
-    remote: Any
-    handle: ObservationHandle
-    deliver: Callable[[aiocoap.Message], None]
-
-
-class ObservationHandle:
-    """A running observation on a client: notifications go to the callback until cancelled."""
-
-    def __init__(self, request: Any, token: bytes, forget_token: Callable[[bytes], None]) -> None:
-        self._request = request
-        self.token = token
-        self._forget_token = forget_token
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        """Forget the observation locally; the next notification is answered with a Reset."""
-        if not self.cancelled:
-            self.cancelled = True
-            with contextlib.suppress(Exception):
-                self._request.observation.cancel()
-            self._forget_token(self.token)
 
 
 class CoapListener:
@@ -401,11 +114,11 @@ class CoapListener:
         self.identity_lookup: Callable[[str, int], str | None] | None = None
         # Serves `GET /fw/{id}` (server.coap.firmware_resource), set by the server.
         self.firmware: FirmwareServer | None = None
-        self._counter_handler = _MalformedCounter(self.counters)
+        self._counter_handler = MalformedCounter(self.counters)
         self._forced_tokens: dict[int, bytes] = {}
         # Acknowledge after commit: observation token -> subscription; (remote, mid) of every
         # notification seen -> the future of its write (None: nothing to wait for).
-        self._subscriptions: dict[bytes, _Subscription] = {}
+        self._subscriptions: dict[bytes, Subscription] = {}
         self._seen: dict[_MessageKey, asyncio.Future[Any] | None] = {}
         self._seen_order: deque[tuple[float, _MessageKey]] = deque()
         # Peers whose Register/Update is being answered: downlinks to them wait for the answer.
@@ -425,14 +138,14 @@ class CoapListener:
         loggername = f"coap-server.{self.name}.{id(self)}"
         logging.getLogger(loggername).addHandler(self._counter_handler)
         self.context = await aiocoap.Context.create_server_context(
-            _UplinkResource(self), bind=(self.host, self.port), transports=["udp6"], loggername=loggername
+            UplinkResource(self), bind=(self.host, self.port), transports=["udp6"], loggername=loggername
         )
         if self.port == 0:
             self.port = self._bound_port()
-        self._install_token_override()
-        self._install_ack_after_commit()
-        self._install_decode_guard()
-        self._install_firmware_blocks_uncached()
+        install_token_override(self.context, self._forced_tokens)
+        install_ack_after_commit(self.context, self._claim_notification, self._acknowledge)
+        install_decode_guard(self.context, self.counters)
+        install_firmware_blocks_uncached(self.context)
 
     def _forget_token(self, token: bytes) -> None:
         """Drop the token from aiocoap's table of open requests, so that the next response on it
@@ -445,105 +158,6 @@ class CoapListener:
             if isinstance(table, dict):
                 for key in [k for k in table if k[0] == token]:
                     table.pop(key, None)
-
-    def _install_token_override(self) -> None:
-        """Let `send(..., token=...)` reuse a token: an Observe=1 cancel must carry the token of
-        the observation it cancels (RFC 7641 §3.6), and aiocoap always draws a fresh one."""
-        assert self.context is not None
-        for interface in self.context.request_interfaces:
-            if not hasattr(interface, "next_token"):
-                continue
-            original_request = interface.request
-
-            def request(pipe: Any, _interface: Any = interface, _original: Any = original_request) -> None:
-                forced = self._forced_tokens.pop(id(pipe.request), None)
-                if forced is None:
-                    _original(pipe)
-                    return
-                draw = _interface.next_token
-                _interface.next_token = lambda: forced
-                try:
-                    _original(pipe)
-                finally:
-                    _interface.next_token = draw
-
-            interface.request = request
-
-    def _install_decode_guard(self) -> None:
-        """aiocoap 0.4.17 lets a string option with invalid UTF-8 escape `Message.decode` as a
-        UnicodeDecodeError, which reaches the event loop's exception handler (logged at ERROR)
-        for every such datagram. Wrap the UDP transport's `datagram_msg_received` on this
-        context: such a datagram is counted as malformed and dropped, like any unparsable one."""
-        assert self.context is not None
-        for interface in self.context.request_interfaces:
-            message_interface = getattr(
-                getattr(interface, "token_interface", None), "message_interface", None
-            )
-            original = getattr(message_interface, "datagram_msg_received", None)
-            if message_interface is None or original is None:
-                continue
-
-            def datagram_msg_received(
-                data: bytes, ancdata: Any, flags: int, address: Any, _original: Any = original
-            ) -> None:
-                try:
-                    _original(data, ancdata, flags, address)
-                except UnicodeDecodeError:
-                    self.counters.malformed_datagrams += 1
-                except Exception:
-                    # Raised by the dispatch; aiocoap has logged it already, with its traceback.
-                    self.counters.handler_errors += 1
-
-            message_interface.datagram_msg_received = datagram_msg_received
-
-    def _install_firmware_blocks_uncached(self) -> None:
-        """aiocoap remembers every request's message id, with its response, for EXCHANGE_LIFETIME
-        (247 s) to answer a duplicate (RFC 7252 §4.5); for a firmware campaign that is every
-        block of the last four minutes (827 MiB with 1,000 devices). A `GET /fw/{id}` block is
-        idempotent, which §4.5 lets a server process again instead: such a request is not
-        remembered, and a retransmission is answered afresh from the one copy of the package.
-        Wraps the message manager's `_deduplicate_message` (an aiocoap internal, pinned version)."""
-        assert self.context is not None
-        for interface in self.context.request_interfaces:
-            manager = getattr(interface, "token_interface", None)
-            deduplicate = getattr(manager, "_deduplicate_message", None)
-            if manager is None or deduplicate is None:
-                continue
-
-            def deduplicate_message(message: aiocoap.Message, _original: Any = deduplicate) -> bool:
-                if message.code == Code.GET and tuple(message.opt.uri_path[:1]) == ("fw",):
-                    return False
-                result: bool = _original(message)
-                return result
-
-            manager._deduplicate_message = deduplicate_message
-
-    def _install_ack_after_commit(self) -> None:
-        """Wrap the message manager's `dispatch_message` and `_send_empty_ack` (module docstring)."""
-        assert self.context is not None
-        for interface in self.context.request_interfaces:
-            manager = getattr(interface, "token_interface", None)
-            dispatch = getattr(manager, "dispatch_message", None)
-            send_ack = getattr(manager, "_send_empty_ack", None)
-            if manager is None or dispatch is None or send_ack is None:
-                continue
-
-            def dispatch_message(
-                message: aiocoap.Message, _original: Any = dispatch, _send_ack: Any = send_ack
-            ) -> None:
-                if self._claim_notification(message):
-                    # Ours entirely: aiocoap's token and observation layers would only find it
-                    # claimed; a CON gets its empty ACK once the write commits.
-                    if message.mtype == CON:
-                        self._acknowledge(message.remote, message.mid, "notification", _send_ack)
-                    return
-                _original(message)
-
-            def send_empty_ack(remote: Any, mid: int, reason: str, _original: Any = send_ack) -> None:
-                self._acknowledge(remote, mid, reason, _original)
-
-            manager.dispatch_message = dispatch_message
-            manager._send_empty_ack = send_empty_ack
 
     def _claim_notification(self, message: aiocoap.Message) -> bool:
         """Deliver a notification of one of our observations once per (remote, message id).
@@ -563,7 +177,7 @@ class CoapListener:
             return key not in self._early
         subscription = self._subscriptions.get(bytes(message.token))
         if subscription is None:
-            if _peer(message.remote) in self._observing:
+            if peer_of(message.remote) in self._observing:
                 # A notification that overtook the observation's set-up (the device notified
                 # right after its first response): hold its ACK until the observation's
                 # callback delivers it and the write commits.
@@ -572,7 +186,7 @@ class CoapListener:
                 self._early[key] = placeholder
                 return False
             stray = self.stray_notification
-            peer = _peer(message.remote)
+            peer = peer_of(message.remote)
             handler = stray(bytes(message.token), *peer) if stray is not None and peer is not None else None
             if handler is None:
                 return False
@@ -604,14 +218,14 @@ class CoapListener:
                 early.cancel()
             return
         if early is not None:
-            _chain(future, early)
+            chain(future, early)
             future = early
         if future is not None:
             self._remember_write(key, future)
 
     def _drop_early(self, peer: tuple[str, int] | None) -> None:
         """The observation was not set up: notifications held for it stay unacknowledged."""
-        for key in [k for k in self._early if _peer(k[0]) == peer]:
+        for key in [k for k in self._early if peer_of(k[0]) == peer]:
             self._early.pop(key).cancel()
             self._seen.pop(key, None)
 
@@ -631,8 +245,10 @@ class CoapListener:
         order = self._seen_order
         while order and order[0][0] <= now:
             _deadline, key = order.popleft()
-            entry = self._seen.get(key, False)
-            if entry is None or (entry is not False and entry.done()):
+            if key not in self._seen:
+                continue
+            entry = self._seen[key]
+            if entry is None or entry.done():
                 del self._seen[key]
 
     def _acknowledge(self, remote: Any, mid: int, reason: str, send: Callable[[Any, int, str], None]) -> None:
@@ -768,9 +384,9 @@ class CoapListener:
         message = self._message(address, downlink)
         if token is not None:
             self._forced_tokens[id(message)] = token
-            request = _owned(context.request(message, handle_blockwise=False))
+            request = owned(context.request(message, handle_blockwise=False))
         else:
-            request = _owned(context.request(message))
+            request = owned(context.request(message))
         return self._response(await self._await_response(request, address, timeout))
 
     async def _await_response(
@@ -808,7 +424,7 @@ class CoapListener:
         peer = (address[0], int(address[1]))
         self._observing[peer] = self._observing.get(peer, 0) + 1
         try:
-            request = _owned(context.request(self._message(address, downlink)))
+            request = owned(context.request(self._message(address, downlink)))
             first = await self._await_response(request, address, timeout)
         except BaseException:
             self._observe_done(peer)
@@ -839,7 +455,7 @@ class CoapListener:
             if not handle.cancelled:
                 on_end(exc)
 
-        self._subscriptions[handle.token] = _Subscription(first.remote, handle, deliver)
+        self._subscriptions[handle.token] = Subscription(first.remote, handle, deliver)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)

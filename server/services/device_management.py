@@ -2,8 +2,9 @@
 
 Read, Discover, Write (replace `PUT` / partial update `POST`), Write-Attributes, Execute, Create,
 Delete, and the 1.1 composite operations (Read-Composite `FETCH`, Write-Composite `iPATCH`).
-Each operation is a JSON-safe `Operation` so that queue mode can persist it, and a coroutine that
-performs it against a registration through the listener it registered on.
+Each operation is a typed, JSON-safe record (`server.services.operations`) so that queue mode can
+persist it, and one coroutine here encodes and performs it against a registration through the
+listener it registered on; answers are decoded by `lwm2m.codec.responses`.
 
 Content formats: a caller may ask for one (plain text, 0, included), and that wins. Otherwise the
 server chooses from what the client declared at registration (`lwm2m=` and the root link's `ct=`):
@@ -17,14 +18,14 @@ decode, or answers another path, is an `UndecodableAnswer`, never a made-up devi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from lwm2m import codec
-from lwm2m.codec import tlv
-from lwm2m.codec.link_format import Link, parse_links
-from lwm2m.errors import CodecError, InvalidPath
+from lwm2m.codec import responses
+from lwm2m.codec.link_format import Link
+from lwm2m.errors import CodecError
 from lwm2m.model import ModelRegistry
 from lwm2m.node import (
     LwM2MObject,
@@ -43,6 +44,19 @@ from lwm2m.values import value_from_jsonable, value_to_jsonable
 from server.domain import Registration
 from server.events import EventBus
 from server.services.errors import BadArgument, RequestFailed, UndecodableAnswer
+from server.services.operations import (
+    Create,
+    Delete,
+    Discover,
+    Execute,
+    Operation,
+    Read,
+    ReadComposite,
+    Write,
+    WriteAttributes,
+    WriteComposite,
+)
+from server.services.ports import Transport
 from server.services.requests import Downlink, DownlinkResponse
 from server.store.repository import Store, StoredValue
 
@@ -59,36 +73,9 @@ READ_PREFERENCE = (
 ATTRIBUTE_NAMES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "edge", "con", "hqmax")
 
 
-class Transport(Protocol):
-    """What device management needs from the CoAP edge (a `CoapListener`)."""
-
-    async def send(
-        self, address: tuple[str, int], downlink: Downlink, timeout: float
-    ) -> DownlinkResponse: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """A device-management request in JSON-safe form (persisted by queue mode)."""
-
-    kind: str  # read, discover, write, write_attributes, execute, create, delete, read_composite, write_composite
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": self.params}
-
-
-def _given_format(params: Mapping[str, Any], otherwise: int | None) -> Any:
+def _given_format(given: int | None, otherwise: int | None) -> Any:
     """The caller's content format (0, plain text, is one), else `otherwise`."""
-    given = params.get("content_format")
     return otherwise if given is None else given
-
-
-def _format_name(fmt: int) -> str:
-    try:
-        return f"content format {fmt} {ContentFormat(fmt).name}"
-    except ValueError:
-        return f"content format {fmt}, which the server cannot decode"
 
 
 def values_to_json(node: Node, path: Path) -> list[dict[str, Any]]:
@@ -207,50 +194,15 @@ class DeviceManagement:
         return ContentFormat.TLV
 
     def decode_response(self, response: DownlinkResponse, path: Path) -> Node:
-        fmt = response.content_format
-        if fmt is None:
-            fmt = ContentFormat.TEXT if path.depth >= 3 else ContentFormat.TLV
+        """The node an answer to a Read (or Observe) of `path` carries (`lwm2m.codec.responses`);
+        UndecodableAnswer when it does not decode."""
         try:
-            return codec.decode(response.payload, path, fmt, self.model)
+            return responses.decode_answer(response.payload, response.content_format, path, self.model)
         except CodecError as exc:
-            lenient = self._single_value_of_multiple(response.payload, path, fmt)
-            if lenient is not None:
-                return lenient
+            fmt = responses.answer_format(response.content_format, path)
             raise UndecodableAnswer(
-                f"the answer to {path} ({_format_name(fmt)}) does not decode: {exc}"
+                f"the answer to {path} ({responses.format_name(fmt)}) does not decode: {exc}"
             ) from exc
-
-    def _single_value_of_multiple(self, payload: bytes, path: Path, fmt: int) -> Node | None:
-        """Many modules answer a multiple resource (/19/0/0 above all) with one plain value: a
-        single-resource TLV, text or opaque. Carriers accept that as instance 0; so do we."""
-        if path.depth != 3 or path.object_id is None or path.resource_id is None:
-            return None
-        if not self.model.is_multiple(path.object_id, path.resource_id):
-            return None
-        rtype = self.model.resource_type(path.object_id, path.resource_id)
-        try:
-            if ContentFormat(fmt).canonical is ContentFormat.TLV:
-                entries = tlv.parse_tlvs(payload)
-                if (
-                    len(entries) != 1
-                    or entries[0].id != path.resource_id
-                    or entries[0].kind != tlv.TlvKind.RESOURCE_VALUE
-                ):
-                    return None
-                value = tlv.decode_value(entries[0].value, rtype)
-            elif rtype is ResourceType.OPAQUE and ContentFormat(fmt).canonical in (
-                ContentFormat.TEXT,
-                ContentFormat.OPAQUE,
-            ):
-                value = payload  # what such modules send is the data itself, not base64
-            else:
-                instance = codec.decode(payload, path.child(0), fmt, self.model)
-                if not isinstance(instance, ResourceInstance):
-                    return None
-                value = instance.value
-        except (CodecError, ValueError):
-            return None
-        return MultipleResource(path.resource_id, {0: value}, rtype)
 
     @staticmethod
     def _check(response: DownlinkResponse, expected: Sequence[CoapCode]) -> None:
@@ -306,148 +258,171 @@ class DeviceManagement:
     ) -> Any:
         """Run one operation; returns a JSON-safe result (what queue mode stores)."""
         timeout = self.default_timeout if timeout is None else timeout
-        p = op.params
+        perform = _PERFORMERS.get(type(op))
+        if perform is None:
+            raise BadArgument(f"unknown operation {op!r}")
+        return await perform(self, _Call(transport, reg, timeout), op)
+
+    async def _read(self, call: _Call, op: Read) -> Any:
+        reg, path = call.reg, op.path
+        accept = _given_format(op.content_format, self.read_format(reg, path))
+        response = await call.send(Downlink("GET", self.segments(reg, path), accept=accept))
+        self._check(response, (CoapCode.CONTENT,))
+        node = self.decode_response(response, path)
+        await self.record_node(reg.endpoint, node, path, "read")
+        self.bus.publish("request.read", reg.endpoint, path=str(path), values=values_to_json(node, path))
+        return {"node": values_to_json(node, path), "content_format": response.content_format}
+
+    async def _discover(self, call: _Call, op: Discover) -> Any:
+        reg, path = call.reg, op.path
+        response = await call.send(Downlink("GET", self.segments(reg, path), accept=ContentFormat.LINK))
+        self._check(response, (CoapCode.CONTENT,))
         try:
-            path = Path.parse(p.get("path", "/"))
-        except InvalidPath as exc:
+            links = responses.decode_links(response.payload)
+        except CodecError as exc:
+            raise UndecodableAnswer(f"the discover answer of {path} is not link format: {exc}") from exc
+        result = [{"target": link.target, "params": dict(link.params)} for link in links]
+        self.bus.publish("request.discover", reg.endpoint, path=str(path), links=result)
+        return {"links": result}
+
+    async def _write(self, call: _Call, op: Write) -> Any:
+        reg, path = call.reg, op.path
+        entries = values_from_json(op.values)
+        # A partial update is a POST on the object instance carrying only the resources it
+        # changes (Core §5.4.3): a POST on a resource path is an Execute.
+        target = path if op.replace or path.depth <= 2 else Path(path.object_id, path.instance_id)
+        node = build_node(target, entries, self.model.is_multiple)
+        fmt = _given_format(op.content_format, self.write_format(reg, node))
+        try:
+            payload = codec.encode(node, target, fmt, self.model)
+        except CodecError as exc:
             raise BadArgument(str(exc)) from exc
-        address = reg.address
-        seg = self.segments(reg, path)
-        endpoint = reg.endpoint
+        method = "PUT" if op.replace else "POST"
+        response = await call.send(Downlink(method, self.segments(reg, target), payload, content_format=fmt))
+        self._check(response, (CoapCode.CHANGED,))
+        self.bus.publish(
+            "request.write", reg.endpoint, path=str(path), values=list(op.values), replace=method == "PUT"
+        )
+        return {"code": CoapCode.CHANGED.dotted}
 
-        if op.kind == "read":
-            accept = _given_format(p, self.read_format(reg, path))
-            response = await transport.send(address, Downlink("GET", seg, accept=accept), timeout)
-            self._check(response, (CoapCode.CONTENT,))
-            node = self.decode_response(response, path)
-            await self.record_node(endpoint, node, path, "read")
-            self.bus.publish("request.read", endpoint, path=str(path), values=values_to_json(node, path))
-            return {"node": values_to_json(node, path), "content_format": response.content_format}
+    async def _write_attributes(self, call: _Call, op: WriteAttributes) -> Any:
+        reg, path = call.reg, op.path
+        query = []
+        for name, value in op.attributes:
+            if name not in ATTRIBUTE_NAMES:
+                raise BadArgument(f"unknown attribute {name!r}")
+            query.append(name if value is None else f"{name}={value}")
+        response = await call.send(Downlink("PUT", self.segments(reg, path), query=tuple(query)))
+        self._check(response, (CoapCode.CHANGED,))
+        self.bus.publish(
+            "request.write_attributes", reg.endpoint, path=str(path), attributes=dict(op.attributes)
+        )
+        return {"code": CoapCode.CHANGED.dotted}
 
-        if op.kind == "discover":
-            response = await transport.send(address, Downlink("GET", seg, accept=ContentFormat.LINK), timeout)
-            self._check(response, (CoapCode.CONTENT,))
-            try:
-                links = parse_links(response.payload)
-            except CodecError as exc:
-                raise UndecodableAnswer(f"the discover answer of {path} is not link format: {exc}") from exc
-            result = [{"target": link.target, "params": dict(link.params)} for link in links]
-            self.bus.publish("request.discover", endpoint, path=str(path), links=result)
-            return {"links": result}
-
-        if op.kind == "write":
-            entries = values_from_json(p["values"])
-            replace = p.get("replace", True)
-            # A partial update is a POST on the object instance carrying only the resources it
-            # changes (Core §5.4.3): a POST on a resource path is an Execute.
-            target = path if replace or path.depth <= 2 else Path(path.object_id, path.instance_id)
-            node = build_node(target, entries, self.model.is_multiple)
-            fmt = _given_format(p, self.write_format(reg, node))
-            try:
-                payload = codec.encode(node, target, fmt, self.model)
-            except CodecError as exc:
-                raise BadArgument(str(exc)) from exc
-            method = "PUT" if replace else "POST"
-            response = await transport.send(
-                address, Downlink(method, self.segments(reg, target), payload, content_format=fmt), timeout
+    async def _execute(self, call: _Call, op: Execute) -> Any:
+        reg, path, args = call.reg, op.path, op.arguments
+        response = await call.send(
+            Downlink(
+                "POST",
+                self.segments(reg, path),
+                args.encode(),
+                content_format=ContentFormat.TEXT if args else None,
             )
-            self._check(response, (CoapCode.CHANGED,))
-            self.bus.publish(
-                "request.write", endpoint, path=str(path), values=p["values"], replace=method == "PUT"
-            )
-            return {"code": CoapCode.CHANGED.dotted}
+        )
+        self._check(response, (CoapCode.CHANGED,))
+        self.bus.publish("request.execute", reg.endpoint, path=str(path), arguments=args)
+        return {"code": CoapCode.CHANGED.dotted}
 
-        if op.kind == "write_attributes":
-            query = []
-            for name, value in p.get("attributes", {}).items():
-                if name not in ATTRIBUTE_NAMES:
-                    raise BadArgument(f"unknown attribute {name!r}")
-                query.append(name if value is None else f"{name}={value}")
-            response = await transport.send(address, Downlink("PUT", seg, query=tuple(query)), timeout)
-            self._check(response, (CoapCode.CHANGED,))
-            self.bus.publish(
-                "request.write_attributes", endpoint, path=str(path), attributes=p.get("attributes")
-            )
-            return {"code": CoapCode.CHANGED.dotted}
+    async def _create(self, call: _Call, op: Create) -> Any:
+        reg, path, instance_id = call.reg, op.path, op.instance_id
+        inst_path = path.child(instance_id if instance_id is not None else 0)
+        node = build_node(inst_path, values_from_json(op.values), self.model.is_multiple)
+        fmt = _given_format(op.content_format, self.write_format(reg, node))
+        # With an id, TLV wraps the resources in an object-instance TLV (encoded at the object
+        # path); without one the client picks the id and gets bare resources. SenML names carry
+        # the instance id in every record.
+        tlv = ContentFormat(fmt).canonical is ContentFormat.TLV
+        target = path if instance_id is not None and tlv else inst_path
+        try:
+            payload = codec.encode(node, target, fmt, self.model)
+        except CodecError as exc:
+            raise BadArgument(str(exc)) from exc
+        response = await call.send(Downlink("POST", self.segments(reg, path), payload, content_format=fmt))
+        self._check(response, (CoapCode.CREATED,))
+        self.bus.publish("request.create", reg.endpoint, path=str(path), instance_id=instance_id)
+        return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}
 
-        if op.kind == "execute":
-            args = p.get("arguments") or ""
-            response = await transport.send(
-                address,
-                Downlink("POST", seg, args.encode(), content_format=ContentFormat.TEXT if args else None),
-                timeout,
-            )
-            self._check(response, (CoapCode.CHANGED,))
-            self.bus.publish("request.execute", endpoint, path=str(path), arguments=args)
-            return {"code": CoapCode.CHANGED.dotted}
+    async def _delete(self, call: _Call, op: Delete) -> Any:
+        reg, path = call.reg, op.path
+        response = await call.send(Downlink("DELETE", self.segments(reg, path)))
+        self._check(response, (CoapCode.DELETED,))
+        self.bus.publish("request.delete", reg.endpoint, path=str(path))
+        return {"code": CoapCode.DELETED.dotted}
 
-        if op.kind == "create":
-            instance_id = p.get("instance_id")
-            inst_path = path.child(instance_id if instance_id is not None else 0)
-            node = build_node(inst_path, values_from_json(p["values"]), self.model.is_multiple)
-            fmt = _given_format(p, self.write_format(reg, node))
-            # With an id, TLV wraps the resources in an object-instance TLV (encoded at the object
-            # path); without one the client picks the id and gets bare resources. SenML names carry
-            # the instance id in every record.
-            tlv = ContentFormat(fmt).canonical is ContentFormat.TLV
-            target = path if instance_id is not None and tlv else inst_path
-            try:
-                payload = codec.encode(node, target, fmt, self.model)
-            except CodecError as exc:
-                raise BadArgument(str(exc)) from exc
-            response = await transport.send(
-                address, Downlink("POST", seg, payload, content_format=fmt), timeout
-            )
-            self._check(response, (CoapCode.CREATED,))
-            self.bus.publish("request.create", endpoint, path=str(path), instance_id=instance_id)
-            return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}
+    async def _read_composite(self, call: _Call, op: ReadComposite) -> Any:
+        reg = call.reg
+        fmt = op.content_format or ContentFormat.SENML_CBOR
+        body = codec.encode_paths(list(op.paths), fmt)
+        response = await call.send(Downlink("FETCH", _root(reg), body, content_format=fmt, accept=fmt))
+        self._check(response, (CoapCode.CONTENT,))
+        answer_format = response.content_format or fmt
+        try:
+            nodes = responses.decode_composite_answer(response.payload, answer_format, self.model)
+        except CodecError as exc:
+            raise UndecodableAnswer(
+                f"the read-composite answer ({responses.format_name(answer_format)}) does not decode: {exc}"
+            ) from exc
+        values: list[dict[str, Any]] = []
+        for node_path, node in nodes.items():
+            await self.record_node(reg.endpoint, node, node_path, "read")
+            values.extend(values_to_json(node, node_path))
+        self.bus.publish(
+            "request.read_composite", reg.endpoint, paths=[str(p) for p in op.paths], values=values
+        )
+        return {"node": values}
 
-        if op.kind == "delete":
-            response = await transport.send(address, Downlink("DELETE", seg), timeout)
-            self._check(response, (CoapCode.DELETED,))
-            self.bus.publish("request.delete", endpoint, path=str(path))
-            return {"code": CoapCode.DELETED.dotted}
+    async def _write_composite(self, call: _Call, op: WriteComposite) -> Any:
+        reg = call.reg
+        entries = values_from_json(op.values)
+        fmt = op.content_format or ContentFormat.SENML_CBOR
+        nodes: dict[Path, Node] = {
+            e_path: build_node(e_path, [(e_path, v, t)], self.model.is_multiple) for e_path, v, t in entries
+        }
+        body = codec.encode_composite(nodes, fmt, self.model)
+        response = await call.send(Downlink("IPATCH", _root(reg), body, content_format=fmt))
+        self._check(response, (CoapCode.CHANGED,))
+        self.bus.publish("request.write_composite", reg.endpoint, values=list(op.values))
+        return {"code": CoapCode.CHANGED.dotted}
 
-        if op.kind == "read_composite":
-            paths = [Path.parse(x) for x in p["paths"]]
-            fmt = p.get("content_format") or ContentFormat.SENML_CBOR
-            body = codec.encode_paths(paths, fmt)
-            root = tuple(s for s in reg.root_path.split("/") if s)
-            response = await transport.send(
-                address, Downlink("FETCH", root, body, content_format=fmt, accept=fmt), timeout
-            )
-            self._check(response, (CoapCode.CONTENT,))
-            answer_format = response.content_format or fmt
-            try:
-                nodes = codec.decode_composite(response.payload, answer_format, self.model)
-            except CodecError as exc:
-                raise UndecodableAnswer(
-                    f"the read-composite answer ({_format_name(answer_format)}) does not decode: {exc}"
-                ) from exc
-            values: list[dict[str, Any]] = []
-            for node_path, node in nodes.items():
-                await self.record_node(endpoint, node, node_path, "read")
-                values.extend(values_to_json(node, node_path))
-            self.bus.publish("request.read_composite", endpoint, paths=p["paths"], values=values)
-            return {"node": values}
 
-        if op.kind == "write_composite":
-            entries = values_from_json(p["values"])
-            fmt = p.get("content_format") or ContentFormat.SENML_CBOR
-            nodes: dict[Path, Node] = {
-                e_path: build_node(e_path, [(e_path, v, t)], self.model.is_multiple)
-                for e_path, v, t in entries
-            }
-            body = codec.encode_composite(nodes, fmt, self.model)
-            root = tuple(s for s in reg.root_path.split("/") if s)
-            response = await transport.send(
-                address, Downlink("IPATCH", root, body, content_format=fmt), timeout
-            )
-            self._check(response, (CoapCode.CHANGED,))
-            self.bus.publish("request.write_composite", endpoint, values=p["values"])
-            return {"code": CoapCode.CHANGED.dotted}
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One operation's way to its device: the transport, the registration, the time budget."""
 
-        raise BadArgument(f"unknown operation {op.kind!r}")
+    transport: Transport
+    reg: Registration
+    timeout: float
+
+    async def send(self, downlink: Downlink) -> DownlinkResponse:
+        return await self.transport.send(self.reg.address, downlink, self.timeout)
+
+
+def _root(reg: Registration) -> tuple[str, ...]:
+    return tuple(s for s in reg.root_path.split("/") if s)
+
+
+# One function per operation kind (the encoders above), chosen by the operation's type.
+_PERFORMERS: dict[type, Callable[[DeviceManagement, _Call, Any], Awaitable[Any]]] = {
+    Read: DeviceManagement._read,
+    Discover: DeviceManagement._discover,
+    Write: DeviceManagement._write,
+    WriteAttributes: DeviceManagement._write_attributes,
+    Execute: DeviceManagement._execute,
+    Create: DeviceManagement._create,
+    Delete: DeviceManagement._delete,
+    ReadComposite: DeviceManagement._read_composite,
+    WriteComposite: DeviceManagement._write_composite,
+}
 
 
 def result_node(result: Mapping[str, Any], path: Path, model: ModelRegistry) -> Node:

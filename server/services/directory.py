@@ -37,6 +37,7 @@ The rules (each has its own test):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -150,7 +151,7 @@ class DeviceDirectory:
         entry = self._keys.get((carrier, attribute, identity))
         return entry[0] if entry is not None else None
 
-    def psk_lookup(self, listener: str) -> Any:
+    def psk_lookup(self, listener: str) -> Callable[[bytes], bytes | None]:
         def lookup(identity: bytes) -> bytes | None:
             return self.psk_for(listener, identity)
 
@@ -313,7 +314,7 @@ class DeviceDirectory:
 
     def _name_for(self, device: Device, endpoint: str) -> str:
         if device.endpoint in (endpoint, f"{endpoint}@{device.carrier}"):
-            return device.endpoint  # type: ignore[return-value]
+            return device.endpoint
         holder = self.provisioning.device_by_endpoint(endpoint)
         if holder is None or holder.id == device.id:
             return endpoint
@@ -339,7 +340,9 @@ class DeviceDirectory:
         self.carriers.refusals[endpoint] = refusal
         return Verdict(refusal.code, refusal.reason)
 
-    def _admit(self, listener: str, endpoint: str, options: Any, identity: str | None) -> Admission | Refusal:
+    def _admit(
+        self, listener: str, endpoint: str, options: Mapping[int, bytes], identity: str | None
+    ) -> Admission | Refusal:
         profile = self.carriers.strict_profile(listener)
         if profile is not None:
             found = profile.admit(self.provisioning, endpoint, options, identity)

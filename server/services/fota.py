@@ -24,6 +24,7 @@ for the device's next Register or Update). Every status change is written to the
 it is published (`fota.device`, and `fota.task` with the totals); a server that restarts resumes
 its running tasks: each unfinished device starts again at its version check, which finds where
 the device is (already updated, Downloaded, still Downloading) and carries on from there.
+The task and progress records live in `server.services.fota_tasks`.
 """
 
 from __future__ import annotations
@@ -32,137 +33,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from lwm2m.firmware_update import Resource, State, UpdateResult, meaning
-from lwm2m.node import ObjectInstance, SingleResource
-from server.services.errors import BadArgument, DeviceSleeping, ServerError, UnknownItem
+from lwm2m.node import Node, ObjectInstance, SingleResource
+from server.events import Subscription
+from server.services.errors import BadArgument, DeviceSleeping, ServerError
 from server.services.firmware_store import FirmwareStore
+from server.services.fota_tasks import (
+    DEFAULT_TIMEOUTS,
+    METHODS,
+    TERMINAL,
+    DeviceFailed,
+    DeviceProgress,
+    FotaTask,
+    UnknownTask,
+)
+from server.services.ports import ServerApi
 from server.services.requests import Origin
 from server.store.fota_repository import FotaRepository
 
-if TYPE_CHECKING:
-    from server.lwm2m_server import Lwm2mServer
-
 log = logging.getLogger(__name__)
 
-METHODS: Final = ("pull-coap", "pull-http", "push")
-TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled"})
-STATUSES: Final = (
-    "pending",
-    "version-check",
-    "downloading",
-    "downloaded",
-    "updating",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-# Seconds per phase. Huawei IoTDA: 24 h for the device to come online, 3 min for the version
-# query, 60 min for the download; the update's own wait is ours. `poll` is how often the object
-# is read again when no notification came.
-DEFAULT_TIMEOUTS: Final[dict[str, float]] = {
-    "online": 86400.0,
-    "version_check": 180.0,
-    "download": 3600.0,
-    "update": 300.0,
-    "poll": 5.0,
-}
 RETRYABLE: Final = frozenset({UpdateResult.CONNECTION_LOST})
 
 
-class UnknownTask(UnknownItem):
-    pass
-
-
-class DeviceFailed(Exception):
-    def __init__(self, reason: str, update_result: int | None = None) -> None:
-        self.reason = reason
-        self.update_result = update_result
-        super().__init__(reason)
-
-
-@dataclass(slots=True)
-class DeviceProgress:
-    endpoint: str
-    status: str = "pending"
-    bytes: int = 0
-    size: int = 0
-    attempts: int = 0
-    update_result: int | None = None
-    reason: str | None = None
-    from_version: str | None = None
-
-    @property
-    def percent(self) -> float:
-        if self.status == "succeeded":
-            return 100.0
-        return round(100.0 * self.bytes / self.size, 1) if self.size else 0.0
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "bytes": self.bytes,
-            "size": self.size,
-            "attempts": self.attempts,
-            "update_result": self.update_result,
-            "reason": self.reason,
-            "from_version": self.from_version,
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        shown = {"endpoint": self.endpoint, "status": self.status, "percent": self.percent, **self.details()}
-        if self.update_result is not None:
-            shown["update_result_meaning"] = meaning(self.update_result)
-        return shown
-
-
-@dataclass(slots=True)
-class FotaTask:
-    id: int
-    firmware_id: int
-    product_id: str | None
-    method: str
-    status: str
-    options: dict[str, Any]
-    created_at: float
-    finished_at: float | None = None
-    devices: dict[str, DeviceProgress] = field(default_factory=dict)
-
-    @property
-    def timeouts(self) -> dict[str, float]:
-        return {**DEFAULT_TIMEOUTS, **self.options.get("timeouts", {})}
-
-    def totals(self) -> dict[str, Any]:
-        counts = {status: 0 for status in STATUSES}
-        for device in self.devices.values():
-            counts[device.status] += 1
-        # A device's share: its download's percent until it ends, then 100.
-        done = sum(100.0 if d.status in TERMINAL else d.percent for d in self.devices.values())
-        counts["total"] = len(self.devices)
-        counts["percent"] = round(done / len(self.devices), 1) if self.devices else 100.0
-        return counts
-
-    def as_dict(self, *, with_devices: bool = True) -> dict[str, Any]:
-        shown: dict[str, Any] = {
-            "id": self.id,
-            "firmware_id": self.firmware_id,
-            "product_id": self.product_id,
-            "method": self.method,
-            "status": self.status,
-            "max_concurrent": self.options.get("max_concurrent"),
-            "retries": self.options.get("retries"),
-            "timeouts": self.timeouts,
-            "created_at": self.created_at,
-            "finished_at": self.finished_at,
-            "totals": self.totals(),
-        }
-        if with_devices:
-            shown["devices"] = [d.as_dict() for d in self.devices.values()]
-        return shown
-
-
-def _value(instance: Any, resource_id: int) -> Any:
+def _value(instance: Node, resource_id: int) -> Any:
     if isinstance(instance, ObjectInstance):
         node = instance.resources.get(resource_id)
         return node.value if isinstance(node, SingleResource) else None
@@ -170,7 +66,7 @@ def _value(instance: Any, resource_id: int) -> Any:
 
 
 class FotaService:
-    def __init__(self, server: Lwm2mServer, firmware: FirmwareStore, repository: FotaRepository) -> None:
+    def __init__(self, server: ServerApi, firmware: FirmwareStore, repository: FotaRepository) -> None:
         self.server = server
         self.firmware = firmware
         self.repository = repository
@@ -199,11 +95,11 @@ class FotaService:
             )
             self.tasks[task.id] = task
         for row in devices:
-            task = self.tasks.get(int(row["task_id"]))
-            if task is None:
+            owner = self.tasks.get(int(row["task_id"]))
+            if owner is None:
                 continue
             details = dict(row["details"] or {})
-            task.devices[row["endpoint"]] = DeviceProgress(
+            owner.devices[row["endpoint"]] = DeviceProgress(
                 endpoint=row["endpoint"],
                 status=row["status"],
                 bytes=int(details.get("bytes") or 0),
@@ -527,7 +423,9 @@ class FotaService:
                     with contextlib.suppress(TimeoutError):
                         await events.get(timeout=poll)
 
-    async def _wait_update(self, endpoint: str, registrations: Any, timeouts: dict[str, float]) -> None:
+    async def _wait_update(
+        self, endpoint: str, registrations: Subscription, timeouts: dict[str, float]
+    ) -> None:
         """Until the device registers again; State 2 with Update Result 8 is a failed update."""
         poll = timeouts["poll"]
         try:

@@ -27,12 +27,12 @@ from server.domain import Registration
 from server.events import Event
 from server.services.device_management import values_to_json
 from server.services.errors import BadArgument, DeviceTimeout, RequestFailed, ServerError
+from server.services.ports import ServerApi
 from server.services.provisioning import Device
 from server.services.write_types import typed_values
 from server.store.api_repository import ApiRepository
 
 if TYPE_CHECKING:
-    from server.lwm2m_server import Lwm2mServer
     from server.services.push import PushService
 
 WAIT, CANCELLED, SENT, EXPIRED, SUCCESS, FAILED = 1, 2, 3, 4, 5, 6
@@ -75,7 +75,7 @@ def _coap_number(code: int) -> int:
 
 
 class OfflineCommands:
-    def __init__(self, server: Lwm2mServer, push: PushService | None = None) -> None:
+    def __init__(self, server: ServerApi, push: PushService | None = None) -> None:
         self.server = server
         self.push = push
         self._repo: ApiRepository | None = None
@@ -130,7 +130,7 @@ class OfflineCommands:
         await self._expire(device.id)
         if len(await self.repo.commands(device_id=device.id, status=WAIT)) >= MAX_WAITING:
             raise TooManyCommands(f"at most {MAX_WAITING} cached commands per device")
-        row = {
+        row: dict[str, Any] = {
             "uuid": str(uuidlib.uuid4()),
             "device_id": device.id,
             "imei": device.imei,

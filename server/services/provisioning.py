@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from server.domain import Device as Device  # re-exported: the record moved to the domain
 from server.services.errors import BadArgument
 from server.store.repository import ProvisioningRepository, Store
 
@@ -37,29 +38,6 @@ class Product:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    id: int
-    carrier: str
-    product_id: str | None = None
-    endpoint: str | None = None
-    title: str | None = None
-    imei: str | None = None
-    imsi: str | None = None
-    auth_code: str | None = None
-    obsv: bool = True
-    api_key: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    created_at: float = field(default_factory=time.time)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Device:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 def new_key(length: int = 28) -> str:
@@ -231,7 +209,7 @@ class Provisioning:
             raise BadArgument("imsi must be digits")
         if endpoint is not None and endpoint in self._by_endpoint:
             raise BadArgument(f"endpoint {endpoint!r} is taken")
-        row = {
+        row: dict[str, Any] = {
             "product_id": product_id,
             "carrier": carrier,
             "imei": imei,

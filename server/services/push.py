@@ -18,7 +18,8 @@ outcome lands in the delivery log (`push_deliveries`) with its status and a shor
 ("timeout", "connection failed", "HTTP 503", a policy refusal), never a raw connection error.
 Each receiver is isolated from the others (`PushService`): its own bounded queue, connection
 pool and backoff. Receivers added by product keys must pass the push policy
-(`server.services.push_policy`).
+(`server.services.push_policy`). The bodies (signature, encryption, value forms) are built by
+`server.services.push_messages`.
 
 Encrypted delivery (a receiver added with an EncodingAESKey, 43 Base64 characters): the body is
 `{"enc_msg": e, "msg_signature": sig, "nonce": n}` with sig = Base64(MD5(token + nonce + e)) and
@@ -33,33 +34,34 @@ must be added again after a restart).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import json
 import logging
 import secrets
-import string
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-from mbedtls import cipher
 
 from server.events import Event
 from server.services.errors import BadArgument
+from server.services.ports import ServerApi
 from server.services.provisioning import Device
+from server.services.push_messages import (
+    aes_key_bytes,
+    encrypted_body,
+    new_nonce,
+    push_value,
+    sign,
+    signed_body,
+    stream_id,
+)
 from server.services.push_policy import PushPolicy, policy_for
 from server.store import tables
 from server.store.api_repository import ApiRepository
 
-if TYPE_CHECKING:
-    from server.lwm2m_server import Lwm2mServer
-
 log = logging.getLogger(__name__)
 
-_NONCE_ALPHABET = string.ascii_letters + string.digits
 DATA_EVENTS = ("notification", "send", "request.read", "request.read_composite")
 ONLINE_EVENTS = {"registration.registered": 1, "registration.deregistered": 0, "registration.expired": 0}
 # Firmware updates (`fota.device`): OneNET documents no push message for them (README, "Firmware
@@ -68,98 +70,6 @@ ONLINE_EVENTS = {"registration.registered": 1, "registration.deregistered": 0, "
 FOTA_EVENT = "fota.device"
 FOTA_MESSAGE_TYPE = 100
 FOTA_FIELDS = ("task_id", "status", "percent", "bytes", "update_result", "update_result_meaning", "reason")
-
-
-def compact_json(value: Any) -> str:
-    """JSON without spaces, slashes not escaped, non-ASCII kept (what receivers re-create)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def sign(token: str, nonce: str, msg: str) -> str:
-    """Base64(MD5(token + nonce + msg))."""
-    digest = hashlib.md5((token + nonce + msg).encode("utf-8")).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def new_nonce() -> str:
-    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(8))
-
-
-def signed_body(token: str, msg: Any, nonce: str | None = None) -> str:
-    """The POST body of one delivery, as text."""
-    nonce = nonce or new_nonce()
-    text = compact_json(msg)
-    return f'{{"msg":{text},"msg_signature":"{sign(token, nonce, text)}","nonce":"{nonce}"}}'
-
-
-AES_BLOCK = 16
-
-
-def aes_key_bytes(encoding_aes_key: str) -> bytes:
-    """The 32-byte AES key of an EncodingAESKey (43 Base64 characters); BadArgument otherwise."""
-    if len(encoding_aes_key) != 43:
-        raise BadArgument("EncodingAESKey must be 43 Base64 characters")
-    try:
-        key = base64.b64decode(encoding_aes_key + "=", validate=True)
-    except ValueError:
-        raise BadArgument("EncodingAESKey must be 43 Base64 characters") from None
-    return key
-
-
-def encrypt_msg(encoding_aes_key: str, msg: str, random_prefix: bytes | None = None) -> str:
-    """OneNET `enc_msg`: Base64 of AES-256-CBC over 16 random bytes + u32 BE length + msg."""
-    key = aes_key_bytes(encoding_aes_key)
-    data = msg.encode("utf-8")
-    prefix = random_prefix if random_prefix is not None else secrets.token_bytes(16)
-    plain = prefix + len(data).to_bytes(4, "big") + data
-    pad = AES_BLOCK - len(plain) % AES_BLOCK
-    encrypted = cipher.AES.new(key, cipher.MODE_CBC, key[:16]).encrypt(plain + bytes([pad]) * pad)
-    return base64.b64encode(encrypted).decode("ascii")
-
-
-def decrypt_msg(encoding_aes_key: str, enc_msg: str) -> str:
-    """The msg of an `enc_msg` (what a receiver does); BadArgument when it does not decrypt."""
-    key = aes_key_bytes(encoding_aes_key)
-    try:
-        encrypted = base64.b64decode(enc_msg, validate=True)
-        if not encrypted or len(encrypted) % AES_BLOCK:
-            raise ValueError("not whole AES blocks")
-        plain = cipher.AES.new(key, cipher.MODE_CBC, key[:16]).decrypt(encrypted)
-    except ValueError as exc:
-        raise BadArgument(f"enc_msg does not decrypt: {exc}") from None
-    pad = plain[-1]
-    if not 1 <= pad <= AES_BLOCK or plain[-pad:] != bytes([pad]) * pad:
-        raise BadArgument("enc_msg has bad padding")
-    body = plain[:-pad]
-    length = int.from_bytes(body[16:20], "big")
-    if len(body) != 20 + length:
-        raise BadArgument("enc_msg length does not match")
-    return body[20:].decode("utf-8")
-
-
-def encrypted_body(token: str, encoding_aes_key: str, msg: Any, nonce: str | None = None) -> str:
-    """The POST body of one encrypted delivery, as text (the signature covers `enc_msg`)."""
-    nonce = nonce or new_nonce()
-    enc = encrypt_msg(encoding_aes_key, compact_json(msg))
-    return f'{{"enc_msg":"{enc}","msg_signature":"{sign(token, nonce, enc)}","nonce":"{nonce}"}}'
-
-
-def stream_id(path: str) -> str | None:
-    """`/3200/0/5501` -> `3200_0_5501`; None for paths above resource level."""
-    parts = [p for p in path.split("/") if p]
-    return "_".join(parts[:3]) if len(parts) >= 3 else None
-
-
-def push_value(value: Any) -> Any:
-    """A stored (JSON-safe) value as OneNET pushes it: bytes as arrays of byte values."""
-    if isinstance(value, dict):
-        if "hex" in value:
-            return list(bytes.fromhex(value["hex"]))
-        if "time" in value:
-            return int(value["time"])
-        if "objlnk" in value:
-            return value["objlnk"]
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +144,7 @@ class PushService:
 
     def __init__(
         self,
-        server: Lwm2mServer,
+        server: ServerApi,
         *,
         attempts: int = 3,
         backoff: float = 1.0,
@@ -363,7 +273,7 @@ class PushService:
             aes_key_bytes(aes_key)  # validated before anything is stored
         if verify and not await self.verify(url, token):
             raise BadArgument("the receiver did not pass the URL check")
-        row = {
+        row: dict[str, Any] = {
             "url": url,
             "token": token,
             "product_id": product_id,

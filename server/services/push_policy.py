@@ -22,12 +22,12 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
 from server.services.errors import BadArgument
+from server.services.ports import ServerApi
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
@@ -70,7 +70,7 @@ class PushPolicy:
                 raise BadArgument(f"push URL refused: {reason}")
 
 
-def policy_for(server: Any) -> PushPolicy:
+def policy_for(server: ServerApi) -> PushPolicy:
     """The push policy of a started `Lwm2mServer`: its settings' switch, its HTTP, CoAP, DTLS and
     database ports, and the addresses it listens on."""
     settings = server.settings

@@ -16,8 +16,8 @@ from typing import Any
 
 from server.domain import Registration
 from server.events import EventBus
-from server.services.device_management import Operation
 from server.services.errors import ServerError
+from server.services.operations import Operation, operation_from_dict
 from server.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,9 @@ class QueueMode:
         async with lock:
             self._queued_endpoints.discard(reg.endpoint)
             for pending in await self.store.pending_requests(reg.endpoint):
-                op = Operation(pending.operation, pending.params)
                 waiter = self._waiters.pop(pending.id, None)
                 try:
-                    result = await perform(reg, op)
+                    result = await perform(reg, operation_from_dict(pending.operation, pending.params))
                 except ServerError as exc:
                     await self.store.complete_request(pending.id, "failed", {"error": str(exc)})
                     self.bus.publish("request.failed", reg.endpoint, id=pending.id, error=str(exc))

@@ -31,6 +31,7 @@ from server.services.requests import (
     UpdateRequest,
     UplinkResult,
 )
+from server.settings import Settings
 from server.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,14 @@ class RegistrationLimits:
     max_endpoint_length: int = 128
     max_link_payload: int = 64 * 1024
     max_object_links: int = 1000
+
+    @classmethod
+    def of(cls, settings: Settings) -> RegistrationLimits:
+        return cls(
+            settings.registration_max_endpoint_length,
+            settings.registration_max_link_payload,
+            settings.registration_max_object_links,
+        )
 
     def check_endpoint(self, endpoint: str) -> str | None:
         if len(endpoint) > self.max_endpoint_length:

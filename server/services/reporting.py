@@ -32,11 +32,11 @@ from lwm2m.node import iter_values
 from lwm2m.numbers import CoapCode, ContentFormat
 from lwm2m.path import Path
 from lwm2m.values import value_to_jsonable
-from server.coap.listener import ObservationHandle
 from server.domain import Registration
 from server.events import EventBus
 from server.services.device_management import DeviceManagement
 from server.services.errors import RequestFailed, UndecodableAnswer
+from server.services.ports import ObservationHandle, Transport
 from server.services.requests import Downlink, DownlinkResponse, SendRequest, UplinkResult
 from server.store.repository import Store, StoredValue
 
@@ -82,7 +82,7 @@ class Reporting:
 
     async def observe(
         self,
-        transport: Any,
+        transport: Transport,
         reg: Registration,
         paths: Sequence[Path],
         *,
@@ -154,7 +154,12 @@ class Reporting:
         return observation, values
 
     async def cancel(
-        self, transport: Any, reg: Registration | None, observation_id: int, *, active: bool = True
+        self,
+        transport: Transport | None,
+        reg: Registration | None,
+        observation_id: int,
+        *,
+        active: bool = True,
     ) -> None:
         observation = self._active.pop(observation_id, None)
         if observation is None:
@@ -183,6 +188,7 @@ class Reporting:
                 )
             token = observation.handle.token if observation.handle is not None else None
             try:
+                assert transport is not None  # a registration has its listener
                 await transport.send(reg.address, downlink, 10.0, token=token)
             except Exception as exc:
                 log.info("cancel of observation %s on %s not answered: %s", observation_id, reg.endpoint, exc)
@@ -198,7 +204,7 @@ class Reporting:
             self._stored_endpoints.discard(endpoint)
             await self.store.deactivate_observations(endpoint)
 
-    async def reestablish(self, transport: Any, reg: Registration, timeout: float = 25.0) -> int:
+    async def reestablish(self, transport: Transport, reg: Registration, timeout: float = 25.0) -> int:
         """Observe again everything stored as active for this endpoint (after a move or a restart)."""
         count = 0
         await self.forget_endpoint(reg.endpoint, keep_stored=True)

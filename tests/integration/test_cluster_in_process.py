@@ -19,8 +19,9 @@ from lwm2m.path import Path
 from server.cluster import LocalNode
 from server.cluster.node import ClusterNode
 from server.lwm2m_server import Lwm2mServer
-from server.services.device_management import Operation, values_to_json
+from server.services.device_management import values_to_json
 from server.services.errors import UnknownEndpoint
+from server.services.operations import Read, Write
 from tests.conftest import make_settings
 from tests.integration.cluster_support import shared_nats_url
 
@@ -79,9 +80,7 @@ async def test_requests_queued_through_b_are_delivered_by_the_devices_new_owner(
                 break
             await asyncio.sleep(0.05)
         target = Path.parse("/1/0/1")
-        write = Operation(
-            "write", {"path": str(target), "values": values_to_json(b.dm.node_for_write(target, 777), target)}
-        )
+        write = Write(target, tuple(values_to_json(b.dm.node_for_write(target, 777), target)))
         request_id = await b.enqueue(endpoint, write)
         assert request_id > 0
         assert [r.id for r in await a.store.pending_requests(endpoint)] == [request_id]
@@ -115,7 +114,7 @@ async def test_a_single_process_keeps_the_local_answers(server_factory) -> None:
     with pytest.raises(UnknownEndpoint):
         await server.read("nobody", "/3/0/0")
     with pytest.raises(UnknownEndpoint):
-        await server.enqueue("nobody", Operation("read", {"path": "/3/0/0"}))
+        await server.enqueue("nobody", Read(Path.parse("/3/0/0")))
 
 
 async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_stored_and_acknowledged(

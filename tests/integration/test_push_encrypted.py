@@ -18,7 +18,8 @@ from mbedtls import cipher
 
 from server.api.serve import serve_http
 from server.services.errors import BadArgument
-from server.services.push import PushService, decrypt_msg, encrypt_msg
+from server.services.push import PushService
+from server.services.push_messages import decrypt_msg, encrypt_msg
 from tests.integration import api_support
 from tests.integration.api_support import IMEI, IMSI, Api, create_onenet_device
 

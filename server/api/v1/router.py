@@ -23,8 +23,9 @@ from server.api.v1.device_admin import router as device_admin_router
 from server.api.v1.failures import record_failed_operations
 from server.api.v1.views import device_view, event_view, objects_view, product_view
 from server.lwm2m_server import Lwm2mServer
-from server.services.device_management import Operation, values_to_json
+from server.services.device_management import values_to_json
 from server.services.errors import BadArgument
+from server.services.operations import ReadComposite
 from server.services.provisioning import CARRIERS, Device
 from server.services.push import PushTarget
 
@@ -402,10 +403,8 @@ async def read_composite(
 ) -> dict[str, Any]:
     """Read-Composite (LwM2M 1.1): `{"paths": ["/3/0/0", "/3303/0"], "content_format": 112}`."""
     endpoint = _endpoint(server, _device(server, principal, device_id))
-    params: dict[str, Any] = {"paths": [str(Path.parse(p)) for p in body.paths]}
-    if body.content_format is not None:
-        params["content_format"] = body.content_format
-    result = await server.perform(endpoint, Operation("read_composite", params), timeout=body.timeout)
+    op = ReadComposite(tuple(Path.parse(p) for p in body.paths), body.content_format)
+    result = await server.perform(endpoint, op, timeout=body.timeout)
     return {"values": result["node"]}
 
 
