@@ -34,6 +34,7 @@ from server.coap.dtls import DtlsServer
 from server.coap.firmware_resource import FirmwareServer
 from server.coap.listener import CoapListener
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import EventBus, Subscription
 from server.services.bootstrap import BootstrapServer, access_servers_from
 from server.services.device_management import (
@@ -303,7 +304,7 @@ class Lwm2mServer:
             reg.secure_identity is not None
             or (device is not None and self.directory.requires_security(device, origin.listener))
         ):
-            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint must use DTLS")
+            self.bus.publish(EventKind.SEND_REFUSED, reg.endpoint, reason="the endpoint must use DTLS")
             return UplinkResult(CoapCode.FORBIDDEN, diagnostic="the endpoint must use DTLS")
         self.queue.heard_from(reg.endpoint)
         return await self.reporting.send(reg, request)

@@ -41,6 +41,7 @@ from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
 from lwm2m.path import Path
 from lwm2m.values import value_from_jsonable, value_to_jsonable
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.errors import BadArgument, RequestFailed, UndecodableAnswer
 from server.services.requests import Downlink, DownlinkResponse
@@ -321,7 +322,9 @@ class DeviceManagement:
             self._check(response, (CoapCode.CONTENT,))
             node = self.decode_response(response, path)
             await self.record_node(endpoint, node, path, "read")
-            self.bus.publish("request.read", endpoint, path=str(path), values=values_to_json(node, path))
+            self.bus.publish(
+                EventKind.REQUEST_READ, endpoint, path=str(path), values=values_to_json(node, path)
+            )
             return {"node": values_to_json(node, path), "content_format": response.content_format}
 
         if op.kind == "discover":
@@ -332,7 +335,7 @@ class DeviceManagement:
             except CodecError as exc:
                 raise UndecodableAnswer(f"the discover answer of {path} is not link format: {exc}") from exc
             result = [{"target": link.target, "params": dict(link.params)} for link in links]
-            self.bus.publish("request.discover", endpoint, path=str(path), links=result)
+            self.bus.publish(EventKind.REQUEST_DISCOVER, endpoint, path=str(path), links=result)
             return {"links": result}
 
         if op.kind == "write":
@@ -353,7 +356,7 @@ class DeviceManagement:
             )
             self._check(response, (CoapCode.CHANGED,))
             self.bus.publish(
-                "request.write", endpoint, path=str(path), values=p["values"], replace=method == "PUT"
+                EventKind.REQUEST_WRITE, endpoint, path=str(path), values=p["values"], replace=method == "PUT"
             )
             return {"code": CoapCode.CHANGED.dotted}
 
@@ -366,7 +369,7 @@ class DeviceManagement:
             response = await transport.send(address, Downlink("PUT", seg, query=tuple(query)), timeout)
             self._check(response, (CoapCode.CHANGED,))
             self.bus.publish(
-                "request.write_attributes", endpoint, path=str(path), attributes=p.get("attributes")
+                EventKind.REQUEST_WRITE_ATTRIBUTES, endpoint, path=str(path), attributes=p.get("attributes")
             )
             return {"code": CoapCode.CHANGED.dotted}
 
@@ -378,7 +381,7 @@ class DeviceManagement:
                 timeout,
             )
             self._check(response, (CoapCode.CHANGED,))
-            self.bus.publish("request.execute", endpoint, path=str(path), arguments=args)
+            self.bus.publish(EventKind.REQUEST_EXECUTE, endpoint, path=str(path), arguments=args)
             return {"code": CoapCode.CHANGED.dotted}
 
         if op.kind == "create":
@@ -399,13 +402,13 @@ class DeviceManagement:
                 address, Downlink("POST", seg, payload, content_format=fmt), timeout
             )
             self._check(response, (CoapCode.CREATED,))
-            self.bus.publish("request.create", endpoint, path=str(path), instance_id=instance_id)
+            self.bus.publish(EventKind.REQUEST_CREATE, endpoint, path=str(path), instance_id=instance_id)
             return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}
 
         if op.kind == "delete":
             response = await transport.send(address, Downlink("DELETE", seg), timeout)
             self._check(response, (CoapCode.DELETED,))
-            self.bus.publish("request.delete", endpoint, path=str(path))
+            self.bus.publish(EventKind.REQUEST_DELETE, endpoint, path=str(path))
             return {"code": CoapCode.DELETED.dotted}
 
         if op.kind == "read_composite":
@@ -428,7 +431,7 @@ class DeviceManagement:
             for node_path, node in nodes.items():
                 await self.record_node(endpoint, node, node_path, "read")
                 values.extend(values_to_json(node, node_path))
-            self.bus.publish("request.read_composite", endpoint, paths=p["paths"], values=values)
+            self.bus.publish(EventKind.REQUEST_READ_COMPOSITE, endpoint, paths=p["paths"], values=values)
             return {"node": values}
 
         if op.kind == "write_composite":
@@ -444,7 +447,7 @@ class DeviceManagement:
                 address, Downlink("IPATCH", root, body, content_format=fmt), timeout
             )
             self._check(response, (CoapCode.CHANGED,))
-            self.bus.publish("request.write_composite", endpoint, values=p["values"])
+            self.bus.publish(EventKind.REQUEST_WRITE_COMPOSITE, endpoint, values=p["values"])
             return {"code": CoapCode.CHANGED.dotted}
 
         raise BadArgument(f"unknown operation {op.kind!r}")
