@@ -90,32 +90,32 @@ class Module(ModuleCore):
             queued_response_timeout=queued_response_timeout,
             first_mid=first_mid,
         )
-        self.pending = PendingRequests(self)
-        self.builtin = BuiltinObjects(self)
-        self.requests = ServerRequests(self, self.pending, self.builtin)
-        self.login = Login(self, self.pending, self.builtin, self._new_session)
-        self.client_events = ClientEventSink(self, self.login)
-        self._objects = ObjectCommands(self, self.login)
+        self._pending = PendingRequests(self)
+        self._builtin = BuiltinObjects(self)
+        self._requests = ServerRequests(self, self._pending, self._builtin)
+        self._login = Login(self, self._pending, self._builtin, self._new_session)
+        self._client_events = ClientEventSink(self, self._login)
+        self._objects = ObjectCommands(self, self._login)
         # Object 5 and its flash (emulator.module.fota): they outlive power cycles.
         if self.caps.fota:
             self.fota = FirmwareUpdate(
                 self.caps.name,
-                changed=self.builtin.fota_changed,
+                changed=self._builtin.fota_changed,
                 reboot=self._fota_reboot,
-                source=self.builtin.fota_source,
+                source=self._builtin.fota_source,
                 call_later=lambda delay, callback: self.clock.call_later(delay, callback),
                 faults=fota_faults,
             )
         table = CommandTable(
             basic_commands(
-                self.caps, self.identity, self.network, self.wall_time, self.login.on_attach_change
+                self.caps, self.identity, self.network, self.wall_time, self._login.on_attach_change
             )
         )
         sections = (
             self._objects,
-            self.login,
+            self._login,
             NotifyCommand(self),
-            ResponseCommands(self, self.pending),
+            ResponseCommands(self, self._pending),
             ConfigCommands(self),
         )
         for section in sections:
@@ -126,7 +126,7 @@ class Module(ModuleCore):
         self.engine = AtEngine(table, sink, echo=echo, echo_sink=echo_sink, cmee=self.caps.default_cmee)
 
     def _new_session(self) -> Session:
-        return Session(self, self.requests, self.client_events)
+        return Session(self, self._requests, self._client_events)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -146,7 +146,7 @@ class Module(ModuleCore):
         *(choice)* nothing survives a power cycle). Returns the dropped client (already aborted)
         so an async owner can wait for its socket to close."""
         client = self.client
-        self.login.end(abort=True)
+        self._login.end(abort=True)
         if self.fota is not None:
             self.fota.shutdown()
         self.builtin_observations.clear()
@@ -179,28 +179,28 @@ class Module(ModuleCore):
     # ------------------------------------------------------------------ RequestHandler
 
     async def read(self, path: Path) -> ReadResult:
-        return await self.requests.read(path)
+        return await self._requests.read(path)
 
     async def write(self, path: Path, node: Node, replace: bool) -> CoapCode:
-        return await self.requests.write(path, node, replace)
+        return await self._requests.write(path, node, replace)
 
     async def execute(self, path: Path, arguments: str) -> CoapCode:
-        return await self.requests.execute(path, arguments)
+        return await self._requests.execute(path, arguments)
 
     async def write_attributes(self, path: Path, attributes: Mapping[str, str | None]) -> CoapCode:
-        return await self.requests.write_attributes(path, attributes)
+        return await self._requests.write_attributes(path, attributes)
 
     async def discover(self, path: Path) -> DiscoverResult:
-        return await self.requests.discover(path)
+        return await self._requests.discover(path)
 
     async def observe(self, path: Path, observation_id: int) -> ReadResult:
-        return await self.requests.observe(path, observation_id)
+        return await self._requests.observe(path, observation_id)
 
     async def cancel_observation(self, path: Path, observation_id: int) -> CoapCode:
-        return await self.requests.cancel_observation(path, observation_id)
+        return await self._requests.cancel_observation(path, observation_id)
 
     async def create(self, path: Path, node: Node) -> tuple[CoapCode, int | None]:
-        return await self.requests.create(path, node)
+        return await self._requests.create(path, node)
 
     async def delete(self, path: Path) -> CoapCode:
-        return await self.requests.delete(path)
+        return await self._requests.delete(path)
