@@ -3,6 +3,10 @@
 Every change the services make becomes an `Event`. Subscribers get an async iterator backed by a
 bounded queue; a subscriber that falls more than `maxsize` events behind loses the oldest ones and
 is told how many through `Subscription.dropped` (a slow web page must not stall the server).
+
+Kinds are `EventKind` members (server.event_kinds); an event keeps its kind as the plain string
+(its wire name), so events relayed from another node (server.cluster) and events read back from
+the log compare equal to the enum the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from server.event_kinds import EventKind
+
+__all__ = ["Event", "EventBus", "EventKind", "Subscription"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +83,8 @@ class EventBus:
         self._seq = itertools.count(1)
         self._listeners: list[Callable[[Event], None]] = []
 
-    def publish(self, kind: str, endpoint: str | None = None, /, **data: Any) -> Event:
-        event = Event(kind=kind, endpoint=endpoint, data=data, seq=next(self._seq))
+    def publish(self, kind: EventKind, endpoint: str | None = None, /, **data: Any) -> Event:
+        event = Event(kind=str(kind), endpoint=endpoint, data=data, seq=next(self._seq))
         for sub in list(self._subscriptions):
             sub._offer(event)
         for listener in list(self._listeners):

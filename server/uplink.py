@@ -16,6 +16,7 @@ from lwm2m.numbers import CoapCode
 from server.carriers.base import CarrierCloud
 from server.carriers.policy import CarrierPolicy
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.bootstrap import BootstrapServer
 from server.services.directory import DeviceDirectory
@@ -103,7 +104,7 @@ class Uplink:
             reg.secure_identity is not None
             or (device is not None and self.directory.requires_security(device, origin.listener))
         ):
-            self.bus.publish("send.refused", reg.endpoint, reason="the endpoint must use DTLS")
+            self.bus.publish(EventKind.SEND_REFUSED, reg.endpoint, reason="the endpoint must use DTLS")
             return UplinkResult(CoapCode.FORBIDDEN, diagnostic="the endpoint must use DTLS")
         self.queue.heard_from(reg.endpoint)
         return await self.reporting.send(reg, request)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 from aiocoap import Message, interfaces
@@ -41,33 +41,26 @@ from aiocoap.pipe import Pipe
 from emulator.client.delivery import DeliveryTracker
 from emulator.client.events import ClientEvent, EventCallback
 from emulator.client.handler import ReadResult, RequestHandler
+from emulator.client.payloads import (
+    PayloadCodec,
+    RequestError,
+    content_format_of,
+    error_code,
+    path_of,
+    response,
+)
 from emulator.client.settings import ClientSettings
 from lwm2m import codec
 from lwm2m.codec import link_format
-from lwm2m.errors import CodecError, InvalidPath, UnsupportedContentFormat
+from lwm2m.errors import CodecError, UnsupportedContentFormat
 from lwm2m.model import ModelRegistry
-from lwm2m.node import LwM2MObject, MultipleResource, Node, ObjectInstance, ResourceInstance, SingleResource
-from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
+from lwm2m.node import LwM2MObject, Node, ObjectInstance
+from lwm2m.numbers import CoapCode, ContentFormat
 from lwm2m.path import Path
 
 log = logging.getLogger(__name__)
 
 _OBSERVE_MODULUS = 1 << 24
-
-
-class RequestError(Exception):
-    """A request answered with an error code (raised inside the translation, rendered at its edge)."""
-
-    def __init__(self, code: CoapCode, detail: str = "") -> None:
-        self.code = code
-        super().__init__(f"{code.dotted} {detail}".strip())
-
-
-def response(code: CoapCode, payload: bytes = b"", content_format: int | None = None) -> Message:
-    message = Message(code=Code(int(code)), payload=payload)
-    if content_format is not None:
-        message.opt.content_format = content_format
-    return message
 
 
 @dataclass(slots=True)
@@ -92,7 +85,7 @@ class Observation:
         return any(path.starts_with(p) or p.starts_with(path) for p in self.paths)
 
 
-class Lwm2mResource(interfaces.Resource):
+class Lwm2mResource(PayloadCodec, interfaces.Resource):
     """Serves every path of the client's CoAP endpoint."""
 
     def __init__(
@@ -143,7 +136,7 @@ class Lwm2mResource(interfaces.Resource):
         segments = tuple(s for s in request.opt.uri_path if s != "")
         if segments == ("bs",) and request.code == Code.POST:
             return self._bootstrap_finish()
-        path = _path_of(segments)
+        path = path_of(segments)
         code = request.code
         if code == Code.GET:
             if request.opt.accept == ContentFormat.LINK:
@@ -176,7 +169,7 @@ class Lwm2mResource(interfaces.Resource):
     async def _read(self, path: Path, accept: int | None) -> Message:
         result = await self.handler.read(path)
         if result.code is not CoapCode.CONTENT or result.node is None:
-            return response(_error_code(result.code))
+            return response(error_code(result.code))
         fmt = self._read_format(result, accept)
         return response(CoapCode.CONTENT, self._encode(result.node, path, fmt), fmt)
 
@@ -239,7 +232,7 @@ class Lwm2mResource(interfaces.Resource):
         return message
 
     async def _write_composite(self, request: Message) -> Message:
-        fmt = _content_format(request)
+        fmt = content_format_of(request)
         try:
             nodes = codec.decode_composite(request.payload, fmt, self.model)
         except UnsupportedContentFormat as exc:
@@ -259,20 +252,6 @@ class Lwm2mResource(interfaces.Resource):
 
     # -- composite helpers ------------------------------------------------------------------------
 
-    def _decode_paths(self, request: Message) -> list[Path]:
-        fmt = _content_format(request)
-        try:
-            return codec.decode_paths(request.payload, fmt)
-        except UnsupportedContentFormat as exc:
-            raise RequestError(CoapCode.UNSUPPORTED_CONTENT_FORMAT) from exc
-        except CodecError as exc:
-            raise RequestError(CoapCode.BAD_REQUEST, str(exc)) from exc
-
-    def _composite_format(self, request: Message) -> int:
-        if request.opt.accept is not None:
-            return int(request.opt.accept)
-        return _content_format(request)
-
     async def _read_all(self, paths: list[Path]) -> dict[Path, Node]:
         """Read-Composite: paths that do not exist are left out; none at all is 4.04."""
         nodes: dict[Path, Node] = {}
@@ -281,69 +260,10 @@ class Lwm2mResource(interfaces.Resource):
             if result.code is CoapCode.CONTENT and result.node is not None:
                 nodes[path] = result.node
             elif result.code is not CoapCode.NOT_FOUND:
-                raise RequestError(_error_code(result.code))
+                raise RequestError(error_code(result.code))
         if not nodes:
             raise RequestError(CoapCode.NOT_FOUND)
         return nodes
-
-    def _composite_response(self, nodes: Mapping[Path, Node], fmt: int) -> Message:
-        try:
-            payload = codec.encode_composite(nodes, fmt, self.model)
-        except CodecError as exc:
-            raise RequestError(CoapCode.NOT_ACCEPTABLE, str(exc)) from exc
-        return response(CoapCode.CONTENT, payload, fmt)
-
-    # -- codecs -----------------------------------------------------------------------------------
-
-    def _read_format(self, result: ReadResult, accept: int | None) -> int:
-        if accept is not None:
-            return int(accept)
-        if result.content_format is not None:
-            return result.content_format
-        node = result.node
-        if isinstance(node, SingleResource | ResourceInstance):
-            if self.settings.preferred_content_format is not None:
-                return self.settings.preferred_content_format
-            return ContentFormat.OPAQUE if node.type is ResourceType.OPAQUE else ContentFormat.TEXT
-        return self.settings.container_format
-
-    def _encode(self, node: Node, path: Path, fmt: int) -> bytes:
-        if int(fmt) == ContentFormat.OPAQUE and path.depth == 3 and self._is_multiple_opaque(path):
-            # The counterpart of `_decode`: a carrier that reads application data as octet-stream
-            # (Huawei observes /19/0/0 with Accept 42, manual §5.6) gets instance 0 as one value;
-            # no value yet (the handler's empty placeholder) is an empty payload.
-            value = node.instances.get(0, b"") if isinstance(node, MultipleResource) else None
-            if isinstance(node, SingleResource):
-                value = node.value
-            if value == "":
-                value = b""
-            if isinstance(value, bytes | bytearray):
-                return bytes(value)
-        try:
-            return codec.encode(node, path, fmt, self.model)
-        except CodecError as exc:
-            raise RequestError(CoapCode.NOT_ACCEPTABLE, str(exc)) from exc
-
-    def _decode(self, request: Message, path: Path) -> Node:
-        fmt = request.opt.content_format
-        if fmt is None:
-            fmt = ContentFormat.TEXT if path.depth >= 3 else self.settings.container_format
-        if int(fmt) == ContentFormat.OPAQUE and path.depth == 3 and self._is_multiple_opaque(path):
-            # Carriers write application data (`PUT /19/1/0`, octet-stream) to a multiple opaque
-            # resource as one value: it is instance 0.
-            assert path.resource_id is not None
-            return MultipleResource(path.resource_id, {0: bytes(request.payload)}, ResourceType.OPAQUE)
-        try:
-            return codec.decode(request.payload, path, int(fmt), self.model)
-        except UnsupportedContentFormat as exc:
-            raise RequestError(CoapCode.UNSUPPORTED_CONTENT_FORMAT) from exc
-        except CodecError as exc:
-            raise RequestError(CoapCode.BAD_REQUEST, str(exc)) from exc
-
-    def _is_multiple_opaque(self, path: Path) -> bool:
-        assert path.object_id is not None and path.resource_id is not None
-        definition = self.model.get_resource(path.object_id, path.resource_id)
-        return definition is not None and definition.multiple and definition.type is ResourceType.OPAQUE
 
     # -- observations -----------------------------------------------------------------------------
 
@@ -353,7 +273,7 @@ class Lwm2mResource(interfaces.Resource):
     def _observed_paths(self, request: Message) -> tuple[tuple[Path, ...], bool]:
         if request.code == Code.FETCH:
             return tuple(self._decode_paths(request)), True
-        return (_path_of(tuple(s for s in request.opt.uri_path if s != "")),), False
+        return (path_of(tuple(s for s in request.opt.uri_path if s != "")),), False
 
     async def _start_observation(self, request: Message) -> tuple[Message, Observation | None]:
         try:
@@ -370,7 +290,7 @@ class Lwm2mResource(interfaces.Resource):
                     nodes[path] = result.node
                     first = first or result
                 elif not composite or result.code is not CoapCode.NOT_FOUND:
-                    raise RequestError(_error_code(result.code))
+                    raise RequestError(error_code(result.code))
             if first is None:
                 raise RequestError(CoapCode.NOT_FOUND)
             if composite:
@@ -416,9 +336,12 @@ class Lwm2mResource(interfaces.Resource):
                 if confirmable and self.tracker is not None:
                     acked = self.tracker.watch(message)
                     outstanding.add(acked)
-                    acked.add_done_callback(
-                        lambda f, p=pending: (outstanding.discard(f), self._delivered(p, f.result()))
-                    )
+
+                    def on_acked(f: asyncio.Future[bool], p: _Pending = pending) -> None:
+                        outstanding.discard(f)
+                        self._delivered(p, f.result())
+
+                    acked.add_done_callback(on_acked)
                 elif not pending.delivered.done():
                     pending.delivered.set_result(True)
         finally:
@@ -445,7 +368,7 @@ class Lwm2mResource(interfaces.Resource):
             if node is None:
                 result = await self.handler.read(path)
                 if result.code is not CoapCode.CONTENT or result.node is None:
-                    return response(_error_code(result.code))
+                    return response(error_code(result.code))
                 node = result.node
             return response(
                 CoapCode.CONTENT,
@@ -492,21 +415,3 @@ class Lwm2mResource(interfaces.Resource):
     async def shutdown(self) -> None:
         for task in list(self._background):
             await task
-
-
-def _path_of(segments: tuple[str, ...]) -> Path:
-    try:
-        return Path.parse("/".join(segments))
-    except InvalidPath as exc:
-        raise RequestError(CoapCode.NOT_FOUND, str(exc)) from exc
-
-
-def _content_format(request: Message) -> int:
-    if request.opt.content_format is None:
-        raise RequestError(CoapCode.UNSUPPORTED_CONTENT_FORMAT, "no content format")
-    return int(request.opt.content_format)
-
-
-def _error_code(code: CoapCode) -> CoapCode:
-    """A handler that answered 2.05 without a node is an internal error."""
-    return CoapCode.INTERNAL_SERVER_ERROR if code.is_success else code

@@ -25,7 +25,7 @@ Resumable download (as carrier platforms do it, e.g. Huawei IoTDA's segmented do
 resume): what was downloaded stays in flash after a failure; writing the same URI again resumes
 at the first missing block (CoAP Block2) or byte (HTTP Range), unless the package changed (ETag).
 
-Faults a test asks for (`FotaFaults`, from the CLI flag `--fota-fault`, the test kit and the
+Faults a test asks for (`FotaFaults`, emulator.module.fota_link, from the CLI flag `--fota-fault`, the test kit and the
 console): the download cut at N % (once: the retry resumes), a corrupted package, not enough
 flash, out of RAM, the update failing, a slow link in bytes/s, and a reboot that never comes back.
 """
@@ -36,10 +36,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Final, Protocol
+from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
+from emulator.module.fota_link import (
+    BlockAnswer,
+    DownloadFailed,
+    FotaFaults,
+    PackageSource,
+    range_start,
+    read_head,
+)
 from lwm2m.firmware_package import PackageError, PackageHeader, parse_header, verify
 from lwm2m.firmware_update import (
     DELIVERY_BOTH,
@@ -50,8 +57,10 @@ from lwm2m.firmware_update import (
     State,
     UpdateResult,
 )
-from lwm2m.node import MultipleResource, ObjectInstance, SingleResource
+from lwm2m.node import MultipleResource, ObjectInstance, SingleResource, Value
 from lwm2m.numbers import CoapCode, ResourceType
+
+__all__ = ["BlockAnswer", "DownloadFailed", "FirmwareUpdate", "FotaFaults", "PackageSource"]
 
 log = logging.getLogger(__name__)
 
@@ -64,99 +73,6 @@ INSTALL_DELAY: Final = 0.2
 FETCH_TIMEOUT: Final = 10.0
 SCHEMES: Final = {"coap": 5683, "coaps": 5684, "http": 80}
 CONTENT: Final = int(CoapCode.CONTENT)
-
-
-# Fault names of the text form "cut=50,corrupt,no-storage,out-of-memory,update-fails,rate=2048,no-return".
-FAULT_FLAGS: Final = {
-    "corrupt": "corrupt",
-    "no-storage": "no_storage",
-    "out-of-memory": "out_of_memory",
-    "update-fails": "update_fails",
-    "no-return": "never_returns",
-}
-
-
-@dataclass(slots=True)
-class FotaFaults:
-    """Faults of the next update(s). `cut_at_percent` is used once (the retry resumes)."""
-
-    cut_at_percent: int | None = None
-    corrupt: bool = False
-    no_storage: bool = False
-    out_of_memory: bool = False
-    update_fails: bool = False
-    link_rate: int | None = None  # bytes per second
-    never_returns: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> FotaFaults:
-        """Faults from their text form; ValueError names what is wrong."""
-        faults = cls()
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            name, sep, value = item.partition("=")
-            if name in FAULT_FLAGS and not sep:
-                setattr(faults, FAULT_FLAGS[name], True)
-            elif name in ("cut", "rate") and sep and value.isdigit():
-                number = int(value)
-                if name == "cut":
-                    if not 0 <= number < 100:
-                        raise ValueError("cut=N takes a percentage 0..99")
-                    faults.cut_at_percent = number
-                else:
-                    if number <= 0:
-                        raise ValueError("rate=N takes bytes per second > 0")
-                    faults.link_rate = number
-            else:
-                known = ", ".join([*FAULT_FLAGS, "cut=N", "rate=N"])
-                raise ValueError(f"unknown FOTA fault {item!r}; known: {known}")
-        return faults
-
-    def describe(self) -> str:
-        parts = [k for k, attr in FAULT_FLAGS.items() if getattr(self, attr)]
-        if self.cut_at_percent is not None:
-            parts.append(f"cut={self.cut_at_percent}")
-        if self.link_rate is not None:
-            parts.append(f"rate={self.link_rate}")
-        return ",".join(parts)
-
-    def as_dict(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True, slots=True)
-class BlockAnswer:
-    """One Block2 response: CoAP code (int), payload, more-flag, ETag, Size2."""
-
-    code: int
-    payload: bytes
-    more: bool
-    etag: bytes | None = None
-    size: int | None = None
-
-
-class PackageSource(Protocol):
-    """What the module's network side offers the download (`AiocoapClientPort`)."""
-
-    async def fetch_block(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        path: tuple[str, ...],
-        query: tuple[str, ...],
-        number: int,
-        szx: int,
-    ) -> BlockAnswer: ...
-
-    def route(self, host: str, port: int) -> tuple[str, int]: ...
-
-
-class DownloadFailed(Exception):
-    def __init__(self, result: UpdateResult, detail: str = "") -> None:
-        self.result = result
-        super().__init__(f"{result.name}: {detail}")
 
 
 class FirmwareUpdate:
@@ -200,8 +116,10 @@ class FirmwareUpdate:
         def single(rid: int, value: str | int, rtype: ResourceType) -> SingleResource:
             return SingleResource(rid, value, rtype)
 
-        protocols = {i: p for i, p in enumerate((PROTOCOL_COAP, PROTOCOL_COAPS, PROTOCOL_HTTP))}
-        resources = {
+        protocols: dict[int, Value] = {
+            i: p for i, p in enumerate((PROTOCOL_COAP, PROTOCOL_COAPS, PROTOCOL_HTTP))
+        }
+        resources: dict[Resource, SingleResource | MultipleResource] = {
             Resource.PACKAGE_URI: single(1, self.uri, ResourceType.STRING),
             Resource.STATE: single(3, int(self.state), ResourceType.INTEGER),
             Resource.UPDATE_RESULT: single(5, int(self.result), ResourceType.INTEGER),
@@ -377,11 +295,11 @@ class FirmwareUpdate:
             if offset:
                 request += f"Range: bytes={offset}-\r\n"
             writer.write((request + "\r\n").encode("latin-1"))
-            status, headers = await asyncio.wait_for(_read_head(reader), FETCH_TIMEOUT)
+            status, headers = await asyncio.wait_for(read_head(reader), FETCH_TIMEOUT)
             if status == 200:
                 self.image.clear()
             elif status == 206:
-                start = _range_start(headers.get("content-range", ""))
+                start = range_start(headers.get("content-range", ""))
                 if start != offset:
                     raise DownloadFailed(UpdateResult.CONNECTION_LOST, "unexpected Content-Range")
             elif status in (401, 403, 404):
@@ -502,26 +420,3 @@ class FirmwareUpdate:
             self._task = None
             if self.state is State.DOWNLOADING:
                 self.state, self.result = State.IDLE, UpdateResult.CONNECTION_LOST
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    status_line = await reader.readline()
-    parts = status_line.decode("latin-1").split()
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise DownloadFailed(UpdateResult.CONNECTION_LOST, "not an HTTP answer")
-    headers: dict[str, str] = {}
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
-
-
-def _range_start(content_range: str) -> int | None:
-    # "bytes 1024-4095/4096"
-    try:
-        return int(content_range.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None

@@ -8,13 +8,13 @@ Design choices:
 - A fresh `Lwm2mClient` per login (the module builds a port per AT+MIPLOPEN); the owner (a
   `Session` over the module) is the client's `RequestHandler`.
 - Carrier hosts (`nbiotbt.heclouds.com`, `183.230.40.40`, `lwm2m.ctwing.cn`, ...) resolve
-  through `HostMap`: by default each to the loopback address of the testbed's carrier listener
-  (`CARRIER_HOSTS`, matching `server.settings.CARRIER_ADDRESSES`), other names to 127.0.0.1;
-  other IP literals are kept. Overrides map a name or an address, optionally with its port
+  through `HostMap` (emulator.module.hosts, re-exported here): by default each to the loopback
+  address of the testbed's carrier listener (`CARRIER_HOSTS`), other names to 127.0.0.1; other IP
+  literals are kept. Overrides map a name or an address, optionally with its port
   (`"127.0.1.2:5684": ("127.0.1.2", 40123)`), which is how tests reach ephemeral ports.
 - Bootstrap (manual §5.1, §5.2; platforms.md "Bootstrap"): a separate client sends
   `POST /bs?ep=` (over DTLS with the bootstrap PSK when the host's port is 5684) and accepts what
-  OneNET's client accepts: Bootstrap-Write `PUT /0/<inst>` (other objects 4.04, Delete 5.01).
+  OneNET's client accepts (emulator.module.bootstrap): Bootstrap-Write `PUT /0/<inst>` (other objects 4.04, Delete 5.01).
   After Bootstrap-Finish the Security instance that is not a bootstrap server names the LwM2M
   server, parsed as exactly `coap://a.b.c.d:5683` or `coaps://a.b.c.d:5684`; its identity and
   secret become the DTLS credentials, the module learns them (`bootstrap_succeeded`, shown by
@@ -33,208 +33,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Awaitable, Callable
 
 from emulator.client.client import ClientError, Lwm2mClient
 from emulator.client.dtls import DEFAULT_CIPHERS, DtlsClientTunnel, DtlsHandshakeError
-from emulator.client.handler import DiscoverResult, ReadResult
 from emulator.client.settings import ClientSettings, ObjectLinks
+from emulator.module.bootstrap import BootstrappedServer, BootstrapTarget, server_from_security
 from emulator.module.fota import BlockAnswer, DownloadFailed
+from emulator.module.hosts import CARRIER_HOSTS, HostMap, Target
 from emulator.module.ports import ClientConfig, ClientOwner, Notification
 from lwm2m.firmware_update import UpdateResult
 from lwm2m.model import ModelRegistry
-from lwm2m.node import Node, ObjectInstance, SingleResource
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
-from transport.address_plan import DEFAULT_ADDRESS, DTLS_PORT, HOST_ADDRESSES
+
+__all__ = ["CARRIER_HOSTS", "AiocoapClientPort", "HostMap", "Target", "port_factory"]
 
 log = logging.getLogger(__name__)
-
-# Carrier hosts (names and public IPs) -> the loopback address of the testbed's listener for that
-# host: a view of the one address plan (`transport.address_plan`), which the server's listeners read.
-CARRIER_HOSTS: Final[dict[str, str]] = dict(HOST_ADDRESSES)
-
-Target = str | tuple[str, int]
-
-
-class HostMap:
-    """Host (name or address, optionally `host:port`) -> where the emulator really sends.
-
-    `names` adds to / overrides `CARRIER_HOSTS` (pass `carrier_defaults=False` to start empty);
-    a value is an address (the port is kept) or an (address, port) pair. Names not in the map go
-    to `default`; IP literals not in the map are kept."""
-
-    def __init__(
-        self,
-        names: Mapping[str, Target] | None = None,
-        default: str = DEFAULT_ADDRESS,
-        *,
-        carrier_defaults: bool = True,
-    ) -> None:
-        merged: dict[str, Target] = dict(CARRIER_HOSTS) if carrier_defaults else {}
-        merged.update(names or {})
-        self.names = {k.lower(): v for k, v in merged.items()}
-        self.default = default
-
-    def resolve(self, host: str) -> str:
-        """The address of `host` (ports of (address, port) entries are ignored here)."""
-        found = self.names.get(host.lower())
-        if found is not None:
-            return found if isinstance(found, str) else found[0]
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return self.default
-        return host
-
-    def route(self, host: str, port: int) -> tuple[str, int]:
-        """The (address, port) a datagram for `host:port` goes to."""
-        for key in (f"{host.lower()}:{port}", host.lower()):
-            found = self.names.get(key)
-            if isinstance(found, tuple):
-                return found[0], found[1]
-        address = self.resolve(host)
-        found = self.names.get(f"{address}:{port}")
-        if isinstance(found, tuple):
-            return found[0], found[1]
-        return (found if isinstance(found, str) else address), port
-
-    def carrier_host(self, host: str, port: int) -> str:
-        """The carrier-side name of `host:port`, the map read backwards: the first carrier host
-        (an address for an address, else a name) whose route is the route of `host:port`.
-
-        A bootstrap server writes an address a standards client reaches here (the testbed's
-        access listener, `coaps://127.0.1.2:5684`); the module shows and keeps the carrier's
-        address instead (`183.230.40.40`, manual §5.2), which this map sends to the same place,
-        so nothing ever goes to the real carrier. A host that is a carrier host already, a name,
-        or an address no carrier host routes to is kept."""
-        key = host.lower()
-        if key in self.names or not _is_address(key):
-            return host
-        target = self.route(host, port)
-        candidates = [k for k in self.names if ":" not in k and not _is_loopback(k)]
-        candidates.sort(key=lambda k: not _is_address(k))  # stable: addresses first, map order
-        for candidate in candidates:
-            if self.route(candidate, port) == target:
-                return candidate
-        return host
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(host: str) -> bool:
-    return _is_address(host) and ipaddress.ip_address(host).is_loopback
-
-
-_SERVER_URI = re.compile(r"^(coaps?)://(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$")
-
-
-@dataclass(frozen=True, slots=True)
-class BootstrappedServer:
-    """The LwM2M server a bootstrap wrote into the Security object."""
-
-    host: str
-    port: int
-    secure: bool
-    identity: bytes | None
-    psk: bytes | None
-
-
-def parse_server_uri(uri: str) -> tuple[str, int, bool] | None:
-    """(host, port, secure) of exactly `coap://a.b.c.d:5683` or `coaps://a.b.c.d:5684` (the form
-    OneNET's client parses, platforms.md), else None."""
-    match = _SERVER_URI.match(uri)
-    if match is None:
-        return None
-    scheme, host, port_text = match.groups()
-    port = int(port_text)
-    if (scheme, port) not in (("coap", 5683), ("coaps", DTLS_PORT)):
-        return None
-    try:
-        ipaddress.IPv4Address(host)
-    except ValueError:
-        return None
-    return host, port, scheme == "coaps"
-
-
-def _value(instance: ObjectInstance, resource_id: int) -> object:
-    node = instance.resources.get(resource_id)
-    return node.value if isinstance(node, SingleResource) else None
-
-
-def server_from_security(instances: Mapping[int, ObjectInstance]) -> BootstrappedServer | None:
-    """The first Security instance that is not a bootstrap server (resource 1 false)."""
-    for instance_id in sorted(instances):
-        instance = instances[instance_id]
-        if _value(instance, 1) is True:
-            continue
-        uri = _value(instance, 0)
-        parsed = parse_server_uri(uri) if isinstance(uri, str) else None
-        if parsed is None:
-            return None
-        host, port, secure = parsed
-        identity, secret = _value(instance, 3), _value(instance, 5)
-        return BootstrappedServer(
-            host,
-            port,
-            secure,
-            bytes(identity) if isinstance(identity, bytes | bytearray) and identity else None,
-            bytes(secret) if isinstance(secret, bytes | bytearray) and secret else None,
-        )
-    return None
-
-
-class BootstrapTarget:
-    """The `RequestHandler` of a bootstrapping OneNET client: accepts Bootstrap-Write of Security
-    instances only (other objects 4.04, Delete 5.01, everything else 4.05)."""
-
-    def __init__(self) -> None:
-        self.security: dict[int, ObjectInstance] = {}
-
-    async def read(self, path: Path) -> ReadResult:
-        return ReadResult(CoapCode.NOT_FOUND)
-
-    async def write(self, path: Path, node: Node, replace: bool) -> CoapCode:
-        if path.object_id == 0 and path.is_instance and isinstance(node, ObjectInstance):
-            assert path.instance_id is not None
-            self.security[path.instance_id] = node
-            return CoapCode.CHANGED
-        return CoapCode.NOT_FOUND
-
-    async def execute(self, path: Path, arguments: str) -> CoapCode:
-        return CoapCode.METHOD_NOT_ALLOWED
-
-    async def write_attributes(self, path: Path, attributes: Mapping[str, str | None]) -> CoapCode:
-        return CoapCode.METHOD_NOT_ALLOWED
-
-    async def discover(self, path: Path) -> DiscoverResult:
-        return DiscoverResult(CoapCode.NOT_FOUND)
-
-    async def create(self, path: Path, node: Node) -> tuple[CoapCode, int | None]:
-        if path.object_id == 0 and isinstance(node, ObjectInstance):
-            self.security[node.id] = node
-            return CoapCode.CREATED, node.id
-        return CoapCode.NOT_FOUND, None
-
-    async def delete(self, path: Path) -> CoapCode:
-        return CoapCode.NOT_IMPLEMENTED
-
-    async def observe(self, path: Path, observation_id: int) -> ReadResult:
-        return ReadResult(CoapCode.NOT_FOUND)
-
-    async def cancel_observation(self, path: Path, observation_id: int) -> CoapCode:
-        return CoapCode.NOT_FOUND
 
 
 def _mbedtls_ciphers(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -326,7 +142,7 @@ class AiocoapClientPort:
         paths = self._object_links
         return ObjectLinks(
             instances=[p for p in paths if p.instance_id is not None],
-            objects={p.object_id: None for p in paths},
+            objects={p.object_id: None for p in paths if p.object_id is not None},
         )
 
     def _extra_options(self, config: ClientConfig) -> tuple[tuple[int, bytes], ...]:

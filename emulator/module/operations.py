@@ -93,6 +93,9 @@ class OperationQueue:
     def __len__(self) -> int:
         return len(self._ops)
 
+    def __contains__(self, mid: object) -> bool:
+        return mid in self._ops
+
     def add(self, op: PendingOperation) -> None:
         self._ops[op.mid] = op
 

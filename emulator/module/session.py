@@ -6,61 +6,59 @@ cannot change the module's state."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from emulator.client.handler import DiscoverResult, ReadResult
+from emulator.client.handler import DiscoverResult, ReadResult, RequestHandler
+from emulator.module.core import NO_ANSWER, ModuleCore
+from emulator.module.ports import ClientEvents
 from lwm2m.node import Node
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
-
-if TYPE_CHECKING:
-    from emulator.module.module import Module
-
-NO_ANSWER = CoapCode.SERVICE_UNAVAILABLE
 
 
 class Session:
     """The module as one client sees it: forwards until the module drops that client."""
 
-    def __init__(self, module: Module) -> None:
-        self._module = module
+    def __init__(self, core: ModuleCore, requests: RequestHandler, events: ClientEvents) -> None:
+        self._core = core
+        self._requests = requests
+        self._events = events
 
     @property
     def _live(self) -> bool:
-        return self._module._session is self
+        return self._core.session is self
 
     # RequestHandler
     async def read(self, path: Path) -> ReadResult:
-        return await self._module.read(path) if self._live else ReadResult(NO_ANSWER)
+        return await self._requests.read(path) if self._live else ReadResult(NO_ANSWER)
 
     async def write(self, path: Path, node: Node, replace: bool) -> CoapCode:
-        return await self._module.write(path, node, replace) if self._live else NO_ANSWER
+        return await self._requests.write(path, node, replace) if self._live else NO_ANSWER
 
     async def execute(self, path: Path, arguments: str) -> CoapCode:
-        return await self._module.execute(path, arguments) if self._live else NO_ANSWER
+        return await self._requests.execute(path, arguments) if self._live else NO_ANSWER
 
     async def write_attributes(self, path: Path, attributes: Mapping[str, str | None]) -> CoapCode:
-        return await self._module.write_attributes(path, attributes) if self._live else NO_ANSWER
+        return await self._requests.write_attributes(path, attributes) if self._live else NO_ANSWER
 
     async def discover(self, path: Path) -> DiscoverResult:
-        return await self._module.discover(path) if self._live else DiscoverResult(NO_ANSWER)
+        return await self._requests.discover(path) if self._live else DiscoverResult(NO_ANSWER)
 
     async def create(self, path: Path, node: Node) -> tuple[CoapCode, int | None]:
-        return await self._module.create(path, node)
+        return await self._requests.create(path, node)
 
     async def delete(self, path: Path) -> CoapCode:
-        return await self._module.delete(path)
+        return await self._requests.delete(path)
 
     async def observe(self, path: Path, observation_id: int) -> ReadResult:
-        return await self._module.observe(path, observation_id) if self._live else ReadResult(NO_ANSWER)
+        return await self._requests.observe(path, observation_id) if self._live else ReadResult(NO_ANSWER)
 
     async def cancel_observation(self, path: Path, observation_id: int) -> CoapCode:
-        return await self._module.cancel_observation(path, observation_id) if self._live else NO_ANSWER
+        return await self._requests.cancel_observation(path, observation_id) if self._live else NO_ANSWER
 
     # ClientEvents
     def _call(self, name: str, *args: object) -> None:
         if self._live:
-            getattr(self._module, name)(*args)
+            getattr(self._events, name)(*args)
 
     def bootstrap_started(self) -> None:
         self._call("bootstrap_started")

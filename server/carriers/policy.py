@@ -32,6 +32,7 @@ from server.carriers.base import (
 )
 from server.carriers.custom import CustomProfile
 from server.domain import Device, Registration
+from server.event_kinds import EventKind
 from server.events import Event, EventBus
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class AppData:
         bus.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        if event.kind != "notification" or event.endpoint is None:
+        if event.kind != EventKind.NOTIFICATION or event.endpoint is None:
             return
         listener = self.listener_of(event.endpoint)
         profile = self.policy.profile_for(listener) if listener is not None else None
@@ -148,7 +149,7 @@ class AppData:
             return
         endpoint = event.endpoint
         asyncio.get_running_loop().call_soon(
-            lambda: self.bus.publish("appdata.uplink", endpoint, carrier=profile.name, values=values)
+            lambda: self.bus.publish(EventKind.APPDATA_UPLINK, endpoint, carrier=profile.name, values=values)
         )
 
 

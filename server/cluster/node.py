@@ -23,6 +23,7 @@ from server.cluster import wire
 from server.cluster.owners import ClusterRepository
 from server.coap.listener import NotificationHandler
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import Event
 from server.services.errors import DeviceTimeout, DeviceUnreachable, ServerError, UnknownEndpoint
 from server.services.operations import Operation, operation_from_dict
@@ -49,8 +50,8 @@ LEARN_PAUSE = 0.2
 LEARN_ATTEMPTS = 20
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Events whose producer now holds the endpoint's registration.
-_OWNING_EVENTS = ("registration.registered", "registration.updated")
-_ENDING_EVENTS = ("registration.deregistered", "registration.expired")
+_OWNING_EVENTS = (EventKind.REGISTRATION_REGISTERED, EventKind.REGISTRATION_UPDATED)
+_ENDING_EVENTS = (EventKind.REGISTRATION_DEREGISTERED, EventKind.REGISTRATION_EXPIRED)
 
 
 def request_subject(cluster: str, node_id: str) -> str:
@@ -234,7 +235,7 @@ class ClusterNode:
 
     def _announce_replacement(self, reg: Registration, previous: str) -> None:
         self.server.bus.publish(
-            "registration.replaced",
+            EventKind.REGISTRATION_REPLACED,
             reg.endpoint,
             registration_id=reg.registration_id,
             from_node=previous,
@@ -294,7 +295,7 @@ class ClusterNode:
         """Bus listener: queue the event for NATS; one task publishes what queued meanwhile."""
         if self.nc is None or self.nc.is_closed:
             return
-        if event.kind == "observation.started" and event.endpoint is not None:
+        if event.kind == EventKind.OBSERVATION_STARTED and event.endpoint is not None:
             event = self._with_token(event)
         self._outbox.append(wire.event_to_wire(event))
         if len(self._outbox) == 1:
@@ -337,11 +338,11 @@ class ClusterNode:
             self._owners[endpoint] = producer
             if self.server.registrations.get(endpoint) is not None:
                 self._spawn(self._let_go(endpoint))
-            if event.kind == "registration.registered":
+            if event.kind == EventKind.REGISTRATION_REGISTERED:
                 self._learn_device(endpoint)
         elif endpoint is not None and event.kind in _ENDING_EVENTS and self._owners.get(endpoint) == producer:
             del self._owners[endpoint]
-        if endpoint is not None and event.kind == "observation.started" and "token" in event.data:
+        if endpoint is not None and event.kind == EventKind.OBSERVATION_STARTED and "token" in event.data:
             self._tokens[bytes.fromhex(event.data["token"])] = _Foreign(
                 int(event.data["id"]),
                 endpoint,
@@ -349,9 +350,12 @@ class ClusterNode:
                 bool(event.data.get("composite")),
                 event.data.get("content_format"),
             )
-        elif event.kind == "offline_command.created" and self.waiting_command is not None:
+        elif event.kind == EventKind.OFFLINE_COMMAND_CREATED and self.waiting_command is not None:
             self.waiting_command(int(event.data["device_id"]))
-        elif endpoint is not None and event.kind in ("observation.cancelled", "observation.ended"):
+        elif endpoint is not None and event.kind in (
+            EventKind.OBSERVATION_CANCELLED,
+            EventKind.OBSERVATION_ENDED,
+        ):
             for token, known in list(self._tokens.items()):
                 if known.id == event.data.get("id") and known.endpoint == endpoint:
                     del self._tokens[token]

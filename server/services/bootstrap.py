@@ -39,6 +39,7 @@ from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
 from lwm2m.path import Path
 from server.carriers.base import CarrierProfile, Refusal, psk_identity_of
 from server.carriers.policy import ROLE_ACCESS, ROLE_BOOTSTRAP, CarrierPolicy
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.directory import DeviceDirectory
 from server.services.provisioning import Device
@@ -138,7 +139,7 @@ class BootstrapServer:
         admitted = self.directory.admit_bootstrap(request)
         if isinstance(admitted, Refusal):
             log.info("bootstrap of %s refused: %s", request.endpoint, admitted.reason)
-            self.bus.publish("bootstrap.refused", request.endpoint, reason=admitted.reason)
+            self.bus.publish(EventKind.BOOTSTRAP_REFUSED, request.endpoint, reason=admitted.reason)
             return UplinkResult(admitted.code)
         access = self.access_servers.get(profile.name)
         if access is None:
@@ -190,10 +191,10 @@ class BootstrapServer:
                 raise _Failed(f"Bootstrap-Finish answered {finished.code}")
         except Exception as exc:
             log.info("bootstrap of %s failed: %s", endpoint, exc)
-            self.bus.publish("bootstrap.failed", endpoint, reason=str(exc))
+            self.bus.publish(EventKind.BOOTSTRAP_FAILED, endpoint, reason=str(exc))
             return
         self.bus.publish(
-            "bootstrap.finished",
+            EventKind.BOOTSTRAP_FINISHED,
             endpoint,
             server_uri=access.uri(secure),
             standards_client=standards,

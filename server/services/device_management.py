@@ -42,6 +42,7 @@ from lwm2m.numbers import CoapCode, ContentFormat, ResourceType
 from lwm2m.path import Path
 from lwm2m.values import value_from_jsonable, value_to_jsonable
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.errors import BadArgument, RequestFailed, UndecodableAnswer
 from server.services.operations import (
@@ -270,7 +271,9 @@ class DeviceManagement:
         self._check(response, (CoapCode.CONTENT,))
         node = self.decode_response(response, path)
         await self.record_node(reg.endpoint, node, path, "read")
-        self.bus.publish("request.read", reg.endpoint, path=str(path), values=values_to_json(node, path))
+        self.bus.publish(
+            EventKind.REQUEST_READ, reg.endpoint, path=str(path), values=values_to_json(node, path)
+        )
         return {"node": values_to_json(node, path), "content_format": response.content_format}
 
     async def _discover(self, call: _Call, op: Discover) -> Any:
@@ -282,7 +285,7 @@ class DeviceManagement:
         except CodecError as exc:
             raise UndecodableAnswer(f"the discover answer of {path} is not link format: {exc}") from exc
         result = [{"target": link.target, "params": dict(link.params)} for link in links]
-        self.bus.publish("request.discover", reg.endpoint, path=str(path), links=result)
+        self.bus.publish(EventKind.REQUEST_DISCOVER, reg.endpoint, path=str(path), links=result)
         return {"links": result}
 
     async def _write(self, call: _Call, op: Write) -> Any:
@@ -301,7 +304,11 @@ class DeviceManagement:
         response = await call.send(Downlink(method, self.segments(reg, target), payload, content_format=fmt))
         self._check(response, (CoapCode.CHANGED,))
         self.bus.publish(
-            "request.write", reg.endpoint, path=str(path), values=list(op.values), replace=method == "PUT"
+            EventKind.REQUEST_WRITE,
+            reg.endpoint,
+            path=str(path),
+            values=list(op.values),
+            replace=method == "PUT",
         )
         return {"code": CoapCode.CHANGED.dotted}
 
@@ -315,7 +322,7 @@ class DeviceManagement:
         response = await call.send(Downlink("PUT", self.segments(reg, path), query=tuple(query)))
         self._check(response, (CoapCode.CHANGED,))
         self.bus.publish(
-            "request.write_attributes", reg.endpoint, path=str(path), attributes=dict(op.attributes)
+            EventKind.REQUEST_WRITE_ATTRIBUTES, reg.endpoint, path=str(path), attributes=dict(op.attributes)
         )
         return {"code": CoapCode.CHANGED.dotted}
 
@@ -330,7 +337,7 @@ class DeviceManagement:
             )
         )
         self._check(response, (CoapCode.CHANGED,))
-        self.bus.publish("request.execute", reg.endpoint, path=str(path), arguments=args)
+        self.bus.publish(EventKind.REQUEST_EXECUTE, reg.endpoint, path=str(path), arguments=args)
         return {"code": CoapCode.CHANGED.dotted}
 
     async def _create(self, call: _Call, op: Create) -> Any:
@@ -349,14 +356,14 @@ class DeviceManagement:
             raise BadArgument(str(exc)) from exc
         response = await call.send(Downlink("POST", self.segments(reg, path), payload, content_format=fmt))
         self._check(response, (CoapCode.CREATED,))
-        self.bus.publish("request.create", reg.endpoint, path=str(path), instance_id=instance_id)
+        self.bus.publish(EventKind.REQUEST_CREATE, reg.endpoint, path=str(path), instance_id=instance_id)
         return {"code": CoapCode.CREATED.dotted, "instance_id": instance_id}
 
     async def _delete(self, call: _Call, op: Delete) -> Any:
         reg, path = call.reg, op.path
         response = await call.send(Downlink("DELETE", self.segments(reg, path)))
         self._check(response, (CoapCode.DELETED,))
-        self.bus.publish("request.delete", reg.endpoint, path=str(path))
+        self.bus.publish(EventKind.REQUEST_DELETE, reg.endpoint, path=str(path))
         return {"code": CoapCode.DELETED.dotted}
 
     async def _read_composite(self, call: _Call, op: ReadComposite) -> Any:
@@ -377,7 +384,7 @@ class DeviceManagement:
             await self.record_node(reg.endpoint, node, node_path, "read")
             values.extend(values_to_json(node, node_path))
         self.bus.publish(
-            "request.read_composite", reg.endpoint, paths=[str(p) for p in op.paths], values=values
+            EventKind.REQUEST_READ_COMPOSITE, reg.endpoint, paths=[str(p) for p in op.paths], values=values
         )
         return {"node": values}
 
@@ -391,7 +398,7 @@ class DeviceManagement:
         body = codec.encode_composite(nodes, fmt, self.model)
         response = await call.send(Downlink("IPATCH", _root(reg), body, content_format=fmt))
         self._check(response, (CoapCode.CHANGED,))
-        self.bus.publish("request.write_composite", reg.endpoint, values=list(op.values))
+        self.bus.publish(EventKind.REQUEST_WRITE_COMPOSITE, reg.endpoint, values=list(op.values))
         return {"code": CoapCode.CHANGED.dotted}
 
 

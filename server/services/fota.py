@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from lwm2m.firmware_update import Resource, State, UpdateResult, meaning
 from lwm2m.node import Node, ObjectInstance, SingleResource
+from server.event_kinds import EventKind
 from server.events import Subscription
 from server.services.errors import BadArgument, DeviceSleeping, ServerError
 from server.services.firmware_store import FirmwareStore
@@ -333,7 +334,7 @@ class FotaService:
     async def _wait_online(self, endpoint: str, timeout: float) -> None:
         if self.server.registration(endpoint) is not None:
             return
-        with self.server.subscribe(endpoint=endpoint, kinds=("registration.registered",)) as events:
+        with self.server.subscribe(endpoint=endpoint, kinds=(EventKind.REGISTRATION_REGISTERED,)) as events:
             if self.server.registration(endpoint) is not None:
                 return
             try:
@@ -407,7 +408,9 @@ class FotaService:
         """Until State is Downloaded, or Idle with a result (the download failed)."""
         poll = timeouts["poll"]
         async with asyncio.timeout(timeouts["download"]):
-            with self.server.subscribe(endpoint=endpoint, kinds=("notification", "registration.")) as events:
+            with self.server.subscribe(
+                endpoint=endpoint, kinds=(EventKind.NOTIFICATION, "registration.")
+            ) as events:
                 while True:
                     try:
                         # A sleeping queue-mode device is not asked: its notification wakes us.
@@ -433,7 +436,7 @@ class FotaService:
                 while True:
                     with contextlib.suppress(TimeoutError):
                         event = await registrations.get(timeout=poll)
-                        if event.kind == "registration.registered":
+                        if event.kind == EventKind.REGISTRATION_REGISTERED:
                             await self._settle(endpoint)
                             return
                     with contextlib.suppress(ServerError, TimeoutError):
@@ -472,7 +475,7 @@ class FotaService:
             self._publish_task(task)
 
     def _publish_device(self, task: FotaTask, device: DeviceProgress) -> None:
-        self.server.bus.publish("fota.device", device.endpoint, task_id=task.id, **device.as_dict())
+        self.server.bus.publish(EventKind.FOTA_DEVICE, device.endpoint, task_id=task.id, **device.as_dict())
 
     def _publish_task(self, task: FotaTask) -> None:
-        self.server.bus.publish("fota.task", None, **task.as_dict(with_devices=False))
+        self.server.bus.publish(EventKind.FOTA_TASK, None, **task.as_dict(with_devices=False))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lwm2m.numbers import CoapCode
 from lwm2m.path import Path
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import Event
 from server.services.device_management import values_to_json
 from server.services.errors import BadArgument, DeviceTimeout, RequestFailed, ServerError
@@ -153,7 +154,10 @@ class OfflineCommands:
         self._waiting.add(device.id)
         # Other cluster nodes (server.cluster) learn from it that the device has a command waiting.
         self.server.bus.publish(
-            "offline_command.created", self._endpoint_of(device.id), uuid=row["uuid"], device_id=device.id
+            EventKind.OFFLINE_COMMAND_CREATED,
+            self._endpoint_of(device.id),
+            uuid=row["uuid"],
+            device_id=device.id,
         )
         return OfflineCommand(**row)
 
@@ -213,7 +217,7 @@ class OfflineCommands:
         await self.trigger(reg.endpoint, TRIGGER_UPDATE)
 
     def _on_event(self, event: Event) -> None:
-        if event.kind != "notification" or event.endpoint is None or not self._waiting:
+        if event.kind != EventKind.NOTIFICATION or event.endpoint is None or not self._waiting:
             return
         task = asyncio.get_running_loop().create_task(self.trigger(event.endpoint, TRIGGER_NOTIFY))
         self._tasks.add(task)
@@ -296,7 +300,7 @@ class OfflineCommands:
 
     def _report(self, command: OfflineCommand) -> None:
         self.server.bus.publish(
-            "offline_command.result",
+            EventKind.OFFLINE_COMMAND_RESULT,
             self._endpoint_of(command.device_id),
             uuid=command.uuid,
             cmd_type=command.cmd_type,

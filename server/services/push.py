@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from server.event_kinds import EventKind
 from server.events import Event
 from server.services.errors import BadArgument
 from server.services.ports import ServerApi
@@ -62,12 +63,21 @@ from server.store.api_repository import ApiRepository
 
 log = logging.getLogger(__name__)
 
-DATA_EVENTS = ("notification", "send", "request.read", "request.read_composite")
-ONLINE_EVENTS = {"registration.registered": 1, "registration.deregistered": 0, "registration.expired": 0}
+DATA_EVENTS = (
+    EventKind.NOTIFICATION,
+    EventKind.SEND,
+    EventKind.REQUEST_READ,
+    EventKind.REQUEST_READ_COMPOSITE,
+)
+ONLINE_EVENTS: dict[str, int] = {
+    EventKind.REGISTRATION_REGISTERED: 1,
+    EventKind.REGISTRATION_DEREGISTERED: 0,
+    EventKind.REGISTRATION_EXPIRED: 0,
+}
 # Firmware updates (`fota.device`): OneNET documents no push message for them (README, "Firmware
 # updates"), so they go out with a type of the testbed's own. The object's State and Update Result
 # reach receivers as OneNET data messages anyway (datastreams 5_0_3 and 5_0_5, observed by the task).
-FOTA_EVENT = "fota.device"
+FOTA_EVENT = EventKind.FOTA_DEVICE
 FOTA_MESSAGE_TYPE = 100
 FOTA_FIELDS = ("task_id", "status", "percent", "bytes", "update_result", "update_result_meaning", "reason")
 

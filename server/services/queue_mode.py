@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.errors import ServerError
 from server.services.operations import Operation, operation_from_dict
@@ -64,7 +65,7 @@ class QueueMode:
         self._queued_endpoints.add(endpoint)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = future
-        self.bus.publish("request.queued", endpoint, id=request_id, operation=op.as_dict())
+        self.bus.publish(EventKind.REQUEST_QUEUED, endpoint, id=request_id, operation=op.as_dict())
         return request_id, future
 
     async def flush(self, reg: Registration, perform: Performer) -> int:
@@ -81,12 +82,12 @@ class QueueMode:
                     result = await perform(reg, operation_from_dict(pending.operation, pending.params))
                 except ServerError as exc:
                     await self.store.complete_request(pending.id, "failed", {"error": str(exc)})
-                    self.bus.publish("request.failed", reg.endpoint, id=pending.id, error=str(exc))
+                    self.bus.publish(EventKind.REQUEST_FAILED, reg.endpoint, id=pending.id, error=str(exc))
                     if waiter is not None and not waiter.done():
                         waiter.set_exception(exc)
                     continue
                 await self.store.complete_request(pending.id, "done", result)
-                self.bus.publish("request.delivered", reg.endpoint, id=pending.id, result=result)
+                self.bus.publish(EventKind.REQUEST_DELIVERED, reg.endpoint, id=pending.id, result=result)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(result)
                 done += 1

@@ -24,6 +24,7 @@ from typing import Protocol
 from lwm2m.errors import CodecError
 from lwm2m.numbers import CoapCode
 from server.domain import Registration, parse_links_cached
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.requests import (
     DeregisterRequest,
@@ -172,7 +173,9 @@ class RegistrationService:
         for reg in await self.store.load_registrations():
             if reg.expires_at + self.lifetime_grace < now:
                 await self.store.delete_registration(reg.endpoint, reg.registration_id)
-                self.bus.publish("registration.expired", reg.endpoint, registration_id=reg.registration_id)
+                self.bus.publish(
+                    EventKind.REGISTRATION_EXPIRED, reg.endpoint, registration_id=reg.registration_id
+                )
                 continue
             self._index(reg)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="registration-expiry")
@@ -263,7 +266,11 @@ class RegistrationService:
         """4.00 for a registration beyond the limits; the event carries the reason (and at most
         the first 128 characters of the name)."""
         self.bus.publish(
-            "registration.refused", endpoint[:128], code=CoapCode.BAD_REQUEST.dotted, host=host, reason=reason
+            EventKind.REGISTRATION_REFUSED,
+            endpoint[:128],
+            code=CoapCode.BAD_REQUEST.dotted,
+            host=host,
+            reason=reason,
         )
         return UplinkResult(CoapCode.BAD_REQUEST, diagnostic=reason[:100])
 
@@ -287,7 +294,7 @@ class RegistrationService:
         verdict = self.policy.check_register(request)
         if verdict.code is not None:
             self.bus.publish(
-                "registration.refused",
+                EventKind.REGISTRATION_REFUSED,
                 request.endpoint,
                 code=verdict.code.dotted,
                 host=request.origin.host,
@@ -333,11 +340,13 @@ class RegistrationService:
             if waiting.users == 0 and self._locks.get(request.endpoint) is waiting:
                 del self._locks[request.endpoint]
         if old is not None:
-            self.bus.publish("registration.replaced", reg.endpoint, old_registration_id=old.registration_id)
+            self.bus.publish(
+                EventKind.REGISTRATION_REPLACED, reg.endpoint, old_registration_id=old.registration_id
+            )
             self._run_hooks(self._after_removal, old, "replaced")
         # A summary: the event log keeps every event, and the object list is in the registration.
         self.bus.publish(
-            "registration.registered",
+            EventKind.REGISTRATION_REGISTERED,
             reg.endpoint,
             registration_id=reg.registration_id,
             listener=reg.listener,
@@ -358,7 +367,7 @@ class RegistrationService:
         verdict = self.policy.check_update(request, reg)
         if verdict.code is not None:
             self.bus.publish(
-                "registration.refused",
+                EventKind.REGISTRATION_REFUSED,
                 reg.endpoint,
                 code=verdict.code.dotted,
                 host=request.origin.host,
@@ -406,7 +415,7 @@ class RegistrationService:
             return UplinkResult(CoapCode.NOT_FOUND)
         self._index(updated)
         self.bus.publish(
-            "registration.updated",
+            EventKind.REGISTRATION_UPDATED,
             updated.endpoint,
             registration_id=updated.registration_id,
             lifetime=updated.lifetime,
@@ -431,7 +440,9 @@ class RegistrationService:
         """Remove a registration (de-register, expiry, or an operator's action)."""
         self._unindex(reg)
         await self.store.delete_registration(reg.endpoint, reg.registration_id)
-        self.bus.publish(f"registration.{reason}", reg.endpoint, registration_id=reg.registration_id)
+        self.bus.publish(
+            EventKind(f"registration.{reason}"), reg.endpoint, registration_id=reg.registration_id
+        )
         self._run_hooks(self._after_removal, reg, reason)
 
     async def sweep(self, now: float | None = None) -> int:

@@ -33,6 +33,7 @@ from lwm2m.numbers import CoapCode, ContentFormat
 from lwm2m.path import Path
 from lwm2m.values import value_to_jsonable
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.events import EventBus
 from server.services.device_management import DeviceManagement
 from server.services.errors import RequestFailed, UndecodableAnswer
@@ -124,7 +125,7 @@ class Reporting:
             if self._active.get(observation.id) is observation:
                 del self._active[observation.id]
                 self.bus.publish(
-                    "observation.ended", observation.endpoint, id=observation.id, reason=str(exc)
+                    EventKind.OBSERVATION_ENDED, observation.endpoint, id=observation.id, reason=str(exc)
                 )
 
         first, handle = await transport.observe(reg.address, downlink, timeout, on_notification, on_end)
@@ -144,7 +145,7 @@ class Reporting:
         if handle is not None:
             self._active[observation.id] = observation
         self.bus.publish(
-            "observation.started",
+            EventKind.OBSERVATION_STARTED,
             reg.endpoint,
             id=observation.id,
             paths=[str(p) for p in paths],
@@ -192,7 +193,9 @@ class Reporting:
                 await transport.send(reg.address, downlink, 10.0, token=token)
             except Exception as exc:
                 log.info("cancel of observation %s on %s not answered: %s", observation_id, reg.endpoint, exc)
-        self.bus.publish("observation.cancelled", observation.endpoint, id=observation_id, active=active)
+        self.bus.publish(
+            EventKind.OBSERVATION_CANCELLED, observation.endpoint, id=observation_id, active=active
+        )
 
     async def forget_endpoint(self, endpoint: str, *, keep_stored: bool = False) -> None:
         """Drop every local observation of an endpoint (its registration ended or moved)."""
@@ -265,20 +268,26 @@ class Reporting:
         self.on_heard(observation.endpoint)
         if not response.success:
             self._active.pop(observation.id, None)
-            self.bus.publish("observation.ended", observation.endpoint, id=observation.id, code=response.code)
+            self.bus.publish(
+                EventKind.OBSERVATION_ENDED, observation.endpoint, id=observation.id, code=response.code
+            )
             return
         try:
             values = await self._record(observation, response, "notify")
         except (CodecError, RequestFailed, UndecodableAnswer) as exc:
             self.notifications_rejected += 1
             self.bus.publish(
-                "notification.rejected", observation.endpoint, id=observation.id, reason=str(exc)
+                EventKind.NOTIFICATION_REJECTED, observation.endpoint, id=observation.id, reason=str(exc)
             )
             return
         observation.notifications += 1
         self.notifications_stored += 1
         self.bus.publish(
-            "notification", observation.endpoint, id=observation.id, sequence=response.observe, values=values
+            EventKind.NOTIFICATION,
+            observation.endpoint,
+            id=observation.id,
+            sequence=response.observe,
+            values=values,
         )
 
     # --- send ------------------------------------------------------------------------------------
@@ -303,7 +312,7 @@ class Reporting:
         ]
         await self.store.record_values(reg.endpoint, stored, "send")
         self.bus.publish(
-            "send",
+            EventKind.SEND,
             reg.endpoint,
             values=[
                 {"path": s.path, "type": s.type, "value": s.value, "time": s.measured_at} for s in stored

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
+from server.event_kinds import EventKind
 from server.lwm2m_server import Lwm2mServer
 from server.services.errors import DeviceTimeout, RequestFailed, ServerError
 
@@ -47,7 +48,7 @@ async def _publish(request: Request, exc: ServerError) -> None:
             body = await request.json()
         path = body.get("path") or body.get("paths") if isinstance(body, dict) else None
         server.bus.publish(
-            "operation.failed",
+            EventKind.OPERATION_FAILED,
             endpoint,
             operation=operation,
             path=path,

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from lwm2m.path import Path
 from server.api.modules import ModuleHost, module_for_device
 from server.domain import Registration
+from server.event_kinds import EventKind
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Device, Product
 from server.store import tables as t
@@ -87,7 +88,7 @@ async def discovered_paths(server: Lwm2mServer, endpoint: str, answers: int = 50
     events = t.events.c
     statement = (
         select(events.data)
-        .where(events.endpoint == endpoint, events.kind == "request.discover")
+        .where(events.endpoint == endpoint, events.kind == EventKind.REQUEST_DISCOVER)
         .order_by(events.id.desc())
         .limit(answers)
     )

@@ -274,7 +274,7 @@ async def test_4_10_nsmi_example() -> None:
     await h.module.observe(Path(3200, 0), 3)
     h.new()
     assert h.send('AT+MIPLNOTIFY=0,0,3200,0,5750,1,4,"test",0,0') == ["OK", "+MIPLNSMI: 0,1,0"]
-    h.module._mids = iter([18173])  # the manual's message id, so that mid & 127 is 125
+    h.module.mids = iter([18173])  # the manual's message id, so that mid & 127 is 125
     task = asyncio.create_task(h.module.write(Path(3200, 0, 5750), SingleResource(5750, "x"), True))
     await asyncio.sleep(0)
     (urc,) = h.new()

@@ -1,6 +1,7 @@
 // Small DOM helpers: build elements without innerHTML, so device data is never parsed as markup.
 
 import { explainFailure } from "./reasons.js";
+import { EventKind } from "./event_kinds.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -53,7 +54,7 @@ export function formatValue(value) {
 
 export function describeEvent(event) {
   const data = event.data || {};
-  if (event.kind === "operation.failed") return `${data.operation} ${[data.path].flat().join(" ")}: ${explainFailure(data)}`;
+  if (event.kind === EventKind.OPERATION_FAILED) return `${data.operation} ${[data.path].flat().join(" ")}: ${explainFailure(data)}`;
   if (Array.isArray(data.values) && data.values.length) {
     return data.values.slice(0, 4).map((v) => `${v.path}=${formatValue(v.value)}`).join(" ");
   }

@@ -6,6 +6,7 @@ import { eventItem, formatTime, formatValue, h } from "../dom.js";
 import { lineChart } from "../chart.js";
 import { subscribe } from "../live.js";
 import { explainError } from "../reasons.js";
+import { EventKind } from "../event_kinds.js";
 
 export const name = "device";
 const NUMERIC = new Set(["Float", "Integer", "Unsigned Integer"]);
@@ -18,7 +19,9 @@ const MCU_ANSWERS = {
   discover: "AT+MIPLDISCOVERRSP",
   "write-attributes": "AT+MIPLPARAMETERRSP",
 };
-const UPLINK_KINDS = new Set(["registration.registered", "registration.updated", "notification", "send"]);
+const UPLINK_KINDS = new Set([
+  EventKind.REGISTRATION_REGISTERED, EventKind.REGISTRATION_UPDATED, EventKind.NOTIFICATION, EventKind.SEND,
+]);
 
 function parseValue(text, type) {
   const trimmed = text.trim();
@@ -391,15 +394,15 @@ export function render(view, [ref], { notify }) {
     if (timeline.querySelector(`[data-seq="${event.seq}"]`)) return;
     timeline.prepend(eventItem(event));
     while (timeline.children.length > 200) timeline.lastChild.remove();
-    if (event.kind === "notification" || event.kind === "send") applyValues(event.data.values, event.time);
+    if (event.kind === EventKind.NOTIFICATION || event.kind === EventKind.SEND) applyValues(event.data.values, event.time);
     if (UPLINK_KINDS.has(event.kind)) {
       device.last_seen = Math.max(device.last_seen || 0, event.time);
       if (event.kind.startsWith("registration")) device.online = true;
       renderHeader();
-    } else if (event.kind === "registration.deregistered" || event.kind === "registration.expired") {
+    } else if (event.kind === EventKind.REGISTRATION_DEREGISTERED || event.kind === EventKind.REGISTRATION_EXPIRED) {
       device.online = false;
       renderHeader();
-    } else if (event.kind === "observation.cancelled" || event.kind === "observation.ended") {
+    } else if (event.kind === EventKind.OBSERVATION_CANCELLED || event.kind === EventKind.OBSERVATION_ENDED) {
       for (const [path, id] of observations) if (id === event.data.id) observations.delete(path);
       refreshObserveButtons();
     }

@@ -4,10 +4,11 @@
 import { del, get, query } from "../api.js";
 import { formatTime, h } from "../dom.js";
 import { subscribe } from "../live.js";
+import { EventKind } from "../event_kinds.js";
 
 export const name = "devices";
-const ONLINE_KINDS = new Set(["registration.registered", "registration.updated"]);
-const OFFLINE_KINDS = new Set(["registration.deregistered", "registration.expired", "registration.removed"]);
+const ONLINE_KINDS = new Set([EventKind.REGISTRATION_REGISTERED, EventKind.REGISTRATION_UPDATED]);
+const OFFLINE_KINDS = new Set([EventKind.REGISTRATION_DEREGISTERED, EventKind.REGISTRATION_EXPIRED]);
 export const PAGE_SIZE = 25;
 
 // A button that asks once more before it acts: the first click arms it, a second within 4 s acts.
@@ -153,7 +154,7 @@ export function render(view, _params, { notify }) {
   next.addEventListener("click", () => { offset += PAGE_SIZE; load(); });
 
   const unsubscribe = subscribe((event) => {
-    if (!String(event.kind).startsWith("registration") && event.kind !== "notification" && event.kind !== "send") return;
+    if (!String(event.kind).startsWith("registration") && event.kind !== EventKind.NOTIFICATION && event.kind !== EventKind.SEND) return;
     const tr = event.endpoint ? rows.get(event.endpoint) : null;
     if (!tr) {
       if (ONLINE_KINDS.has(event.kind)) reload();
@@ -161,14 +162,14 @@ export function render(view, _params, { notify }) {
     }
     let isOnline = tr.dataset.online === "true";
     if (ONLINE_KINDS.has(event.kind)) isOnline = true;
-    if (OFFLINE_KINDS.has(event.kind) || event.kind === "registration.deregistered") isOnline = false;
+    if (OFFLINE_KINDS.has(event.kind) || event.kind === EventKind.REGISTRATION_DEREGISTERED) isOnline = false;
     if (online.value && String(isOnline) !== online.value) {
       reload();
       return;
     }
     tr.dataset.online = String(isOnline);
     tr.querySelector(".state").replaceWith(stateCell(isOnline));
-    if (event.kind === "registration.expired" || event.kind === "registration.removed") return; // not uplinks
+    if (event.kind === EventKind.REGISTRATION_EXPIRED) return; // not uplinks
     const seen = tr.querySelector(".last-seen");
     seen.textContent = formatTime(event.time);
     seen.dataset.lastSeen = String(event.time);

@@ -4,6 +4,7 @@
 import { api, ApiError, get, getKey, post } from "../api.js";
 import { formatTime, h } from "../dom.js";
 import { subscribe } from "../live.js";
+import { EventKind } from "../event_kinds.js";
 
 export const name = "firmware";
 
@@ -110,7 +111,7 @@ function renderList(view, notify) {
     }
   });
   load();
-  return subscribe((event) => { if (event.kind === "fota.task") load(); });
+  return subscribe((event) => { if (event.kind === EventKind.FOTA_TASK) load(); });
 }
 
 function renderTask(view, taskId, notify) {
@@ -151,8 +152,8 @@ function renderTask(view, taskId, notify) {
   });
   load();
   return subscribe((event) => {
-    if ((event.kind === "fota.device" && String(event.data && event.data.task_id) === String(taskId)) ||
-        (event.kind === "fota.task" && String(event.data && event.data.id) === String(taskId))) load();
+    if ((event.kind === EventKind.FOTA_DEVICE && String(event.data && event.data.task_id) === String(taskId)) ||
+        (event.kind === EventKind.FOTA_TASK && String(event.data && event.data.id) === String(taskId))) load();
   });
 }
 

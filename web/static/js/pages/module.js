@@ -5,6 +5,7 @@ import { get, query, websocketUrl } from "../api.js";
 import { eventItem, h } from "../dom.js";
 import { subscribe } from "../live.js";
 import { explainAtLine } from "../reasons.js";
+import { EventKind } from "../event_kinds.js";
 
 export const name = "module";
 
@@ -132,14 +133,14 @@ export function render(view, [moduleId], { notify }) {
 
   const unsubscribe = subscribe((event) => {
     if (!ours(event)) {
-      if (module && !module.endpoint && event.kind === "registration.registered" && event.endpoint.includes(module.imei)) {
+      if (module && !module.endpoint && event.kind === EventKind.REGISTRATION_REGISTERED && event.endpoint.includes(module.imei)) {
         module.endpoint = event.endpoint;
       } else return;
     }
     if (cloud.querySelector(`[data-seq="${event.seq}"]`)) return;
     cloud.prepend(eventItem(event));
     while (cloud.children.length > 200) cloud.lastChild.remove();
-    if (event.kind === "registration.registered") findDevice();
+    if (event.kind === EventKind.REGISTRATION_REGISTERED) findDevice();
   });
 
   (async () => {

@@ -1,0 +1,41 @@
+// Generated from server/event_kinds.py by `python -m server.event_kinds`: do not edit.
+// The kinds of server events (the `kind` of every SSE / WebSocket message).
+
+export const EventKind = Object.freeze({
+  APPDATA_UPLINK: "appdata.uplink",
+  BOOTSTRAP_FAILED: "bootstrap.failed",
+  BOOTSTRAP_FINISHED: "bootstrap.finished",
+  BOOTSTRAP_REFUSED: "bootstrap.refused",
+  FOTA_DEVICE: "fota.device",
+  FOTA_TASK: "fota.task",
+  NOTIFICATION: "notification",
+  NOTIFICATION_REJECTED: "notification.rejected",
+  OBSERVATION_CANCELLED: "observation.cancelled",
+  OBSERVATION_ENDED: "observation.ended",
+  OBSERVATION_STARTED: "observation.started",
+  SEND: "send",
+  SEND_REFUSED: "send.refused",
+  OFFLINE_COMMAND_CREATED: "offline_command.created",
+  OFFLINE_COMMAND_RESULT: "offline_command.result",
+  OPERATION_FAILED: "operation.failed",
+  REGISTRATION_DEREGISTERED: "registration.deregistered",
+  REGISTRATION_EXPIRED: "registration.expired",
+  REGISTRATION_REFUSED: "registration.refused",
+  REGISTRATION_REGISTERED: "registration.registered",
+  REGISTRATION_REPLACED: "registration.replaced",
+  REGISTRATION_UPDATED: "registration.updated",
+  REQUEST_CREATE: "request.create",
+  REQUEST_DELETE: "request.delete",
+  REQUEST_DELIVERED: "request.delivered",
+  REQUEST_DISCOVER: "request.discover",
+  REQUEST_EXECUTE: "request.execute",
+  REQUEST_FAILED: "request.failed",
+  REQUEST_QUEUED: "request.queued",
+  REQUEST_READ: "request.read",
+  REQUEST_READ_COMPOSITE: "request.read_composite",
+  REQUEST_WRITE: "request.write",
+  REQUEST_WRITE_ATTRIBUTES: "request.write_attributes",
+  REQUEST_WRITE_COMPOSITE: "request.write_composite",
+});
+
+export const EVENT_KINDS = Object.freeze(Object.values(EventKind));
