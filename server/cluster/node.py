@@ -119,6 +119,7 @@ class ClusterNode:
     async def join(self) -> None:
         server = self.server
         self.repo = ClusterRepository(server.store)
+        self.repo.start()
         self.nc = await nats.connect(
             self.nats_url,
             name=f"testbed-node-{self.node_id}",
@@ -138,7 +139,7 @@ class ClusterNode:
             if owner is not None and reg.endpoint not in mine:
                 server.registrations.release(reg.endpoint)
                 self._owners[reg.endpoint] = owner
-        server.provisioning.stored_device = self._stored_device
+        server.provisioning.shared_store = True
         for listener in server.listeners.values():
             listener.stray_notification = functools.partial(self._stray, listener.name)
         server.bus.add_listener(self._publish_event)
@@ -157,6 +158,9 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
         self.nc = None
+        if self.repo is not None:
+            with contextlib.suppress(Exception):
+                await self.repo.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -416,11 +420,6 @@ class ClusterNode:
         if server.registrations.release(endpoint) is not None:
             server.queue.forget(endpoint)
             await server.reporting.forget_endpoint(endpoint, keep_stored=True)
-
-    async def _stored_device(self, endpoint: str) -> Device | None:
-        assert self.repo is not None
-        rows = await self.repo.device_rows([endpoint])
-        return Device.from_row(rows[0]) if rows else None
 
     def _learn_device(self, endpoint: str) -> None:
         """Index, soon, the device row another node stores for `endpoint` (the API finds devices
