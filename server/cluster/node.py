@@ -140,6 +140,12 @@ class ClusterNode:
                 server.registrations.release(reg.endpoint)
                 self._owners[reg.endpoint] = owner
         server.provisioning.shared_store = True
+        # Observations made before this node started: their tokens are in the shared table.
+        for record in await self.repo.observation_tokens():
+            if record.token is not None:
+                self._tokens[bytes.fromhex(record.token)] = _Foreign(
+                    record.id, record.endpoint, tuple(record.paths), record.composite, record.content_format
+                )
         for listener in server.listeners.values():
             listener.stray_notification = functools.partial(self._stray, listener.name)
         server.bus.add_listener(self._publish_event)
@@ -312,8 +318,17 @@ class ClusterNode:
                     "token": observation.handle.token.hex(),
                     "content_format": observation.content_format,
                 }
+                self._spawn(self._remember_token(observation.id, observation.handle.token))
                 return replace(event, data={**event.data, **extra})
         return event
+
+    async def _remember_token(self, observation_id: int, token: bytes) -> None:
+        if self.repo is None:
+            return
+        try:
+            await self.repo.remember_token(observation_id, token)
+        except Exception as exc:  # the store is closing; the live event carried the token anyway
+            log.info("token of observation %d not stored: %s", observation_id, exc)
 
     async def _publish_outbox(self) -> None:
         nc = self.nc

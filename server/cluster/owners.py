@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from server.domain import Registration
 from server.store import tables as t
 from server.store.database import GroupCommitter
-from server.store.repository import Store
+from server.store.repository import ObservationRecord, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +131,26 @@ class ClusterRepository:
         async with self.store.engine.connect() as conn:
             rows = await conn.execute(select(t.devices).where(t.devices.c.endpoint.in_(endpoints)))
             return [dict(row._mapping) for row in rows]
+
+    # --- observation tokens ------------------------------------------------------------------------
+
+    async def remember_token(self, observation_id: int, token: bytes) -> None:
+        """Keep the token of a live observation beside its row, for nodes that start later."""
+        observations = t.observations
+
+        def op(conn: Connection) -> None:
+            conn.execute(
+                update(observations).where(observations.c.id == observation_id).values(token=token.hex())
+            )
+
+        await self.writer.run(op, deferrable=True)
+
+    async def observation_tokens(self) -> list[ObservationRecord]:
+        """The active observations whose token is known."""
+        observations = t.observations
+        query = select(observations).where(observations.c.active.is_(True), observations.c.token.is_not(None))
+        async with self.store.engine.connect() as conn:
+            return [ObservationRecord(**row._mapping) for row in await conn.execute(query)]
 
     # --- nodes -----------------------------------------------------------------------------------
 

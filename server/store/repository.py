@@ -145,6 +145,8 @@ class ObservationRecord:
     attributes: dict[str, Any]
     active: bool
     created_at: float
+    # The CoAP token of the live observation (hex), kept for a cluster's other nodes (server.cluster).
+    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
