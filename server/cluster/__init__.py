@@ -12,7 +12,7 @@ Node identity
     (in production behind a UDP load balancer with source affinity) and its own HTTP API. All
     nodes share one PostgreSQL database (one Alembic history) and one NATS server.
 
-Ownership (table `registration_owners`, migration 0006)
+Ownership (table `registration_owners`, migration 0008)
     The node that accepted a Register owns the device's transport: its address, DTLS session and
     CoAP exchanges. The owner is written beside the registration (endpoint, node, registration
     id) by the register hook, and announced at once by the `registration.registered` event on
@@ -22,6 +22,11 @@ Ownership (table `registration_owners`, migration 0006)
     `registration.replaced` with `from_node`; an Update (or its registration id) arriving at a
     node that does not hold the registration adopts it from the database (the address change
     re-establishes the stored observations from there).
+    What a Register costs beyond a single process: the claim is one statement per batch of
+    claims, on the cluster's own writer (it never holds a registration's commit back), committed
+    without waiting for the WAL flush (ownership is soft state: the next uplink claims again); a
+    first-seen endpoint's device row is inserted or, when another node stored it, found in the
+    same statement (`ON CONFLICT DO NOTHING`), so no lookup precedes it.
 
 Request forwarding (subject `testbed.node.<id>.request`, NATS request/reply)
     An operation on a device owned elsewhere (read, write, execute, observe, discover, create,
@@ -47,10 +52,12 @@ Observation state and queued requests (PostgreSQL)
     device registers or updates through, and stored observations are re-established after an
     adoption. Notifications are acknowledged after their commit as in one process.
     The owner's `observation.started` event carries the observation's token to the other nodes
-    (kept in memory by each): a notification on such a token arriving at another node's listener
-    (after a load-balancer change) is accepted there (`CoapListener.stray_notification`), the
-    node takes the registration over at the notification's address, stores the values once and
-    acknowledges after the commit; later notifications on the token keep arriving there.
+    (kept in memory by each), and the owner writes the token beside the observation's row
+    (`observations.token`, migration 0009), from which a node that starts later learns it: a
+    notification on such a token arriving at another node's listener (after a load-balancer
+    change) is accepted there (`CoapListener.stray_notification`), the node takes the
+    registration over at the notification's address, stores the values once and acknowledges
+    after the commit; later notifications on the token keep arriving there.
 
 Liveness (table `cluster_nodes`, subject `testbed.cluster.heartbeat`)
     Every node writes a heartbeat every `HEARTBEAT_INTERVAL` seconds; a node whose last heartbeat
@@ -64,9 +71,6 @@ DeviceUnreachable ("cluster link down"), later requests succeed once the link is
 OneNET cached commands are stored in PostgreSQL; their `offline_command.created` event tells the
 device's owner (whichever node it is) that the device has one waiting, so the owner delivers it on
 the next trigger.
-
-Not covered here: tokens are learned from live events, so a node started after an observation
-was made answers its notifications with Reset (the device re-registers).
 """
 
 from server.cluster.hooks import ClusterHooks, LocalNode

@@ -120,6 +120,7 @@ class ClusterNode:
     async def join(self) -> None:
         server = self.server
         self.repo = ClusterRepository(server.store)
+        self.repo.start()
         self.nc = await nats.connect(
             self.nats_url,
             name=f"testbed-node-{self.node_id}",
@@ -139,7 +140,13 @@ class ClusterNode:
             if owner is not None and reg.endpoint not in mine:
                 server.registrations.release(reg.endpoint)
                 self._owners[reg.endpoint] = owner
-        server.provisioning.stored_device = self._stored_device
+        server.provisioning.shared_store = True
+        # Observations made before this node started: their tokens are in the shared table.
+        for record in await self.repo.observation_tokens():
+            if record.token is not None:
+                self._tokens[bytes.fromhex(record.token)] = _Foreign(
+                    record.id, record.endpoint, tuple(record.paths), record.composite, record.content_format
+                )
         for listener in server.listeners.values():
             listener.stray_notification = functools.partial(self._stray, listener.name)
         server.bus.add_listener(self._publish_event)
@@ -158,6 +165,9 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
         self.nc = None
+        if self.repo is not None:
+            with contextlib.suppress(Exception):
+                await self.repo.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -309,8 +319,17 @@ class ClusterNode:
                     "token": observation.handle.token.hex(),
                     "content_format": observation.content_format,
                 }
+                self._spawn(self._remember_token(observation.id, observation.handle.token))
                 return replace(event, data={**event.data, **extra})
         return event
+
+    async def _remember_token(self, observation_id: int, token: bytes) -> None:
+        if self.repo is None:
+            return
+        try:
+            await self.repo.remember_token(observation_id, token)
+        except Exception as exc:  # the store is closing; the live event carried the token anyway
+            log.info("token of observation %d not stored: %s", observation_id, exc)
 
     async def _publish_outbox(self) -> None:
         nc = self.nc
@@ -420,11 +439,6 @@ class ClusterNode:
         if server.registrations.release(endpoint) is not None:
             server.queue.forget(endpoint)
             await server.reporting.forget_endpoint(endpoint, keep_stored=True)
-
-    async def _stored_device(self, endpoint: str) -> Device | None:
-        assert self.repo is not None
-        rows = await self.repo.device_rows([endpoint])
-        return Device.from_row(rows[0]) if rows else None
 
     def _learn_device(self, endpoint: str) -> None:
         """Index, soon, the device row another node stores for `endpoint` (the API finds devices

@@ -16,7 +16,7 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -159,8 +159,9 @@ class Provisioning:
         for watcher in self._watchers:
             watcher(device.id, device)
 
-    # Set by a cluster node (server.cluster): reads the row of an endpoint another node stored.
-    stored_device: Callable[[str], Awaitable[Device | None]] | None = None
+    # Set by a cluster node (server.cluster): other nodes write devices to the same store, so a
+    # first-seen endpoint's device may be stored already (`ensure_endpoint` inserts or finds it).
+    shared_store: bool = False
 
     def remember(self, device: Device) -> None:
         """Index a device another cluster node stored (server.cluster): the row is the truth."""
@@ -209,19 +210,9 @@ class Provisioning:
             raise BadArgument("imsi must be digits")
         if endpoint is not None and endpoint in self._by_endpoint:
             raise BadArgument(f"endpoint {endpoint!r} is taken")
-        row: dict[str, Any] = {
-            "product_id": product_id,
-            "carrier": carrier,
-            "imei": imei,
-            "imsi": imsi,
-            "title": title,
-            "auth_code": auth_code,
-            "obsv": obsv,
-            "endpoint": endpoint,
-            "api_key": api_key or new_key(),
-            "attributes": dict(attributes or {}),
-            "created_at": time.time(),
-        }
+        row = _device_row(
+            product_id, carrier, imei, imsi, title, auth_code, obsv, endpoint, api_key, attributes
+        )
         device_id = await self._repo().insert_device(row)
         device = Device(id=device_id, **row)
         self._index_device(device)
@@ -282,17 +273,14 @@ class Provisioning:
         device = self._by_endpoint.get(endpoint)
         if device is not None:
             return device
-        if self.stored_device is not None:  # a cluster: another node may have stored its row
-            device = await self.stored_device(endpoint)
-            if device is not None:
-                self._index_device(device)
-                return device
         pending = self._creating.get(endpoint)
         if pending is not None:  # another registration of the endpoint is creating its row
             return await asyncio.shield(pending)
-        task = asyncio.ensure_future(
-            self.create_device(product_id=None, carrier=carrier, endpoint=endpoint, api_key=None)
-        )
+        if self.shared_store:
+            create = self._insert_or_find(carrier, endpoint)
+        else:
+            create = self.create_device(product_id=None, carrier=carrier, endpoint=endpoint, api_key=None)
+        task = asyncio.ensure_future(create)
         self._creating[endpoint] = task
         try:
             return await asyncio.shield(task)
@@ -301,6 +289,18 @@ class Provisioning:
                 self._creating.pop(endpoint, None)
             else:
                 task.add_done_callback(lambda _t: self._creating.pop(endpoint, None))
+
+    async def _insert_or_find(self, carrier: str, endpoint: str) -> Device:
+        """A cluster's first sighting of an endpoint: its device row is inserted unless another
+        node stored one, in the same statement (no round trip to look first)."""
+        row = _device_row(None, carrier or "custom", None, None, None, None, True, endpoint, None, None)
+        stored = await self._repo().insert_or_find_device(row)
+        device = Device.from_row(stored) if isinstance(stored, dict) else Device(id=stored, **row)
+        known = self._by_endpoint.get(endpoint)  # indexed meanwhile (the other node's event)
+        if known is not None:
+            return known
+        self._index_device(device)
+        return device
 
     def device(self, device_id: int) -> Device | None:
         return self._devices.get(device_id)
@@ -321,3 +321,31 @@ class Provisioning:
             if (product_id is None or d.product_id == product_id)
             and (carrier is None or d.carrier == carrier)
         ]
+
+
+def _device_row(
+    product_id: str | None,
+    carrier: str,
+    imei: str | None,
+    imsi: str | None,
+    title: str | None,
+    auth_code: str | None,
+    obsv: bool,
+    endpoint: str | None,
+    api_key: str | None,
+    attributes: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The columns of a new device row (a fresh API key unless one is given)."""
+    return {
+        "product_id": product_id,
+        "carrier": carrier,
+        "imei": imei,
+        "imsi": imsi,
+        "title": title,
+        "auth_code": auth_code,
+        "obsv": obsv,
+        "endpoint": endpoint,
+        "api_key": api_key or new_key(),
+        "attributes": dict(attributes or {}),
+        "created_at": time.time(),
+    }

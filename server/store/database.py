@@ -68,8 +68,11 @@ class _BulkItem:
 _Entry = tuple[WriteOp, asyncio.Future[Any] | None, bool]
 
 
-def _execute_batch(conn: Connection, batch: list[_Entry]) -> list[Any]:
-    """Run a batch in order, gathering the items of each bulk writer into one call."""
+def _execute_batch(conn: Connection, batch: list[_Entry], prelude: str | None = None) -> list[Any]:
+    """Run a batch in order, gathering the items of each bulk writer into one call; `prelude` is a
+    statement run first in the transaction."""
+    if prelude is not None:
+        conn.exec_driver_sql(prelude)
     results: list[Any] = []
     # writer -> (positions in `results`, items)
     bulks: dict[BulkWriter, tuple[list[int], list[Any]]] = {}
@@ -176,8 +179,14 @@ class GroupCommitter:
         *,
         gather_window: float = GATHER_WINDOW,
         gather_below: int = GATHER_BELOW,
+        durable: bool = True,
     ) -> None:
         self._engine = engine
+        # A writer of soft state (a cluster's ownership claims, heartbeats) need not wait for the
+        # WAL flush: on PostgreSQL its transactions commit with `synchronous_commit = off`.
+        self._prelude: str | None = (
+            None if durable or engine.dialect.name != "postgresql" else "SET LOCAL synchronous_commit TO OFF"
+        )
         self._max_batch = max_batch
         self._gather_window = gather_window
         self._gather_below = gather_below
@@ -286,7 +295,7 @@ class GroupCommitter:
     async def _commit_batch(self, batch: list[_Entry]) -> None:
         try:
             async with self._engine.begin() as conn:
-                results = await conn.run_sync(_execute_batch, batch)
+                results = await conn.run_sync(_execute_batch, batch, self._prelude)
         except Exception as exc:
             # One operation spoiled the transaction: run each alone so only the culprit fails.
             if len(batch) > 1:

@@ -75,6 +75,44 @@ def _insert_devices(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     return ids
 
 
+def _insert_or_find_devices(conn: Connection, rows: list[dict[str, Any]]) -> list[int | dict[str, Any]]:
+    """Bulk writer of `ProvisioningRepository.insert_or_find_device`: insert the rows whose endpoint
+    has no device yet (`ON CONFLICT (endpoint) DO NOTHING`), in the same transaction find the rows
+    of the endpoints that have one. Per row: the new id, or the existing row (as a dict)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    devices = t.devices
+    first: dict[str, dict[str, Any]] = {}  # the first row of each endpoint is the one inserted
+    for row in rows:
+        first.setdefault(row["endpoint"], row)
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in first.values():
+        shapes.setdefault(tuple(row), []).append(row)
+    new_ids: dict[str, int] = {}
+    for same_shape in shapes.values():
+        statement = (
+            insert(devices)
+            .values(same_shape)
+            .on_conflict_do_nothing(index_elements=[devices.c.endpoint])
+            .returning(devices.c.id, devices.c.endpoint)
+        )
+        new_ids.update({endpoint: device_id for device_id, endpoint in conn.execute(statement)})
+    found: dict[str, dict[str, Any]] = {}
+    taken = [endpoint for endpoint in first if endpoint not in new_ids]
+    if taken:
+        for existing in conn.execute(select(devices).where(devices.c.endpoint.in_(taken))):
+            found[existing.endpoint] = dict(existing._mapping)
+    results: list[int | dict[str, Any]] = []
+    for row in rows:
+        endpoint = row["endpoint"]
+        if endpoint not in new_ids:
+            results.append(found[endpoint])
+        elif row is first[endpoint]:
+            results.append(new_ids[endpoint])
+        else:  # a later row for the same endpoint in the batch finds the first one's device
+            results.append({**first[endpoint], "id": new_ids[endpoint]})
+    return results
+
+
 @dataclass(frozen=True, slots=True)
 class StoredValue:
     """One reported value, ready to store: path text, resource type name, JSON-safe value."""
@@ -107,6 +145,8 @@ class ObservationRecord:
     attributes: dict[str, Any]
     active: bool
     created_at: float
+    # The CoAP token of the live observation (hex), kept for a cluster's other nodes (server.cluster).
+    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +435,12 @@ class ProvisioningRepository:
         """Insert a device row and return its id; devices first seen together (a burst of new
         endpoints) are inserted with one statement."""
         return int(await self.store.writer.run_bulk(_insert_devices, row))
+
+    async def insert_or_find_device(self, row: dict[str, Any]) -> int | dict[str, Any]:
+        """Insert a device row with an endpoint unless a device of that endpoint is stored (another
+        cluster node stored it): the new id, or the stored row. One statement per burst."""
+        result: int | dict[str, Any] = await self.store.writer.run_bulk(_insert_or_find_devices, row)
+        return result
 
     async def update_device(self, device_id: int, values: dict[str, Any]) -> None:
         await self._write(update(t.devices).where(t.devices.c.id == device_id).values(**values))

@@ -107,6 +107,8 @@ observations = Table(
     Column("attributes", JSON, nullable=False, default=dict),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
+    # The live observation's CoAP token (hex): a cluster node learns other nodes' tokens from it.
+    Column("token", String(16), nullable=True),
 )
 
 pending_requests = Table(

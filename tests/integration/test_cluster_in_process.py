@@ -5,11 +5,15 @@ single process stays what it was."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import aiocoap
 import pytest
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import ACK, CON
 
 from emulator.client.client import Lwm2mClient
 from emulator.client.settings import ClientSettings
@@ -117,15 +121,28 @@ async def test_a_single_process_keeps_the_local_answers(server_factory) -> None:
         await server.enqueue("nobody", Read(Path.parse("/3/0/0")))
 
 
+async def _notify_through(
+    server: Lwm2mServer, token: bytes, mid: int
+) -> tuple[aiocoap.Message, tuple[str, int]]:
+    """Send a notification (CON, /3303/0/5700 = 42.5) on `token` to the server's listener from a
+    fresh socket; returns the answer and the socket's address."""
+    notification = aiocoap.Message(code=Code.CONTENT, payload=b"42.5")
+    notification.mtype, notification.mid, notification.token = CON, mid, token
+    notification.opt.observe = 9
+    notification.opt.content_format = 0
+    host, port = server.listeners["default"].address
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        await loop.sock_sendto(sock, notification.encode(), (host, port))
+        answer = aiocoap.Message.decode(await asyncio.wait_for(loop.sock_recv(sock, 1500), 10))
+        return answer, sock.getsockname()
+
+
 async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_stored_and_acknowledged(
     pair: dict[str, Lwm2mServer],
 ) -> None:
-    import socket
-
-    import aiocoap
-    from aiocoap.numbers.codes import Code
-    from aiocoap.numbers.types import ACK, CON
-
     a, b = pair["A"], pair["B"]
     endpoint = "869975030019102"
     model = builtin_registry()
@@ -153,18 +170,7 @@ async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_store
             await asyncio.sleep(0.05)
 
         # After a load-balancer change the device's next notification reaches B.
-        notification = aiocoap.Message(code=Code.CONTENT, payload=b"42.5")
-        notification.mtype, notification.mid, notification.token = CON, 4711, token
-        notification.opt.observe = 9
-        notification.opt.content_format = 0
-        b_host, b_port = b.listeners["default"].address
-        loop = asyncio.get_running_loop()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            sock.setblocking(False)
-            await loop.sock_sendto(sock, notification.encode(), (b_host, b_port))
-            answer = aiocoap.Message.decode(await asyncio.wait_for(loop.sock_recv(sock, 1500), 10))
-            device_address = sock.getsockname()
+        answer, device_address = await _notify_through(b, token, 4711)
         assert (answer.mtype, answer.mid, answer.code) == (ACK, 4711, Code.EMPTY)  # after the commit
         stored = await b.store.datapoints(endpoint, "/3303/0/5700")
         assert [(p.value, p.source) for p in stored if p.source == "notify"] == [(42.5, "notify")]
@@ -223,3 +229,48 @@ async def test_a_cached_command_stored_through_b_is_delivered_by_the_owner_a(
         await client.stop()
         for service in commands.values():
             await service.stop()
+
+
+async def test_a_node_started_after_an_observation_was_made_accepts_its_notifications(
+    postgres_url: str,
+) -> None:
+    nats_url, name = shared_nats_url(), f"test-{uuid.uuid4().hex[:10]}"
+    a = Lwm2mServer(make_settings(postgres_url))
+    a.cluster = ClusterNode(a, "A", nats_url, cluster=name)
+    await a.start()
+    b: Lwm2mServer | None = None
+    endpoint = "869975030019103"
+    model = builtin_registry()
+    tree = build_device_tree(model, endpoint)
+    host, port = a.listeners["default"].address
+    client = Lwm2mClient(
+        ClientSettings(endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links),
+        tree,
+        model,
+    )
+    await client.start()
+    await client.register()
+    try:
+        await a.observe(endpoint, "/3303/0/5700")
+        (active,) = a.observations(endpoint)
+        assert active.handle is not None
+        token = active.handle.token
+        for _ in range(100):  # the token reaches the shared table soon after the observation
+            if any(record.token == token.hex() for record in await a.store.observations(endpoint)):
+                break
+            await asyncio.sleep(0.05)
+
+        b = Lwm2mServer(make_settings(postgres_url))
+        b.cluster = ClusterNode(b, "B", nats_url, cluster=name)
+        await b.start()  # it never saw A's `observation.started` event
+        answer, device_address = await _notify_through(b, token, 4712)
+        assert (answer.mtype, answer.mid, answer.code) == (ACK, 4712, Code.EMPTY)
+        stored = await b.store.datapoints(endpoint, "/3303/0/5700")
+        assert [(p.value, p.source) for p in stored if p.source == "notify"] == [(42.5, "notify")]
+        moved = b.registration(endpoint)
+        assert moved is not None and (moved.host, moved.port) == device_address
+    finally:
+        await client.stop()
+        for server in (b, a):
+            if server is not None and server.started:
+                await server.stop()

@@ -16,7 +16,7 @@ async def test_migrations_reach_head_and_match_the_table_definitions(database_ur
     try:
         await database.migrate()
         await database.migrate()  # idempotent
-        assert await database.current_revision() == "0008"
+        assert await database.current_revision() == "0009"
 
         def table_columns(sync_conn):  # type: ignore[no-untyped-def]
             from sqlalchemy import inspect
