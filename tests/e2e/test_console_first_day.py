@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from server.cli import module_routes
 
 from emulator.hosting import ModuleHost
 from lwm2m.node import SingleResource
@@ -28,7 +29,6 @@ from lwm2m.path import Path
 from server.api.app import create_app
 from server.api.demo import ensure_demo_products
 from server.api.serve import serve_http
-from server.cli import module_routes
 from server.console import mount_console
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Product

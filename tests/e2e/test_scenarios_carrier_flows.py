@@ -34,11 +34,11 @@ from emulator.scenarios import (
     load_flow,
     run_scenario,
 )
-from emulator.testkit import PrivateCloud
-from emulator.testkit.addresses import udp_ports_free
-from emulator.testkit.module import make_imei, make_imsi
 from server.carriers.base import ATTR_ACCESS_PSK
 from server.settings import CARRIER_ADDRESSES
+from testbed.testkit import PrivateCloud
+from testbed.testkit.addresses import udp_ports_free
+from testbed.testkit.module import make_imei, make_imsi
 from tests.support import missing
 
 TESTBED = [sys.executable, "-m", "server.cli"]

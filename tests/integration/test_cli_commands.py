@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from server.cli import app
+from typer.testing import CliRunner
 
 TESTBED = [sys.executable, "-m", "server.cli"]
 CHECKOUT = Path(__file__).resolve().parents[2]

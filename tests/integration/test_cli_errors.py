@@ -160,7 +160,6 @@ def test_emulator_with_empty_input_ends_cleanly() -> None:
 
 def _commands() -> list[list[str]]:
     import typer
-
     from server.cli import app
 
     root = typer.main.get_command(app)
@@ -178,7 +177,6 @@ def test_help_texts_reflow_and_every_option_shows_its_type() -> None:
     """On a wide terminal each paragraph of a command's description is one line (no hard line
     break mid-sentence), and every option of the options panel names its type."""
     import typer
-
     from server.cli import app
 
     root = typer.main.get_command(app)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typer.testing import CliRunner
-
 from server.cli import app
+from typer.testing import CliRunner
 
 
 def _server(*args: str) -> tuple[int, str]:
