@@ -60,6 +60,8 @@ async def start_demo_module(
         )
     module_id = await host.start_module(model, imei=imei, imsi=imsi)
     emulated = host.get(module_id)
+    if emulated is None:
+        raise RuntimeError(f"module {module_id} stopped at start")
     tcp = await serve_tcp(emulated, "127.0.0.1", port)
     lines = [f'AT+MIPLCREATEEX="{address}",2']
     if platform_line:
@@ -79,7 +81,7 @@ def sensor_paths(server: Lwm2mServer, object_links: str) -> list[str]:
     return [
         f"/{i.object_id}/{i.instance_id}/{SENSOR_VALUE}"
         for i in instances
-        if server.model.get_resource(i.object_id, SENSOR_VALUE) is not None
+        if i.object_id is not None and server.model.get_resource(i.object_id, SENSOR_VALUE) is not None
     ]
 
 

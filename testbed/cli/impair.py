@@ -44,7 +44,17 @@ def impair(
     async def main() -> None:
         signalled = on_signal()
         proxy = asyncio.create_task(
-            run_proxy(listen_address, target_address, rebind_every=rebind_every, seed=seed, **settings)
+            run_proxy(
+                listen_address,
+                target_address,
+                rebind_every=rebind_every,
+                seed=seed,
+                loss=loss,
+                duplicate=duplicate,
+                reorder=reorder,
+                delay=delay,
+                jitter=jitter,
+            )
         )
         stop = asyncio.create_task(signalled.wait())
         await asyncio.sleep(0.05)

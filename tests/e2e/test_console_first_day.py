@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from server.cli import module_routes
 
 from emulator.hosting import ModuleHost
 from lwm2m.node import SingleResource
@@ -33,6 +32,7 @@ from server.console import mount_console
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Product
 from server.settings import CARRIER_ADDRESSES, ListenerSettings, carrier_listeners
+from testbed.hosting import module_routes
 from tests.conftest import make_settings
 from tests.e2e.test_console_browser import Console, browser, chromium, shot  # noqa: F401 (fixtures)
 from tests.e2e.test_device_management import MODEL, device

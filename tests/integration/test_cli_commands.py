@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from server.cli import app
 from typer.testing import CliRunner
 
-TESTBED = [sys.executable, "-m", "server.cli"]
+from testbed.cli import app
+
+TESTBED = [sys.executable, "-m", "testbed.cli"]
 CHECKOUT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "COLUMNS": "200"}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.cli import app
 from typer.testing import CliRunner
 
 from lwm2m.firmware_package import verify
+from testbed.cli import app
 
 runner = CliRunner()
 

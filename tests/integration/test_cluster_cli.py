@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from server.cli import app
 from typer.testing import CliRunner
+
+from testbed.cli import app
 
 
 def _server(*args: str) -> tuple[int, str]:
