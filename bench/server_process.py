@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.measure import (
     LoadResult,
+    Operation,
     rss_bytes,
     run_closed_loop,
     spawn_bench_module,
@@ -181,7 +182,7 @@ class _Child:
         return {"error": f"unknown op {op!r}"}
 
     async def _reads(self, endpoints: list[str], total: int) -> dict[str, Any]:
-        def make(endpoint: str) -> Any:
+        def make(endpoint: str) -> Operation:
             async def op(_n: int) -> None:
                 await self.server.read(endpoint, "/3/0/0")
 
