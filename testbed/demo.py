@@ -4,6 +4,9 @@ observes on the open listener.
 The demo's own identities: IMEIs and endpoint names starting 8699750399 (modules) and 8699750398
 (the small fleet of `up`), so that the manual's example IMEI (869975030000461, chapter 5) and the
 fleets a user starts never meet a demo device.
+
+The constants load with the CLI (`fleet` checks its names against them); the server, the emulator
+and the codecs only when a demo starts.
 """
 
 from __future__ import annotations
@@ -11,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING
-
-from lwm2m.codec.link_format import parse_object_links
-from lwm2m.errors import CodecError
 
 if TYPE_CHECKING:
     from emulator.hosting import ModuleHost
@@ -74,6 +74,9 @@ async def start_demo_module(
 
 def sensor_paths(server: Lwm2mServer, object_links: str) -> list[str]:
     """/<object>/<instance>/5700 of every declared instance whose object has a sensor value."""
+    from lwm2m.codec.link_format import parse_object_links
+    from lwm2m.errors import CodecError
+
     try:
         instances = parse_object_links(object_links).instances
     except CodecError:

@@ -4,14 +4,15 @@ its HTTP API and console."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from testbed.cloud import ClusterConfig
 from testbed.cli.options import DbOption, ModelsOption, fail, on_signal, run_explained, settings_for
-from testbed.cli.serving import api_key_for, run_server
-from testbed.cloud import Cloud, ClusterConfig
 
 
 def server(
@@ -32,6 +33,8 @@ def server(
 ) -> None:
     """Run the LwM2M server only (no HTTP API, no emulated devices); with --cluster, one node of a
     cluster on PostgreSQL and NATS, with its HTTP API (see server/cluster)."""
+    from testbed.cli.serving import run_server
+
     settings = settings_for(db, host, port, None, models)
     if cluster is None:
         if node_id is not None:
@@ -47,6 +50,8 @@ def _run_cluster_node(
     from nats.errors import Error as NatsError
 
     from server.cluster.node import NODE_ID
+    from testbed.cli.serving import api_key_for
+    from testbed.cloud import ClusterConfig
 
     if node_id is None or not NODE_ID.match(node_id):
         raise typer.BadParameter("give --node-id: 1-64 letters, digits, '-' or '_'", param_hint="--node-id")
@@ -71,6 +76,8 @@ def _run_cluster_node(
 async def _serve_node(settings: Settings, config: ClusterConfig, http_port: int, stop: asyncio.Event) -> None:
     """Start the node, say what it serves (one line: `node <id> ready ...`), serve until `stop`
     is set, then stop cleanly."""
+    from testbed.cloud import Cloud
+
     async with Cloud(settings, http=True, http_port=http_port, console=True, cluster=config) as cloud:
         listeners = cloud.server.listeners.values()
         coap = " ".join(f"coap://{lsn.address[0]}:{lsn.address[1]}" for lsn in listeners)

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from testbed.cli.options import DbOption, ModelsOption, run_explained, settings_for
-from testbed.cli.serving import run_server
 from testbed.demo import DEMO_MODULES, MODULE_PORT_BASE
 
 
@@ -44,6 +43,8 @@ def up(
 
     The LwM2M server listens on every carrier listener; demo products and modules are created per
     carrier, and a small emulated fleet reports sensor values."""
+    from testbed.cli.serving import run_server
+
     settings = settings_for(db, host, port, port + 1 if dtls_port is None else dtls_port, models)
     updates: dict[str, object] = {"carrier_map": carriers}
     if http_port is not None:

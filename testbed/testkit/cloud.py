@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 # The host name a firmware uses for each carrier's LwM2M (access) server (platforms.md).
 CARRIER_HOSTS: Final[dict[str, str]] = dict(ACCESS_HOST_NAMES)
 POLL_INTERVAL: Final = 0.05
-T = TypeVar("T")
 START_ATTEMPTS: Final = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +98,16 @@ class PrivateCloud:
         return self._loop
 
     @property
-    def server(self) -> Lwm2mServer:
-        """The `Lwm2mServer`; call its coroutines through `run()` (it lives on the cloud's loop)."""
+    def cloud(self) -> Cloud:
+        """The composed cloud (`testbed.cloud.Cloud`) this test kit drives."""
         if self._cloud is None:
             raise RuntimeError("PrivateCloud not started")
-        return self._cloud.server
+        return self._cloud
+
+    @property
+    def server(self) -> Lwm2mServer:
+        """The `Lwm2mServer`; call its coroutines through `run()` (it lives on the cloud's loop)."""
+        return self.cloud.server
 
     def start(self) -> PrivateCloud:
         self._loop = LoopThread("lwm2m-private-cloud")
@@ -139,9 +144,9 @@ class PrivateCloud:
         self.hosts = self._host_map()
         self.default_host = self.listener_addresses.get("onenet", "127.0.0.1")
         self.server.bus.add_listener(self._record_event)
-        if self._cloud is not None and self.http:
-            await self._cloud.start_http()
-            self.api_url = self._cloud.http_url
+        if self.http:
+            await self.cloud.start_http()
+            self.api_url = self.cloud.http_url
 
     def _host_map(self) -> dict[str, str]:
         """Every carrier host the emulator knows (names and the carriers' IP literals) -> the
