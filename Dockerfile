@@ -15,6 +15,8 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY lwm2m ./lwm2m
 COPY server ./server
 COPY emulator ./emulator
+COPY transport ./transport
+COPY testbed ./testbed
 COPY migrations ./migrations
 COPY web ./web
 RUN pip install -e . \

@@ -1,5 +1,5 @@
 """Benchmark: time to a fresh private cloud with one registered module (issue 9), the way a test
-using the pytest plugin gets one: `emulator.testkit.PrivateCloud` (server, carrier listeners,
+using the pytest plugin gets one: `testbed.testkit.PrivateCloud` (server, carrier listeners,
 HTTP API, SQLite in a new directory) started, one OneNET device provisioned and an emulated
 ML307R module logged in over AT until `+MIPLEVENT: 0,6` (manual §3.6, registration succeeded).
 Target < 2 s. Each run is cold for the cloud (new database, new sockets) but warm for Python
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import Figure
-from emulator.testkit.cloud import PrivateCloud
-from emulator.testkit.module import ModuleFactory
+from testbed.testkit.cloud import PrivateCloud
+from testbed.testkit.module import ModuleFactory
 
 TARGET_S = 2.0
 

@@ -53,7 +53,7 @@ async def _spawn(args: list[str], ready: str) -> tuple[asyncio.subprocess.Proces
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server.cli",
+        "testbed.cli",
         *args,
         cwd=str(ROOT),
         env=env,

@@ -97,7 +97,7 @@ async def bare_servers(count: int) -> AsyncIterator[list[Address]]:
 
 def bound_port(context: aiocoap.Context) -> int:
     for interface in context.request_interfaces:
-        message_interface = interface.token_interface.message_interface  # type: ignore[attr-defined]
+        message_interface = interface.token_interface.message_interface
         sock = message_interface.transport.get_extra_info("socket")
         return int(sock.getsockname()[1])
     raise RuntimeError("aiocoap context has no interface")

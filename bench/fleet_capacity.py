@@ -30,7 +30,7 @@ from lwm2m.model.builtin import builtin_registry
 from lwm2m.node import SingleResource
 from lwm2m.numbers import ResourceType
 from lwm2m.path import Path
-from server.cli import freeze_long_lived_objects
+from testbed.gc_tuning import freeze_long_lived_objects
 
 TARGET_DEVICES = 10_000
 TEMPERATURE = Path.parse("/3303/0/5700")

@@ -41,7 +41,12 @@ async def run_isolated(name: str, *args: Any) -> list[Figure]:
 
 def main() -> None:
     name, args = sys.argv[1], json.loads(sys.argv[2])
-    figures = asyncio.run(_benchmarks()[name](*args))
+    benchmark = _benchmarks()[name]
+
+    async def run() -> list[Figure]:
+        return await benchmark(*args)
+
+    figures = asyncio.run(run())
     sys.stdout.write(json.dumps([figure.as_json() for figure in figures]) + "\n")
 
 

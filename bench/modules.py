@@ -26,7 +26,7 @@ import time
 from bench.measure import Figure, raise_open_files, rss_bytes
 from bench.server_process import ServerProcess
 from emulator.module_fleet import ModuleFleet, ModuleFleetSettings
-from server.cli import freeze_long_lived_objects
+from testbed.gc_tuning import freeze_long_lived_objects
 
 TARGET_MODULES = 10_000
 NOTIFY_INTERVAL = 10.0

@@ -16,7 +16,7 @@ from bench.notifies import bench_notifies
 from bench.reads import bench_reads
 from bench.registrations import bench_registrations
 from bench.rest import bench_rest
-from server.cli import freeze_long_lived_objects
+from testbed.gc_tuning import freeze_long_lived_objects
 
 BENCHMARKS = (
     "registrations",

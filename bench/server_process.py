@@ -3,7 +3,7 @@ sockets, emulated modules, HTTP clients) run on the other core instead of sharin
 event loop and GIL, as a deployment would see them.
 
 `ServerProcess.start(...)` spawns ``python -m bench.server_process`` and waits for its ports. The
-child runs the real `Lwm2mServer` (one plain UDP listener on an ephemeral loopback port; SQLite in a
+child runs the real `Lwm2mServer`, composed by `testbed.cloud.Cloud` (one plain UDP listener on an ephemeral loopback port; SQLite in a
 throw-away directory unless a database URL is given; the HTTP API when asked) and answers commands,
 one JSON object per line on stdin, with one JSON object per line on stdout:
 
@@ -30,15 +30,20 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.measure import (
     LoadResult,
+    Operation,
     rss_bytes,
     run_closed_loop,
     spawn_bench_module,
 )
-from server.cli import freeze_long_lived_objects
+from testbed.gc_tuning import freeze_long_lived_objects
+
+if TYPE_CHECKING:
+    from server.domain import Registration
+    from server.lwm2m_server import Lwm2mServer
 
 OBSERVE_CONCURRENCY = 100
 START_TIMEOUT = 60.0
@@ -115,7 +120,7 @@ class ServerProcess:
 
 
 class _Child:
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Lwm2mServer) -> None:
         self.server = server
         self.observed = 0
         self.gate = asyncio.Semaphore(OBSERVE_CONCURRENCY)
@@ -139,7 +144,7 @@ class _Child:
         if op == "observe_on_register":
             path = command["path"]
 
-            async def on_register(registration: Any, _reason: str) -> None:
+            async def on_register(registration: Registration, _reason: str) -> None:
                 await self._observe_one(registration.endpoint, path)
 
             self.server.registrations.on_register(on_register)
@@ -177,7 +182,7 @@ class _Child:
         return {"error": f"unknown op {op!r}"}
 
     async def _reads(self, endpoints: list[str], total: int) -> dict[str, Any]:
-        def make(endpoint: str) -> Any:
+        def make(endpoint: str) -> Operation:
             async def op(_n: int) -> None:
                 await self.server.read(endpoint, "/3/0/0")
 
@@ -199,10 +204,8 @@ def _emit(data: dict[str, Any]) -> None:
 
 
 async def _child(args: argparse.Namespace) -> None:
-    from server.api.app import create_app
-    from server.api.serve import serve_http
-    from server.lwm2m_server import Lwm2mServer
     from server.settings import ListenerSettings, Settings
+    from testbed.cloud import Cloud
 
     # Per-request log lines would measure the logging system, not the server.
     logging.getLogger("server").setLevel(logging.WARNING)
@@ -214,19 +217,18 @@ async def _child(args: argparse.Namespace) -> None:
         settings = Settings(
             database_url=url,
             listeners=[ListenerSettings(name="default", host="127.0.0.1", port=0, dtls_port=None)],
+            http_host="127.0.0.1",
             request_timeout=30.0,
             api_key=args.api_key,
             firmware_dir=f"{directory}/firmware",
         )
-        server = Lwm2mServer(settings)
-        await server.start()
-        stack.push_async_callback(server.stop)
+        cloud = Cloud(settings, http_port=0, announce_firmware_url=True)
+        server = await cloud.start_server()
+        stack.push_async_callback(cloud.stop)
         hello: dict[str, Any] = {"coap_port": server.listeners["default"].address[1], "rss": rss_bytes()}
         if args.http:
-            handle = await serve_http(create_app(server), "127.0.0.1", 0)
-            stack.push_async_callback(handle.stop)
-            hello["http_url"] = handle.url
-            server.fota.http_base = handle.url
+            await cloud.start_http()
+            hello["http_url"] = cloud.http_url
         freeze_long_lived_objects()
         _emit(hello)
         child = _Child(server)

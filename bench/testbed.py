@@ -1,5 +1,6 @@
-"""Start the real `Lwm2mServer` for a benchmark: SQLite in a throw-away directory, one plain UDP
-listener on an ephemeral loopback port (the same way tests/conftest.py does)."""
+"""Start the real `Lwm2mServer` for a benchmark through `testbed.cloud.Cloud`: SQLite in a
+throw-away directory, one plain UDP listener on an ephemeral loopback port (the same way
+tests/conftest.py does)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from server.lwm2m_server import Lwm2mServer
 from server.settings import ListenerSettings, Settings
+from testbed.cloud import Cloud
 
 Address = tuple[str, int]
 
@@ -28,10 +30,6 @@ async def running_server() -> AsyncIterator[tuple[Lwm2mServer, Address]]:
     # Per-request log lines would measure the logging system, not the server.
     logging.getLogger("server").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="lwm2m-bench-") as directory:
-        server = Lwm2mServer(bench_settings(Path(directory)))
-        await server.start()
-        try:
-            host, port = server.listeners["default"].address
-            yield server, (host, port)
-        finally:
-            await server.stop()
+        async with Cloud(bench_settings(Path(directory))) as cloud:
+            host, port = cloud.server.listeners["default"].address
+            yield cloud.server, (host, port)

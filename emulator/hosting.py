@@ -2,8 +2,9 @@
 
 `ModuleHost` keeps `EmulatedModule` instances under short ids and offers what the API's
 `ModuleHost` protocol (server/api/modules.py, `WS /api/v1/modules/{id}/at`) asks for: `list()`,
-`send(id, line)` and `subscribe(id, callback) -> unsubscribe`. The CLI, the one place that
-brings server and emulator together, passes a host to `create_app(..., module_host=...)`.
+`send(id, line)` and `subscribe(id, callback) -> unsubscribe`. The composition package
+(`testbed.cloud`, the one place that brings server and emulator together) passes a host to
+`create_app(..., module_host=...)`; `testbed.hosting` routes it to the server's listeners.
 
 Design choices:
 - The emulator never imports the server, so `HostedModule` mirrors the fields of the server's

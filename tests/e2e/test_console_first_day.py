@@ -28,11 +28,11 @@ from lwm2m.path import Path
 from server.api.app import create_app
 from server.api.demo import ensure_demo_products
 from server.api.serve import serve_http
-from server.cli import module_routes
 from server.console import mount_console
 from server.lwm2m_server import Lwm2mServer
 from server.services.provisioning import Product
 from server.settings import CARRIER_ADDRESSES, ListenerSettings, carrier_listeners
+from testbed.hosting import module_routes
 from tests.conftest import make_settings
 from tests.e2e.test_console_browser import Console, browser, chromium, shot  # noqa: F401 (fixtures)
 from tests.e2e.test_device_management import MODEL, device

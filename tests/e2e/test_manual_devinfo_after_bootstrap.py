@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 
 from emulator.module.models import MODELS
-from emulator.testkit.module import make_imei, make_imsi
 from server.carriers.base import ATTR_PSK
+from testbed.testkit.module import make_imei, make_imsi
 from tests.conftest import ServerFactory
 from tests.e2e.carrier_support import at, module_for, provision, start_carrier_server
 

@@ -14,9 +14,9 @@ from pathlib import Path as FsPath
 
 import pytest
 
-from emulator.testkit import PrivateCloud
-from emulator.testkit.addresses import candidate_addresses, worker_index
-from emulator.testkit.module import AtCommandError, ModuleFactory, luhn_digit, make_imei
+from testbed.testkit import PrivateCloud
+from testbed.testkit.addresses import candidate_addresses, worker_index
+from testbed.testkit.module import AtCommandError, ModuleFactory, luhn_digit, make_imei
 
 ROOT = FsPath(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "thermometer"

@@ -34,14 +34,14 @@ from emulator.scenarios import (
     load_flow,
     run_scenario,
 )
-from emulator.testkit import PrivateCloud
-from emulator.testkit.addresses import udp_ports_free
-from emulator.testkit.module import make_imei, make_imsi
 from server.carriers.base import ATTR_ACCESS_PSK
 from server.settings import CARRIER_ADDRESSES
+from testbed.testkit import PrivateCloud
+from testbed.testkit.addresses import udp_ports_free
+from testbed.testkit.module import make_imei, make_imsi
 from tests.support import missing
 
-TESTBED = [sys.executable, "-m", "server.cli"]
+TESTBED = [sys.executable, "-m", "testbed.cli"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +118,13 @@ class Platform:
 
 
 def api_actions(cloud: PrivateCloud, device: str, script: Script) -> Any:
-    """The platform actions of `testbed scenario --api URL --api-key KEY` (server/cli.py); its
+    """The platform actions of `testbed scenario --api URL --api-key KEY` (testbed/cli/api_actions.py); its
     `do psk` step (PUT /api/v1/devices/{id}/psk) sets the OneNET access PSK as POST
     /nbiot/device/accpsk does (§5.2) and the CTWing device PSK, text or hex (§5.4)."""
-    from server.cli import _ApiActions
+    from testbed.cli.api_actions import ApiActions
 
     assert cloud.api_url is not None
-    return _ApiActions(cloud.api_url, cloud.admin_key, device, script.timeout)
+    return ApiActions(cloud.api_url, cloud.admin_key, device, script.timeout)
 
 
 # --- running a flow ---------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ async def start_node(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server.cli",
+        "testbed.cli",
         "server",
         "--node-id",
         node_id,

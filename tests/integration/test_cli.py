@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-TESTBED = [sys.executable, "-m", "server.cli"]
+TESTBED = [sys.executable, "-m", "testbed.cli"]
 
 
 def free_udp_port() -> int:

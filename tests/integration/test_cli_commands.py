@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from server.cli import app
+from testbed.cli import app
 
-TESTBED = [sys.executable, "-m", "server.cli"]
+TESTBED = [sys.executable, "-m", "testbed.cli"]
 CHECKOUT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "COLUMNS": "200"}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TESTBED = [sys.executable, "-m", "server.cli"]
+TESTBED = [sys.executable, "-m", "testbed.cli"]
 ENV = {**os.environ, "COLUMNS": "400", "TESTBED_API_KEY": "errors-test-key"}
 
 
@@ -161,7 +161,7 @@ def test_emulator_with_empty_input_ends_cleanly() -> None:
 def _commands() -> list[list[str]]:
     import typer
 
-    from server.cli import app
+    from testbed.cli import app
 
     root = typer.main.get_command(app)
     found: list[list[str]] = []
@@ -179,7 +179,7 @@ def test_help_texts_reflow_and_every_option_shows_its_type() -> None:
     break mid-sentence), and every option of the options panel names its type."""
     import typer
 
-    from server.cli import app
+    from testbed.cli import app
 
     root = typer.main.get_command(app)
     commands = _commands()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from lwm2m.firmware_package import verify
-from server.cli import app
+from testbed.cli import app
 
 runner = CliRunner()
 

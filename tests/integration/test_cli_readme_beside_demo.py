@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-TESTBED = [sys.executable, "-m", "server.cli"]
+TESTBED = [sys.executable, "-m", "testbed.cli"]
 CHECKOUT = Path(__file__).resolve().parents[2]
 MANUAL_API_KEY = "deR2fiWkIRtIWaEaK0vto7ctQUg="  # manual §5.2
 MANUAL_IMEI, MANUAL_IMSI = "869975030000461", "1064826326459"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from server.cli import app
+from testbed.cli import app
 
 
 def _server(*args: str) -> tuple[int, str]:

@@ -31,7 +31,7 @@ async def _fleet(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server.cli",
+        "testbed.cli",
         "fleet",
         *args,
         cwd=str(ROOT),

@@ -4,7 +4,7 @@ modules as fixtures, for end-to-end tests of a backend or a firmware without the
 Fixtures (all function-scoped, none autouse; plain synchronous objects, usable from sync and
 async tests alike because the cloud runs on its own thread):
 
-- `private_cloud` -> `emulator.testkit.PrivateCloud`: LwM2M server, OneNET / CTWing listeners on
+- `private_cloud` -> `testbed.testkit.PrivateCloud`: LwM2M server, OneNET / CTWing listeners on
   5683 at per-cloud loopback addresses, the HTTP API on an ephemeral port, a temporary SQLite
   database (or `--lwm2m-database-url` / `LWM2M_TESTBED_DATABASE_URL`).
 - `onenet_product`, `ctwing_product` -> `CarrierProduct(id, name, carrier, api_key, base_url)`.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from emulator.testkit import CarrierProduct, Module, ModuleFactory, PrivateCloud
+    from testbed.testkit import CarrierProduct, Module, ModuleFactory, PrivateCloud
 
 DATABASE_URL_ENV = "LWM2M_TESTBED_DATABASE_URL"
 MARKER = "lwm2m_module"
@@ -61,7 +61,7 @@ def private_cloud(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateCloud]:
     """A fresh private carrier cloud, stopped after the test."""
-    from emulator.testkit import PrivateCloud
+    from testbed.testkit import PrivateCloud
 
     cloud = PrivateCloud(_database_url(request, tmp_path_factory)).start()
     try:
@@ -87,7 +87,7 @@ def module_factory(private_cloud: PrivateCloud, request: pytest.FixtureRequest) 
     """Start emulated modules on `private_cloud`; all are powered off after the test. Modules of a
     carrier are provisioned in the test's `onenet_product` / `ctwing_product` when the test uses
     that fixture, else in a product the factory creates."""
-    from emulator.testkit import ModuleFactory
+    from testbed.testkit import ModuleFactory
 
     products = {
         name.removesuffix("_product"): request.getfixturevalue(name)

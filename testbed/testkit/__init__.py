@@ -1,5 +1,5 @@
 """Test kit for users of the testbed: a private carrier cloud and emulated modules driven from
-synchronous test code (the pytest plugin in `emulator.pytest_plugin` hands these out as fixtures).
+synchronous test code (the pytest plugin in `testbed.pytest_plugin` hands these out as fixtures).
 
 Design choices:
 - The cloud (LwM2M server, OneNET-compatible HTTP API) and its modules run on their own event loop
@@ -9,13 +9,14 @@ Design choices:
   ports, and the carrier listeners (which must sit on port 5683, where module firmware sends its
   traffic) get a loopback address of their own per cloud (`addresses`). Carrier host names resolve
   per cloud through the `hosts` map handed to each module.
-- This package joins the two halves of the testbed (server and emulator) on purpose: it is the
-  one place that imports both, and it is imported only when a fixture is used.
+- Part of the composition package `testbed`, which alone imports both halves of the testbed
+  (server and emulator); the cloud is built by `testbed.cloud.Cloud`, the one composition root.
+  It is imported only when a fixture is used.
 """
 
 from __future__ import annotations
 
-from emulator.testkit.cloud import CarrierProduct, PrivateCloud
-from emulator.testkit.module import Module, ModuleFactory
+from testbed.testkit.cloud import CarrierProduct, PrivateCloud
+from testbed.testkit.module import Module, ModuleFactory
 
 __all__ = ["CarrierProduct", "Module", "ModuleFactory", "PrivateCloud"]

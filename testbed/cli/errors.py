@@ -15,6 +15,10 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 DOCTOR = "`testbed doctor` checks ports, addresses and the database"
 DATABASE_URL_FORMS = "sqlite+aiosqlite:///./data/testbed.db or postgresql+asyncpg://USER@HOST:5432/DB"
@@ -273,3 +277,30 @@ def models_problem(folder: str) -> Problem | None:
     except ModelError as exc:
         return Problem(f"--models {folder}: {_first_line(exc)}.", "Fix or remove that file.")
     return None
+
+
+# --- what `up` and `server` listen on ----------------------------------------------------------
+
+
+def listener_bindings(settings: Settings, *, http: bool) -> list[Binding]:
+    """Every address `up`/`server` listens on, with the option that moves it."""
+    result = []
+    for spec in settings.all_listeners():
+        custom = spec.name == "default"
+        role = f"CoAP, {spec.name} listener"
+        result.append(Binding("udp", spec.host, spec.port, role, "--port" if custom else "--no-carriers"))
+        if spec.dtls_port is not None:
+            option = "--dtls-port" if custom else "--no-carriers"
+            result.append(Binding("udp", spec.host, spec.dtls_port, f"DTLS, {spec.name} listener", option))
+    if http:
+        result.append(
+            Binding("tcp", settings.http_host, settings.http_port, "HTTP API and console", "--http-port")
+        )
+    return result
+
+
+def start_problem(error: BaseException, settings: Settings, bindings: list[Binding]) -> Problem | None:
+    """The Problem behind a failed start, or None when it is none the user can fix."""
+    if isinstance(error, OSError) and error.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+        return describe_bind_failure(error, bindings)
+    return database_problem(settings.database_url, error)

@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from emulator.testkit.addresses import worker_index
+from testbed.testkit.addresses import worker_index
 
 if TYPE_CHECKING:
     from emulator.module.fota import FotaFaults
     from emulator.runner import EmulatedModule
-    from emulator.testkit.cloud import CarrierProduct, PrivateCloud
     from server.services.provisioning import Device
+    from testbed.testkit.cloud import CarrierProduct, PrivateCloud
 
 FINAL_RESULT: Final = re.compile(r"\r\n(OK|ERROR|\+CIS ERROR: ?\d+|\+CME ERROR: ?\d+)\r\n")
 POLL_INTERVAL: Final = 0.01
@@ -124,7 +124,7 @@ class Module:
     @property
     def server_uri(self) -> str:
         """The `host:port` a firmware puts into AT+MIPLCREATEEX for this module's carrier."""
-        from emulator.testkit.cloud import CARRIER_HOSTS
+        from testbed.testkit.cloud import CARRIER_HOSTS
 
         if self.carrier in CARRIER_HOSTS:
             return f"{CARRIER_HOSTS[self.carrier]}:5683"

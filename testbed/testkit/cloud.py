@@ -9,8 +9,8 @@ Design choices:
   IP literals) to this cloud's listener; unknown names go to the OneNET address, so nothing a
   module sends leaves the cloud. A bootstrap writes the access listener's own address, which the
   module then reaches directly.
-- The HTTP API is started when the server has one (`server.api.app.create_app`); without it
-  `api_url` is None and the product's `base_url` too.
+- The server and its HTTP API are composed by `testbed.cloud.Cloud`, the one composition root;
+  with `http=False` `api_url` is None and the product's `base_url` too.
 - `wait_for_event` and `wait_for_datapoint` keep a cursor per filter, like `Module.expect`: each
   call returns the next match after the previous one, so a test reads the history in order.
 """
@@ -18,19 +18,20 @@ Design choices:
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import itertools
 import secrets
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from emulator.testkit.addresses import free_addresses
-from emulator.testkit.loop import LoopThread
+from server.settings import CARRIER_ADDRESSES, ListenerSettings, Settings, carrier_listeners
+from testbed.cloud import Cloud
+from testbed.testkit.addresses import free_addresses
+from testbed.testkit.loop import LoopThread
 from transport.address_plan import ACCESS_HOST_NAMES, COAP_PORT, DTLS_PORT
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 CARRIER_HOSTS: Final[dict[str, str]] = dict(ACCESS_HOST_NAMES)
 POLL_INTERVAL: Final = 0.05
 START_ATTEMPTS: Final = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,7 @@ class PrivateCloud:
         self.listener_addresses: dict[str, str] = {}
         self.api_url: str | None = None
         self._loop: LoopThread | None = None
-        self._server: Lwm2mServer | None = None
-        self._http_handle: Any = None
+        self._cloud: Cloud | None = None
         self._events: list[Event] = []
         self._events_changed = threading.Condition()
         self._event_cursors: dict[tuple[str, str | None], int] = {}
@@ -97,11 +98,16 @@ class PrivateCloud:
         return self._loop
 
     @property
+    def cloud(self) -> Cloud:
+        """The composed cloud (`testbed.cloud.Cloud`) this test kit drives."""
+        if self._cloud is None:
+            raise RuntimeError("PrivateCloud not started")
+        return self._cloud
+
+    @property
     def server(self) -> Lwm2mServer:
         """The `Lwm2mServer`; call its coroutines through `run()` (it lives on the cloud's loop)."""
-        if self._server is None:
-            raise RuntimeError("PrivateCloud not started")
-        return self._server
+        return self.cloud.server
 
     def start(self) -> PrivateCloud:
         self._loop = LoopThread("lwm2m-private-cloud")
@@ -113,9 +119,7 @@ class PrivateCloud:
         return self
 
     async def _start(self) -> None:
-        from emulator.testkit.database import create_postgres_database, is_postgres
-        from server.lwm2m_server import Lwm2mServer
-        from server.settings import CARRIER_ADDRESSES
+        from testbed.testkit.database import create_postgres_database, is_postgres
 
         if is_postgres(self.database_url):
             self._created_database = await create_postgres_database(self.database_url)
@@ -127,28 +131,27 @@ class PrivateCloud:
                 zip(names, free_addresses(len(names), (COAP_PORT, DTLS_PORT), tried), strict=True)
             )
             tried.update(addresses.values())
-            server = Lwm2mServer(self._settings(addresses))
+            cloud = Cloud(self._settings(addresses), http=self.http, announce_firmware_url=True)
             try:
-                await server.start()
+                await cloud.start_server()
             except OSError:
-                await server.stop()
                 if attempt == START_ATTEMPTS - 1:
                     raise
                 continue
-            self._server = server
+            self._cloud = cloud
             self.listener_addresses = addresses
             break
         self.hosts = self._host_map()
         self.default_host = self.listener_addresses.get("onenet", "127.0.0.1")
         self.server.bus.add_listener(self._record_event)
         if self.http:
-            await self._start_http()
+            await self.cloud.start_http()
+            self.api_url = self.cloud.http_url
 
     def _host_map(self) -> dict[str, str]:
         """Every carrier host the emulator knows (names and the carriers' IP literals) -> the
         address of this cloud's listener that stands in for it."""
         from emulator.module.network import CARRIER_HOSTS as EMULATOR_HOSTS
-        from server.settings import CARRIER_ADDRESSES
 
         by_default_address = {address: name for name, (_c, _r, address) in CARRIER_ADDRESSES.items()}
         return {
@@ -157,9 +160,7 @@ class PrivateCloud:
             if address in by_default_address
         }
 
-    def _settings(self, addresses: dict[str, str]) -> Any:
-        from server.settings import ListenerSettings, Settings, carrier_listeners
-
+    def _settings(self, addresses: dict[str, str]) -> Settings:
         default = ListenerSettings(name="default", host="127.0.0.1", port=0, dtls_port=None)
         return Settings(
             database_url=self._created_database or self.database_url,
@@ -172,24 +173,6 @@ class PrivateCloud:
             firmware_dir=self._firmware_dir,
         )
 
-    async def _start_http(self) -> None:
-        try:
-            app_module = importlib.import_module("server.api.app")
-            serve_module = importlib.import_module("server.api.serve")
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("server.api.app", "server.api.serve"):
-                raise
-            return
-        app = app_module.create_app(self.server)
-        handle = serve_module.serve_http(app, "127.0.0.1", 0)
-        if inspect.isawaitable(handle):
-            handle = await handle
-        self._http_handle = handle
-        self.api_url = f"http://127.0.0.1:{handle.port}"
-        fota = getattr(self.server, "fota", None)
-        if fota is not None:
-            fota.http_base = self.api_url
-
     def stop(self) -> None:
         shutil.rmtree(self._firmware_dir, ignore_errors=True)
         loop, self._loop = self._loop, None
@@ -200,17 +183,12 @@ class PrivateCloud:
         loop.stop()
 
     async def _stop(self) -> None:
-        handle, self._http_handle = self._http_handle, None
-        if handle is not None:
-            result = handle.stop()
-            if inspect.isawaitable(result):
-                await result
-        server, self._server = self._server, None
-        if server is not None:
-            await server.stop()
+        cloud, self._cloud = self._cloud, None
+        if cloud is not None:
+            await cloud.stop()
         created, self._created_database = self._created_database, None
         if created is not None:
-            from emulator.testkit.database import drop_postgres_database
+            from testbed.testkit.database import drop_postgres_database
 
             await drop_postgres_database(self.database_url, created)
 
@@ -234,7 +212,7 @@ class PrivateCloud:
 
     # --- running code on the cloud -------------------------------------------------------------
 
-    def run(self, awaitable: Any, timeout: float | None = 60.0) -> Any:
+    def run(self, awaitable: Awaitable[T], timeout: float | None = 60.0) -> T:
         """Run a coroutine of the server (`cloud.run(cloud.server.read(ep, "/3/0"))`)."""
         return self.loop.run(awaitable, timeout)
 
