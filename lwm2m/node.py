@@ -91,7 +91,7 @@ def iter_values(node: Node, path: Path) -> Iterator[tuple[Path, Value, ResourceT
     elif isinstance(node, ObjectInstance):
         for res in node.resources.values():
             yield from iter_values(
-                res, path.child(res.id) if path.depth == 2 else Path(*path.ids[:2], res.id)
+                res, path.child(res.id) if path.depth == 2 else Path(*(*path.ids[:2], res.id))
             )
     elif isinstance(node, SingleResource):
         yield path, node.value, node.type

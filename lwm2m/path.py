@@ -91,7 +91,8 @@ class Path:
         return self.depth == 4
 
     def child(self, child_id: int) -> Path:
-        return Path(*self.ids, child_id)
+        ids = (*self._ids, child_id)
+        return Path(*ids)
 
     @property
     def parent(self) -> Path:

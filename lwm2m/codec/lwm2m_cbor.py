@@ -91,7 +91,7 @@ def _ensure_container(tree: dict[int, object], path: Path) -> None:
 
 def _check_kind(node: Node, path: Path) -> None:
     expected = {1: LwM2MObject, 2: ObjectInstance, 3: SingleResource | MultipleResource, 4: ResourceInstance}
-    if not isinstance(node, expected[path.depth]):  # type: ignore[arg-type]
+    if not isinstance(node, expected[path.depth]):
         raise CodecError(f"a {type(node).__name__} cannot be found at {path}")
 
 
