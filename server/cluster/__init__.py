@@ -23,7 +23,7 @@ Ownership (table `registration_owners`, migration 0006)
     node that does not hold the registration adopts it from the database (the address change
     re-establishes the stored observations from there).
 
-Request forwarding (subject `testbed.node.<id>.request`, NATS request/reply)
+Request forwarding (`forwarding.py`; subject `testbed.node.<id>.request`, NATS request/reply)
     An operation on a device owned elsewhere (read, write, execute, observe, discover, create,
     delete, composite, write-attributes, queued requests) travels as one JSON request to the
     owner, which runs it as a local request and answers with the JSON result or the error drawn
