@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,10 @@ def test_mypy_finds_no_errors_in_the_packages() -> None:
     result = _run_tool("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout
+
+
+def test_architecture_md_names_every_contract() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    ids = [contract["id"] for contract in config["tool"]["importlinter"]["contracts"]]
+    described = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert ids and [i for i in ids if f"`{i}`" not in described] == []
