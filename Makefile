@@ -23,8 +23,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# ruff, the package contracts ([tool.importlinter] in pyproject.toml) and mypy ([tool.mypy]);
+# tests/integration/test_architecture_contracts.py runs the last two inside `make test` too.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -278,7 +278,7 @@ class ImpairmentProxy:
         timer: asyncio.TimerHandle | None = None
 
         def fire() -> None:
-            self._timers.discard(timer)  # type: ignore[arg-type]
+            self._timers.discard(timer)
             self._deliver(flow, data, upstream)
 
         timer = self._loop.call_later(wait, fire)

@@ -62,7 +62,9 @@ class ClientError(Exception):
     def __init__(self, operation: str, code: CoapCode | int | None, detail: str = "") -> None:
         self.operation = operation
         self.code = code
-        shown = CoapCode(code).dotted if code in CoapCode._value2member_map_ else str(code)
+        shown = str(code)
+        if code is not None and code in CoapCode._value2member_map_:
+            shown = CoapCode(code).dotted
         super().__init__(f"{operation} failed: {shown if code is not None else 'no answer'} {detail}".strip())
 
 

@@ -12,6 +12,7 @@ this tracker only resolves delivery futures.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,7 @@ class DeliveryTracker:
             future.set_result(False)
             return future
         self._watched[(sent.remote, sent.mid)] = future
-        future.add_done_callback(lambda _f, key=(sent.remote, sent.mid): self._forget(key, _f))
+        future.add_done_callback(functools.partial(self._forget, (sent.remote, sent.mid)))
         return future
 
     def _forget(self, key: _Key, future: asyncio.Future[bool]) -> None:

@@ -87,14 +87,14 @@ class AiocoapClientPort:
 
     def open(self, config: ClientConfig) -> None:
         self._object_links = config.object_links
-        self._spawn(self._open(config))
+        self._spawn(lambda: self._open(config))
 
     def update(self, lifetime: int | None, with_objects: bool, object_links: tuple[Path, ...]) -> None:
         self._object_links = object_links
-        self._spawn(self._update(lifetime, with_objects))
+        self._spawn(lambda: self._update(lifetime, with_objects))
 
     def close(self) -> None:
-        self._spawn(self._close())
+        self._spawn(self._close)
 
     def abort(self) -> None:
         self._aborted = True
@@ -108,26 +108,22 @@ class AiocoapClientPort:
     def notify(self, notification: Notification) -> bool:
         if self.client is None or self._aborted:
             return False
-        self._spawn(self._notify(self.client, notification), serial=False)
+        client = self.client
+        self._spawn(lambda: self._notify(client, notification), serial=False)
         return True
 
     # -- the work -----------------------------------------------------------------------------
 
-    def _spawn(self, work: Awaitable[None], *, serial: bool = True) -> None:
+    def _spawn(self, work: Callable[[], Awaitable[None]], *, serial: bool = True) -> None:
+        # The coroutine is made inside the task, so a task cancelled (aborted) before it starts
+        # leaves no coroutine behind to warn "never awaited".
         async def run() -> None:
-            try:
-                if serial:
-                    async with self._lock:
-                        if not self._aborted:
-                            await work
-                else:
-                    await work
-            finally:
-                # Cancelled (aborted) before it started, the coroutine is closed, not left to
-                # warn "never awaited"; closing a finished one does nothing.
-                close = getattr(work, "close", None)
-                if close is not None:
-                    close()
+            if serial:
+                async with self._lock:
+                    if not self._aborted:
+                        await work()
+            else:
+                await work()
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
@@ -173,6 +169,10 @@ class AiocoapClientPort:
             log.info("DTLS handshake with %s failed: %s", address, exc)
             await tunnel.close()
             return None
+        except asyncio.CancelledError:
+            # The login was aborted mid-handshake: the tunnel's sockets are closed, not leaked.
+            await asyncio.shield(tunnel.close())
+            raise
         return tunnel
 
     async def _bootstrap(self, config: ClientConfig) -> BootstrappedServer | None:

@@ -239,7 +239,7 @@ def create_app(
     # A multipart upload carries its form fields too: a little more than the package itself.
     upload_limit = server.settings.firmware_max_size + 64 * 1024
     app.add_middleware(
-        BodyLimit,  # type: ignore[arg-type]
+        BodyLimit,
         limit=server.settings.max_payload,
         paths={"/api/v1/firmware": upload_limit},
     )
@@ -249,8 +249,8 @@ def create_app(
         global_limit=server.settings.auth_failure_global_limit,
     )
     app.state.key_attempts = limiter
-    app.add_middleware(KeyAttemptLimit, limiter=limiter)  # type: ignore[arg-type]
-    app.add_middleware(OneNetRequests)  # type: ignore[arg-type]
+    app.add_middleware(KeyAttemptLimit, limiter=limiter)
+    app.add_middleware(OneNetRequests)
     return app
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Protocol
 
@@ -35,8 +35,29 @@ class ModuleInfo:
         return asdict(self)
 
 
+class ModuleEntry(Protocol):
+    """What the API reads of one hosted module (`ModuleInfo`, or the host's own record)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def imei(self) -> str: ...
+    @property
+    def imsi(self) -> str: ...
+    @property
+    def endpoint(self) -> str | None: ...
+    @property
+    def carrier(self) -> str | None: ...
+    @property
+    def quick_lines(self) -> tuple[str, ...]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 class ModuleHost(Protocol):
-    def list(self) -> list[ModuleInfo]: ...
+    def list(self) -> Sequence[ModuleEntry]: ...
 
     async def send(self, module_id: str, line: str) -> None: ...
 
@@ -44,14 +65,14 @@ class ModuleHost(Protocol):
         """Call `callback(line)` for each output line; returns the unsubscribe function."""
         ...
 
-    def models(self) -> list[str]: ...
+    def models(self) -> Sequence[str]: ...
 
     async def start_module(self, model: str, *, imei: str, imsi: str) -> str: ...
 
     async def remove(self, module_id: str) -> None: ...
 
 
-def may_use(server: Lwm2mServer, principal: Principal, module: ModuleInfo) -> bool:
+def may_use(server: Lwm2mServer, principal: Principal, module: ModuleEntry) -> bool:
     """The admin uses every module; other keys the module whose device is theirs: the device row
     its registration is kept under, else the device of its IMEI at the module's own carrier (a
     device of another carrier with the same IMEI gives no access)."""
@@ -69,7 +90,7 @@ def may_use(server: Lwm2mServer, principal: Principal, module: ModuleInfo) -> bo
     )
 
 
-def find_module(host: ModuleHost | None, module_id: str) -> ModuleInfo | None:
+def find_module(host: ModuleHost | None, module_id: str) -> ModuleEntry | None:
     if host is None:
         return None
     return next((m for m in host.list() if m.id == module_id), None)
@@ -140,6 +161,8 @@ async def start_module(
     device = visible_device(server, principal, body.device_id)
     if body.model not in hosting.models():
         raise invalid(f"model: one of {', '.join(hosting.models())}")
+    if device.imei is None:
+        raise invalid("device_id: the device has no IMEI, a module needs one")
     if module_for_device(hosting, device.imei, None) is not None:
         raise ApiError(INVALID_PARAMETER, "an emulated module with this IMEI runs already", 409)
     module_id = await hosting.start_module(body.model, imei=device.imei, imsi=device.imsi or DEFAULT_IMSI)

@@ -28,7 +28,7 @@ Ownership (table `registration_owners`, migration 0008)
     first-seen endpoint's device row is inserted or, when another node stored it, found in the
     same statement (`ON CONFLICT DO NOTHING`), so no lookup precedes it.
 
-Request forwarding (subject `testbed.node.<id>.request`, NATS request/reply)
+Request forwarding (`forwarding.py`; subject `testbed.node.<id>.request`, NATS request/reply)
     An operation on a device owned elsewhere (read, write, execute, observe, discover, create,
     delete, composite, write-attributes, queued requests) travels as one JSON request to the
     owner, which runs it as a local request and answers with the JSON result or the error drawn

@@ -15,7 +15,9 @@ from server.services.operations import Operation
 
 
 class ClusterHooks(Protocol):
-    node_id: str | None
+    @property
+    def node_id(self) -> str | None:
+        """This node's id in the cluster; None for a single process."""
 
     async def join(self) -> None:
         """Called by `Lwm2mServer.start` once registrations are loaded, before anything is sent."""

@@ -1,5 +1,7 @@
 """`ClusterNode`: the cluster hooks of one server node over NATS and the shared database (see the
-package docstring for the design)."""
+package docstring for the design): lifecycle and liveness, ownership, events, notifications on
+another node's observation tokens and device rows other nodes store. Requests for devices another
+node owns go through `server.cluster.forwarding`."""
 
 from __future__ import annotations
 
@@ -14,19 +16,18 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import nats
-import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from lwm2m.path import Path
 from server.cluster import wire
+from server.cluster.forwarding import Forwarder, request_subject
 from server.cluster.owners import ClusterRepository
 from server.coap.listener import NotificationHandler
 from server.domain import Registration
 from server.event_kinds import EventKind
 from server.events import Event
-from server.services.errors import DeviceTimeout, DeviceUnreachable, ServerError, UnknownEndpoint
-from server.services.operations import Operation, operation_from_dict
+from server.services.operations import Operation
 from server.services.provisioning import Device
 from server.services.reporting import ActiveObservation
 from server.services.requests import DownlinkResponse
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 # Subjects live under the cluster's name (`--cluster-name`, default "testbed"), so that several
 # clusters can share one NATS server.
 DEFAULT_NAME = "testbed"
-# Transit allowance of a forwarded request on top of the caller's timeout (the owner spends the
-# timeout itself on the device).
-FORWARD_GRACE = 2.0
 HEARTBEAT_INTERVAL = 1.0
 DEAD_AFTER = 5.0
 # Device rows another node creates are looked up in batches every LEARN_PAUSE seconds, at most
@@ -52,10 +50,6 @@ NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Events whose producer now holds the endpoint's registration.
 _OWNING_EVENTS = (EventKind.REGISTRATION_REGISTERED, EventKind.REGISTRATION_UPDATED)
 _ENDING_EVENTS = (EventKind.REGISTRATION_DEREGISTERED, EventKind.REGISTRATION_EXPIRED)
-
-
-def request_subject(cluster: str, node_id: str) -> str:
-    return f"{cluster}.node.{node_id}.request"
 
 
 def events_subject(cluster: str, node_id: str) -> str:
@@ -109,11 +103,8 @@ class ClusterNode:
         self._stray_observations: dict[int, ActiveObservation] = {}
         self._learner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._lost: set[asyncio.Task[Any]] = set()
         self.link_losses = 0
-        self.forwarded = 0
-        self.served = 0
+        self.forwarding = Forwarder(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -179,9 +170,7 @@ class ClusterNode:
             return
         self.link_losses += 1
         log.warning("node %s lost its NATS link; reconnecting", self.node_id)
-        for task in list(self._in_flight):
-            self._lost.add(task)
-            task.cancel()
+        self.forwarding.link_lost()
 
     async def _reconnected(self) -> None:
         log.warning("node %s reconnected to NATS", self.node_id)
@@ -291,7 +280,7 @@ class ClusterNode:
             server = self.server
             await server.reporting.reestablish(server.listener_for(reg), reg, server.settings.request_timeout)
 
-    async def _owner(self, endpoint: str) -> str | None:
+    async def owner_of(self, endpoint: str) -> str | None:
         owner = self._owners.get(endpoint)
         if owner is None and self.repo is not None:
             owner = await self.repo.owner_of(endpoint)
@@ -470,110 +459,17 @@ class ClusterNode:
                     if self._unlearned[endpoint] <= 0:
                         del self._unlearned[endpoint]
 
-    # --- forwarding: the caller's side -----------------------------------------------------------
-
-    def _budget(self, timeout: float | None) -> float:
-        return self.server.settings.request_timeout if timeout is None else timeout
-
-    async def _forward(self, endpoint: str, body: dict[str, Any], budget: float) -> Any:
-        owner = await self._owner(endpoint)
-        if owner is None or owner == self.node_id:
-            raise UnknownEndpoint(endpoint)
-        nc = self.nc
-        if nc is None or not nc.is_connected:
-            raise DeviceUnreachable(
-                f"the cluster link (NATS) is down, node {self.node_id} is reconnecting; "
-                f"{endpoint!r} is served by node {owner}: try again"
-            )
-        body = {**body, "endpoint": endpoint, "timeout": budget}
-        task = asyncio.ensure_future(
-            nc.request(request_subject(self.cluster, owner), wire.dumps(body), timeout=budget + FORWARD_GRACE)
-        )
-        self._in_flight.add(task)
-        self.forwarded += 1
-        try:
-            msg = await task
-        except asyncio.CancelledError:
-            if task in self._lost:
-                raise DeviceUnreachable(
-                    f"the cluster link (NATS) was lost while the request to node {owner} was in "
-                    "flight; its outcome is unknown: check, then try again"
-                ) from None
-            raise
-        except nats.errors.NoRespondersError:
-            raise DeviceUnreachable(
-                f"node {owner}, which holds {endpoint!r}, does not answer (down?): the device is "
-                "offline until it registers through a live node"
-            ) from None
-        except nats.errors.TimeoutError:
-            raise DeviceTimeout(f"no answer from node {owner} within {budget + FORWARD_GRACE:g} s") from None
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
-            raise DeviceUnreachable(f"the cluster link (NATS) is down: {exc}; try again") from None
-        finally:
-            self._in_flight.discard(task)
-            self._lost.discard(task)
-        reply = wire.loads(msg.data)
-        if "error" in reply:
-            raise wire.error_from_wire(reply)
-        return reply["ok"]
+    # --- requests for devices another node owns (server.cluster.forwarding) ----------------------
 
     async def perform(self, endpoint: str, op: Operation, *, timeout: float | None, queue: bool) -> Any:
-        budget = self._budget(timeout)
-        return await self._forward(endpoint, {"kind": "perform", "op": op.as_dict(), "queue": queue}, budget)
+        return await self.forwarding.perform(endpoint, op, timeout=timeout, queue=queue)
 
     async def observe(self, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
-        budget = self._budget(request.get("timeout"))
-        result: dict[str, Any] = await self._forward(
-            endpoint, {"kind": "observe", "observe": request}, budget
-        )
-        return result
+        return await self.forwarding.observe(endpoint, request)
 
     async def enqueue(self, endpoint: str, op: Operation) -> int:
-        budget = self._budget(None)
-        return int(await self._forward(endpoint, {"kind": "enqueue", "op": op.as_dict()}, budget))
-
-    # --- forwarding: the owner's side ------------------------------------------------------------
+        return await self.forwarding.enqueue(endpoint, op)
 
     async def _on_request(self, msg: Msg) -> None:
         # One task per request: a slow device must not hold up the subscription's other requests.
-        self._spawn(self._serve(msg))
-
-    async def _serve(self, msg: Msg) -> None:
-        try:
-            body = wire.loads(msg.data)
-            reply: dict[str, Any] = {"ok": await self._run_locally(body)}
-        except ServerError as exc:
-            reply = wire.error_to_wire(exc)
-        except Exception as exc:
-            log.exception("forwarded request failed on node %s", self.node_id)
-            reply = wire.error_to_wire(exc)
-        self.served += 1
-        with contextlib.suppress(Exception):
-            await msg.respond(wire.dumps(reply))
-
-    async def _run_locally(self, body: dict[str, Any]) -> Any:
-        server = self.server
-        endpoint = str(body["endpoint"])
-        if server.registrations.get(endpoint) is None:
-            # Not (or no longer) ours: never forward again from here (no loops between nodes).
-            raise UnknownEndpoint(endpoint)
-        timeout = float(body["timeout"])
-        kind = body["kind"]
-        if kind == "perform":
-            op = operation_from_dict(body["op"]["kind"], body["op"]["params"])
-            return await server.perform(endpoint, op, timeout=timeout, queue=bool(body.get("queue")))
-        if kind == "enqueue":
-            op = operation_from_dict(body["op"]["kind"], body["op"]["params"])
-            return await server.enqueue(endpoint, op)
-        if kind == "observe":
-            request = body["observe"]
-            paths: Any = request["paths"] if request["composite"] else request["paths"][0]
-            observation = await server.observe(
-                endpoint,
-                paths,
-                content_format=request.get("content_format"),
-                attributes=request.get("attributes") or None,
-                timeout=timeout,
-            )
-            return {"id": observation.id, "values": observation.values, "observed": observation.observed}
-        raise ValueError(f"unknown forwarded request {kind!r}")
+        self._spawn(self.forwarding.serve(msg))

@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection
 
 from server.store import tables as t
+from server.store.database import inserted_id
 from server.store.repository import Store
 
 
@@ -90,7 +91,7 @@ class ApiRepository:
 
     async def insert_target(self, row: dict[str, Any]) -> int:
         def op(conn: Connection) -> int:
-            return int(conn.execute(t.push_targets.insert(), row).inserted_primary_key[0])
+            return inserted_id(conn.execute(t.push_targets.insert(), row))
 
         target_id: int = await self.store.writer.run(op)
         return target_id

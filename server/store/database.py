@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,14 @@ WriteOp = Callable[[Connection], Any]
 # Writes many callers' items in one go (an executemany per statement); returns one result per
 # item, in order (e.g. the primary keys of inserted rows), or None when there is nothing to return.
 BulkWriter = Callable[[Connection, list[Any]], Sequence[Any] | None]
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an INSERT wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT returned no primary key")
+    return int(key[0])
 
 
 class _BulkItem:

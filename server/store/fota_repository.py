@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from server.store import tables as t
+from server.store.database import inserted_id
 from server.store.repository import Store
 
 
@@ -24,7 +25,7 @@ class FotaRepository:
 
     async def insert_firmware(self, row: dict[str, Any]) -> int:
         def op(conn: Connection) -> int:
-            return int(conn.execute(t.firmware.insert(), row).inserted_primary_key[0])
+            return inserted_id(conn.execute(t.firmware.insert(), row))
 
         firmware_id: int = await self.store.writer.run(op)
         return firmware_id
@@ -42,7 +43,7 @@ class FotaRepository:
 
     async def insert_task(self, row: dict[str, Any], devices: list[dict[str, Any]]) -> int:
         def op(conn: Connection) -> int:
-            task_id = int(conn.execute(t.fota_tasks.insert(), row).inserted_primary_key[0])
+            task_id = inserted_id(conn.execute(t.fota_tasks.insert(), row))
             if devices:
                 conn.execute(t.fota_devices.insert(), [{**d, "task_id": task_id} for d in devices])
             return task_id

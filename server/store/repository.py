@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from server.domain import Registration
 from server.store import tables as t
-from server.store.database import Database, GroupCommitter
+from server.store.database import Database, GroupCommitter, inserted_id
 
 # Statements on hot paths are built once: executing them with parameters lets SQLAlchemy reuse the
 # compiled form instead of generating a cache key for a new statement object every time.
@@ -309,8 +309,7 @@ class Store:
         }
 
         def op(conn: Connection) -> int:
-            result = conn.execute(t.observations.insert().values(**values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(conn.execute(t.observations.insert().values(**values)))
 
         observation_id: int = await self.writer.run(op)
         return observation_id
@@ -349,8 +348,7 @@ class Store:
         }
 
         def op(conn: Connection) -> int:
-            result = conn.execute(t.pending_requests.insert().values(**values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(conn.execute(t.pending_requests.insert().values(**values)))
 
         request_id: int = await self.writer.run(op)
         return request_id

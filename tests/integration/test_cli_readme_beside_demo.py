@@ -66,9 +66,12 @@ class Output:
         self.lines: list[str] = []
         assert process.stdout is not None
         stream = process.stdout
-        self.thread = threading.Thread(
-            target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True
-        )
+
+        def pump() -> None:
+            with stream:  # closed at the end of the output, not left to the garbage collector
+                self.lines.extend(iter(stream.readline, ""))
+
+        self.thread = threading.Thread(target=pump, daemon=True)
         self.thread.start()
 
     def wait_for(self, found: Callable[[str], bool], timeout: float = 45) -> str:

@@ -80,7 +80,7 @@ async def test_requests_queued_through_b_are_delivered_by_the_devices_new_owner(
     client, tree = await _queue_mode_client(endpoint, a)
     try:
         for _ in range(50):
-            if b.cluster.node_id and await b.cluster._owner(endpoint) == "A":  # type: ignore[attr-defined]
+            if b.cluster.node_id and await b.cluster.owner_of(endpoint) == "A":  # type: ignore[attr-defined]
                 break
             await asyncio.sleep(0.05)
         target = Path.parse("/1/0/1")
@@ -157,7 +157,7 @@ async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_store
     await client.register()
     try:
         for _ in range(50):
-            if await b.cluster._owner(endpoint) == "A":  # type: ignore[attr-defined]
+            if await b.cluster.owner_of(endpoint) == "A":  # type: ignore[attr-defined]
                 break
             await asyncio.sleep(0.05)
         observation = await b.observe(endpoint, "/3303/0/5700")  # made by A, the owner

@@ -86,7 +86,11 @@ async def device(
     tunnel = None
     if key is not None:
         tunnel = DtlsClientTunnel(server.dtls[listener].address, identity.encode(), key, handshake_timeout=5)
-        await tunnel.start()
+        try:
+            await tunnel.start()
+        except BaseException:  # a refused handshake: its sockets are closed all the same
+            await tunnel.close()
+            raise
         remote = tunnel.plain_address
     else:
         remote = server.listeners[listener].address

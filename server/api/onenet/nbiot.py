@@ -18,8 +18,10 @@ from server.api.deps import CurrentKey, ServerDep, device_by_imei, online_endpoi
 from server.api.errors import invalid
 from server.api.onenet.common import Imei, ObjId, OptId, Timeout, ok, onenet_value, target_path
 from server.carriers.base import ATTR_ACCESS_PSK
+from server.lwm2m_server import Lwm2mServer
 from server.services.device_management import values_to_json
 from server.services.errors import RequestFailed
+from server.services.provisioning import Device
 from server.services.security import PskEncoding
 from server.services.write_types import typed_value
 
@@ -241,8 +243,8 @@ async def resources(
 
 
 async def set_device_key(
-    server: Any, device: Any, name: str, key: str, encoding: PskEncoding | None = None
-) -> Any:
+    server: Lwm2mServer, device: Device, name: str, key: str, encoding: PskEncoding | None = None
+) -> Device:
     """Give `device` the key of attribute `name` through the device directory (its only writer);
     returns the updated device. Also used by the native API (`PUT .../psk`)."""
     return await server.directory.set_key(device, key, encoding, attribute=name)
