@@ -71,6 +71,7 @@ from server.services.requests import (
     UpdateRequest,
     UplinkResult,
 )
+from transport.failed_bind import close_sockets_left_by
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,13 @@ class CoapListener:
     async def start(self) -> None:
         loggername = f"coap-server.{self.name}.{id(self)}"
         logging.getLogger(loggername).addHandler(self._counter_handler)
-        self.context = await aiocoap.Context.create_server_context(
-            UplinkResource(self), bind=(self.host, self.port), transports=["udp6"], loggername=loggername
-        )
+        try:
+            self.context = await aiocoap.Context.create_server_context(
+                UplinkResource(self), bind=(self.host, self.port), transports=["udp6"], loggername=loggername
+            )
+        except OSError as exc:  # the port is taken: aiocoap leaves its socket open
+            close_sockets_left_by(exc)
+            raise
         if self.port == 0:
             self.port = self._bound_port()
         install_token_override(self.context, self._forced_tokens)
