@@ -50,23 +50,19 @@ async def pair(postgres_url: str) -> AsyncIterator[dict[str, Lwm2mServer]]:
                 await server.stop()
 
 
-async def _queue_mode_client(endpoint: str, server: Lwm2mServer) -> tuple[Lwm2mClient, object]:
+async def _registered_client(
+    endpoint: str, server: Lwm2mServer, *, queue_mode: bool = False
+) -> tuple[Lwm2mClient, object]:
+    """A device registered at `server` (in queue mode: lifetime 300 s, binding UQ)."""
     model = builtin_registry()
     tree = build_device_tree(model, endpoint)
     host, port = server.listeners["default"].address
-    client = Lwm2mClient(
-        ClientSettings(
-            endpoint=endpoint,
-            server_host=host,
-            server_port=port,
-            lifetime=300,
-            binding="UQ",
-            queue_mode=True,
-            object_links=tree.object_links,
-        ),
-        tree,
-        model,
+    settings = ClientSettings(
+        endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links
     )
+    if queue_mode:
+        settings = replace(settings, lifetime=300, binding="UQ", queue_mode=True)
+    client = Lwm2mClient(settings, tree, model)
     await client.start()
     await client.register()
     return client, tree
@@ -77,7 +73,7 @@ async def test_requests_queued_through_b_are_delivered_by_the_devices_new_owner(
 ) -> None:
     a, b = pair["A"], pair["B"]
     endpoint = "869975030019101"
-    client, tree = await _queue_mode_client(endpoint, a)
+    client, tree = await _registered_client(endpoint, a, queue_mode=True)
     try:
         for _ in range(50):
             if b.cluster.node_id and await b.cluster.owner_of(endpoint) == "A":  # type: ignore[attr-defined]
@@ -140,21 +136,21 @@ async def _notify_through(
         return answer, sock.getsockname()
 
 
+async def _stored_once_and_moved(server: Lwm2mServer, endpoint: str, device_address: tuple[str, int]) -> None:
+    """The notification's value is stored once at `server`, which now holds the registration at
+    the address the notification came from."""
+    stored = await server.store.datapoints(endpoint, "/3303/0/5700")
+    assert [(p.value, p.source) for p in stored if p.source == "notify"] == [(42.5, "notify")]
+    moved = server.registration(endpoint)
+    assert moved is not None and (moved.host, moved.port) == device_address
+
+
 async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_stored_and_acknowledged(
     pair: dict[str, Lwm2mServer],
 ) -> None:
     a, b = pair["A"], pair["B"]
     endpoint = "869975030019102"
-    model = builtin_registry()
-    tree = build_device_tree(model, endpoint)
-    host, port = a.listeners["default"].address
-    client = Lwm2mClient(
-        ClientSettings(endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links),
-        tree,
-        model,
-    )
-    await client.start()
-    await client.register()
+    client, _tree = await _registered_client(endpoint, a)
     try:
         for _ in range(50):
             if await b.cluster.owner_of(endpoint) == "A":  # type: ignore[attr-defined]
@@ -172,10 +168,7 @@ async def test_a_notification_of_an_observation_made_by_a_arriving_at_b_is_store
         # After a load-balancer change the device's next notification reaches B.
         answer, device_address = await _notify_through(b, token, 4711)
         assert (answer.mtype, answer.mid, answer.code) == (ACK, 4711, Code.EMPTY)  # after the commit
-        stored = await b.store.datapoints(endpoint, "/3303/0/5700")
-        assert [(p.value, p.source) for p in stored if p.source == "notify"] == [(42.5, "notify")]
-        moved = b.registration(endpoint)
-        assert moved is not None and (moved.host, moved.port) == device_address
+        await _stored_once_and_moved(b, endpoint, device_address)
     finally:
         await client.stop()
 
@@ -194,16 +187,7 @@ async def test_a_cached_command_stored_through_b_is_delivered_by_the_owner_a(
         await commands[name].start()
         server.cluster.waiting_command = commands[name].note_waiting  # type: ignore[attr-defined]
     endpoint = "869975030019103"
-    model = builtin_registry()
-    tree = build_device_tree(model, endpoint)
-    host, port = a.listeners["default"].address
-    client = Lwm2mClient(
-        ClientSettings(endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links),
-        tree,
-        model,
-    )
-    await client.start()
-    await client.register()
+    client, _tree = await _registered_client(endpoint, a)
     try:
         for _ in range(100):
             device = b.provisioning.device_by_endpoint(endpoint)
@@ -239,17 +223,8 @@ async def test_a_node_started_after_an_observation_was_made_accepts_its_notifica
     a.cluster = ClusterNode(a, "A", nats_url, cluster=name)
     await a.start()
     b: Lwm2mServer | None = None
-    endpoint = "869975030019103"
-    model = builtin_registry()
-    tree = build_device_tree(model, endpoint)
-    host, port = a.listeners["default"].address
-    client = Lwm2mClient(
-        ClientSettings(endpoint=endpoint, server_host=host, server_port=port, object_links=tree.object_links),
-        tree,
-        model,
-    )
-    await client.start()
-    await client.register()
+    endpoint = "869975030019104"
+    client, _tree = await _registered_client(endpoint, a)
     try:
         await a.observe(endpoint, "/3303/0/5700")
         (active,) = a.observations(endpoint)
@@ -265,10 +240,7 @@ async def test_a_node_started_after_an_observation_was_made_accepts_its_notifica
         await b.start()  # it never saw A's `observation.started` event
         answer, device_address = await _notify_through(b, token, 4712)
         assert (answer.mtype, answer.mid, answer.code) == (ACK, 4712, Code.EMPTY)
-        stored = await b.store.datapoints(endpoint, "/3303/0/5700")
-        assert [(p.value, p.source) for p in stored if p.source == "notify"] == [(42.5, "notify")]
-        moved = b.registration(endpoint)
-        assert moved is not None and (moved.host, moved.port) == device_address
+        await _stored_once_and_moved(b, endpoint, device_address)
     finally:
         await client.stop()
         for server in (b, a):
