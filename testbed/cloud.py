@@ -24,16 +24,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from server.lwm2m_server import Lwm2mServer
 from server.settings import Settings
 
 if TYPE_CHECKING:
     from emulator.hosting import ModuleHost
-    from server.api.modules import ModuleHost as ApiModuleHost
     from server.api.serve import HttpHandle
-    from server.cluster.hooks import ClusterHooks
     from server.cluster.node import ClusterNode
 
 
@@ -107,8 +105,7 @@ class Cloud:
             self.node = ClusterNode(
                 server, self.cluster.node_id, self.cluster.nats_url, cluster=self.cluster.name
             )
-            # ClusterNode implements the hooks; the protocol's `node_id` is wider than the node's.
-            server.cluster = cast("ClusterHooks", self.node)
+            server.cluster = self.node
         self._server = server
         try:
             await server.start()
@@ -130,9 +127,9 @@ class Cloud:
             from testbed.hosting import module_routes
 
             self.module_host = ModuleHost(hosts=module_routes(server))
-        # The emulator's host answers the API's protocol structurally (its `HostedModule` has the
-        # fields of `ModuleInfo`, which the emulator may not import).
-        app = create_app(server, module_host=cast("ApiModuleHost | None", self.module_host))
+        # The emulator's host answers the API's `ModuleHost` protocol structurally (the emulator
+        # may not import the server).
+        app = create_app(server, module_host=self.module_host)
         if self.node is not None:
             self.node.waiting_command = app.state.offline.note_waiting
         if self.console:
