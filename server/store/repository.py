@@ -84,18 +84,13 @@ def _insert_or_find_devices(conn: Connection, rows: list[dict[str, Any]]) -> lis
     first: dict[str, dict[str, Any]] = {}  # the first row of each endpoint is the one inserted
     for row in rows:
         first.setdefault(row["endpoint"], row)
-    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in first.values():
-        shapes.setdefault(tuple(row), []).append(row)
-    new_ids: dict[str, int] = {}
-    for same_shape in shapes.values():
-        statement = (
-            insert(devices)
-            .values(same_shape)
-            .on_conflict_do_nothing(index_elements=[devices.c.endpoint])
-            .returning(devices.c.id, devices.c.endpoint)
-        )
-        new_ids.update({endpoint: device_id for device_id, endpoint in conn.execute(statement)})
+    statement = (  # the rows have the same columns (`Provisioning._insert_or_find`)
+        insert(devices)
+        .values(list(first.values()))
+        .on_conflict_do_nothing(index_elements=[devices.c.endpoint])
+        .returning(devices.c.id, devices.c.endpoint)
+    )
+    new_ids: dict[str, int] = {endpoint: device_id for device_id, endpoint in conn.execute(statement)}
     found: dict[str, dict[str, Any]] = {}
     taken = [endpoint for endpoint in first if endpoint not in new_ids]
     if taken:
