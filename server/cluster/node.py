@@ -125,10 +125,10 @@ class ClusterNode:
         await self.nc.subscribe(request_subject(self.cluster, self.node_id), cb=self._on_request)
         await self.nc.subscribe(events_subject(self.cluster, "*"), cb=self._on_event)
         # Registrations loaded from the shared table that other nodes own are theirs to serve.
-        mine = await self.repo.owned_by(self.node_id)
+        owners = await self.repo.owners()
         for reg in server.registrations.all():
-            owner = await self.repo.owner_of(reg.endpoint)
-            if owner is not None and reg.endpoint not in mine:
+            owner = owners.get(reg.endpoint)
+            if owner is not None and owner != self.node_id:
                 server.registrations.release(reg.endpoint)
                 self._owners[reg.endpoint] = owner
         server.provisioning.shared_store = True

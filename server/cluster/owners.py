@@ -107,11 +107,12 @@ class ClusterRepository:
             found = await conn.execute(select(owners.c.node_id).where(owners.c.endpoint == endpoint))
             return found.scalar()
 
-    async def owned_by(self, node_id: str) -> set[str]:
+    async def owners(self) -> dict[str, str]:
+        """Every recorded owner: endpoint -> node (one query, read when a node joins)."""
         owners = t.registration_owners
         async with self.store.engine.connect() as conn:
-            rows = await conn.execute(select(owners.c.endpoint).where(owners.c.node_id == node_id))
-            return {row[0] for row in rows}
+            rows = await conn.execute(select(owners.c.endpoint, owners.c.node_id))
+            return {endpoint: node for endpoint, node in rows}
 
     async def registration(self, registration_id: str) -> Registration | None:
         regs = t.registrations
