@@ -301,7 +301,8 @@ class ClusterNode:
             self._spawn(self._publish_outbox())
 
     def _with_token(self, event: Event) -> Event:
-        """The other nodes learn an observation's token, to accept its notifications."""
+        """The other nodes learn an observation's token, to accept its notifications; it is kept
+        beside the observation's row too, for nodes that start later."""
         for observation in self.server.observations(event.endpoint):
             if observation.id == event.data.get("id") and observation.handle is not None:
                 extra = {

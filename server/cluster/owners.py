@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Connection
 
 from server.domain import Registration
@@ -66,6 +66,16 @@ def _write_claims(conn: Connection, rows: list[dict[str, Any]]) -> list[str | No
         results.append(previous.get(row["endpoint"]))
         previous[row["endpoint"]] = row["node_id"]
     return results
+
+
+_SET_TOKEN = (
+    update(t.observations).where(t.observations.c.id == bindparam("oid")).values(token=bindparam("token"))
+)
+
+
+def _write_tokens(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk writer of `ClusterRepository.remember_token`."""
+    conn.execute(_SET_TOKEN, rows)
 
 
 class ClusterRepository:
@@ -136,15 +146,11 @@ class ClusterRepository:
     # --- observation tokens ------------------------------------------------------------------------
 
     async def remember_token(self, observation_id: int, token: bytes) -> None:
-        """Keep the token of a live observation beside its row, for nodes that start later."""
-        observations = t.observations
-
-        def op(conn: Connection) -> None:
-            conn.execute(
-                update(observations).where(observations.c.id == observation_id).values(token=token.hex())
-            )
-
-        await self.writer.run(op, deferrable=True)
+        """Keep the token of a live observation beside its row, for nodes that start later (the
+        tokens of one transaction in one executemany)."""
+        await self.writer.run_bulk(
+            _write_tokens, {"oid": observation_id, "token": token.hex()}, deferrable=True
+        )
 
     async def observation_tokens(self) -> list[ObservationRecord]:
         """The active observations whose token is known."""
