@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from emulator.module.network import CARRIER_HOSTS
-from transport.address_plan import COAP_PORT, DTLS_PORT, SHARED_PORT_ROUTES
+from transport.address_plan import COAP_PORT, DTLS_PORT, HOST_ADDRESSES, SHARED_PORT_ROUTES
 
 # The testbed's default carrier address -> the carrier host name that reaches it in compose, and
 # its CoAP and DTLS ports: a view of the one address plan (`transport.address_plan`).
@@ -24,7 +23,7 @@ def port_routes() -> dict[str, str | tuple[str, int]]:
     """`HostMap` overrides: every carrier host (name or address) and its default address, on
     5683 and 5684 -> (the carrier's host name, the carrier's CoAP or DTLS port)."""
     routes: dict[str, str | tuple[str, int]] = {}
-    hosts = [*CARRIER_HOSTS.items(), *((address, address) for address in CARRIER_PORTS)]
+    hosts = [*HOST_ADDRESSES.items(), *((address, address) for address in CARRIER_PORTS)]
     for host, address in hosts:
         name, coap_port, dtls_port = CARRIER_PORTS[address]
         routes[f"{host}:{COAP_PORT}"] = (name, coap_port)

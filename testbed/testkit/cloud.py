@@ -32,7 +32,7 @@ from server.settings import CARRIER_ADDRESSES, ListenerSettings, Settings, carri
 from testbed.cloud import Cloud
 from testbed.testkit.addresses import free_addresses
 from testbed.testkit.loop import LoopThread
-from transport.address_plan import ACCESS_HOST_NAMES, COAP_PORT, DTLS_PORT
+from transport.address_plan import ACCESS_HOST_NAMES, CARRIER_PLAN, COAP_PORT, DTLS_PORT
 
 if TYPE_CHECKING:
     from lwm2m.node import Node
@@ -151,13 +151,10 @@ class PrivateCloud:
     def _host_map(self) -> dict[str, str]:
         """Every carrier host the emulator knows (names and the carriers' IP literals) -> the
         address of this cloud's listener that stands in for it."""
-        from emulator.module.network import CARRIER_HOSTS as EMULATOR_HOSTS
-
-        by_default_address = {address: name for name, (_c, _r, address) in CARRIER_ADDRESSES.items()}
         return {
-            host: self.listener_addresses[by_default_address[address]]
-            for host, address in EMULATOR_HOSTS.items()
-            if address in by_default_address
+            name: self.listener_addresses[host.listener]
+            for host in CARRIER_PLAN
+            for name in (host.host_name, *host.aliases)
         }
 
     def _settings(self, addresses: dict[str, str]) -> Settings:
